@@ -1,0 +1,110 @@
+"""Error types raised by the runbook library.
+
+Every error says what went wrong, where (a node, a field, a tool) and, where we
+know it, what to do next. Callers catch :class:`RunbookError` to handle them all.
+"""
+
+from __future__ import annotations
+
+
+class RunbookError(Exception):
+    """Base class for every error the library raises on purpose."""
+
+
+class ParamsError(RunbookError):
+    """A parameter file or value is invalid.
+
+    ``problems`` holds one ``"dotted.path: message"`` string per problem, so a
+    caller can print all of them at once.
+    """
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s){where}:\n{lines}")
+
+
+class ParseError(RunbookError):
+    """Output of a tool or API could not be understood.
+
+    Names the tool (``talosctl``, ``helm``, ``linstor``, ``fio``...) and the field
+    or position that did not fit, never a bare ``KeyError``.
+    """
+
+    def __init__(self, tool: str, detail: str) -> None:
+        self.tool = tool
+        self.detail = detail
+        super().__init__(f"could not parse {tool} output: {detail}")
+
+
+class CommandError(RunbookError):
+    """An external command exited non-zero or timed out."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        exit_code: int | None,
+        stderr: str,
+        *,
+        target: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.exit_code = exit_code
+        self.stderr = stderr
+        self.target = target
+        self.hint = hint
+        tool = argv[0].rsplit("/", 1)[-1] if argv else "command"
+        status = "timed out" if exit_code is None else f"exited {exit_code}"
+        where = f" on {target}" if target else ""
+        msg = f"{tool} {status}{where}"
+        last = stderr.strip().splitlines()[-3:] if stderr else []
+        if last:
+            msg += ": " + " | ".join(line.strip() for line in last)
+        if hint:
+            msg += f"\n  what to do: {hint}"
+        super().__init__(msg)
+
+
+class TalosError(CommandError):
+    """``talosctl`` failed; the message carries Talos's own error text."""
+
+
+class HelmError(CommandError):
+    """``helm`` failed."""
+
+
+class ApprovalRequired(RunbookError):
+    """A destructive step needs an explicit approval in ``confirm``."""
+
+    def __init__(self, entry: str, step: str) -> None:
+        self.entry = entry
+        self.step = step
+        super().__init__(
+            f"step '{step}' is destructive and needs the approval {entry!r}: "
+            f'add "{entry}" to the confirm list in your parameter file (or -p confirm ...)'
+        )
+
+
+class WaitTimeout(RunbookError):
+    """A wait ran out of time; says how long it waited and the last state seen."""
+
+    def __init__(self, what: str, waited_s: float, last_state: str) -> None:
+        self.what = what
+        self.waited_s = waited_s
+        self.last_state = last_state
+        super().__init__(f"timed out after {waited_s:.1f}s waiting for {what}; last state: {last_state}")
+
+
+class CheckFailed(RunbookError):
+    """One or more verification checks failed."""
+
+
+class PreconditionFailed(RunbookError):
+    """The cluster is not in the state this step needs (run an earlier notebook first, ...)."""
+
+
+class LabNotRunning(RunbookError):
+    """The simulated cluster is not running."""
