@@ -1,0 +1,24 @@
+"""Test-session set-up shared by tests/ and the nbmake run over notebooks/.
+
+Every test session gets its own lab directory, so tests never touch a developer's
+lab, and the lab servers it started are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_LAB = Path(tempfile.mkdtemp(prefix="runbook-test-lab-"))
+os.environ["RUNBOOK_LAB_DIR"] = str(_SESSION_LAB)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_session_lab():
+    yield
+    from runbook_lib.lab import control
+
+    control.remove(_SESSION_LAB)

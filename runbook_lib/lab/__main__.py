@@ -1,0 +1,61 @@
+"""``python -m runbook_lib.lab``: the lab's own entry point.
+
+``serve`` runs the server in the foreground (``runbook lab start`` spawns it);
+``connect`` starts the lab if needed and prints its connection info as JSON, which
+is how the runbook library reaches the lab without importing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from . import control
+
+
+def _serve(d: Path) -> int:
+    from .server import LabHTTPServer, load_or_create
+
+    options = json.loads((d / "options.json").read_text()) if (d / "options.json").exists() else control.default_options()
+    lab = load_or_create(d, options)
+    server = LabHTTPServer(lab, d)
+    try:
+        from .factory_api import handle as factory_handle
+
+        server.factory_handler = factory_handle
+    except ImportError:
+        pass
+    control.write_connection_files(d, server.url, lab.token, lab.talos_key if hasattr(lab, "talos_key") else lab.token,
+                                   options["nodes"])
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    server.start_background()
+    (d / "server.json").write_text(json.dumps({"pid": __import__("os").getpid(), "url": server.url}))
+    server.stopping.wait()
+    server.server_close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runbook_lib.lab")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve")
+    p.add_argument("--dir", type=Path, required=True)
+    p = sub.add_parser("connect", help="start the lab if needed and print connection info as JSON")
+    p.add_argument("--options", required=True, help="JSON lab options (nodes, time_scale, seed, ...)")
+    args = parser.parse_args(argv)
+    if args.cmd == "serve":
+        return _serve(args.dir)
+    try:
+        info = control.ensure(json.loads(args.options))
+    except Exception as exc:  # noqa: BLE001 - reported to the caller as one line
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

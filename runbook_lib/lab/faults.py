@@ -1,0 +1,91 @@
+"""Fault injection: what `runbook lab fault add` stores and the lab consumes.
+
+A fault is either counted (``count`` > 0: the next N matching operations fail, then
+the fault is used up) or standing (``count`` None: it holds until cleared).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+FAULT_KINDS = (
+    "node-down",  # the node is powered off until the fault is cleared
+    "stuck-reboot",  # the node's next reboot never completes
+    "partition",  # node and peer cannot talk to each other
+    "api-errors",  # the next N Kubernetes API requests answer 500
+    "talosctl-fail",  # the next N talosctl calls for the node exit 1
+    "helm-fail",  # the next N helm calls exit 1
+    "pool-full",  # the node's storage pool has no free space
+)
+
+
+@dataclass
+class Fault:
+    kind: str
+    node: str | None = None
+    peer: str | None = None
+    count: int | None = None
+    id: int = 0
+
+    def describe(self) -> str:
+        parts = [f"#{self.id} {self.kind}"]
+        if self.node:
+            parts.append(f"node={self.node}")
+        if self.peer:
+            parts.append(f"peer={self.peer}")
+        if self.count is not None:
+            parts.append(f"remaining={self.count}")
+        return " ".join(parts)
+
+
+class FaultBook:
+    """The active faults. Not thread-safe: the lab server holds its lock around it."""
+
+    def __init__(self, faults: list[Fault] | None = None) -> None:
+        self.faults: list[Fault] = list(faults or [])
+        self._next_id = max((f.id for f in self.faults), default=0) + 1
+
+    def add(self, kind: str, node: str | None = None, peer: str | None = None, count: int | None = None) -> Fault:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if kind == "partition" and not (node and peer):
+            raise ValueError("a partition fault needs --node and --peer")
+        if kind in ("node-down", "stuck-reboot", "talosctl-fail", "pool-full") and not node:
+            raise ValueError(f"a {kind} fault needs --node")
+        if kind in ("api-errors", "talosctl-fail", "helm-fail") and count is None:
+            count = 1
+        fault = Fault(kind=kind, node=node, peer=peer, count=count, id=self._next_id)
+        self._next_id += 1
+        self.faults.append(fault)
+        return fault
+
+    def active(self, kind: str, node: str | None = None) -> list[Fault]:
+        return [f for f in self.faults if f.kind == kind and (node is None or f.node in (None, node))]
+
+    def has(self, kind: str, node: str | None = None) -> bool:
+        return bool(self.active(kind, node))
+
+    def take(self, kind: str, node: str | None = None) -> bool:
+        """Consume one use of a matching fault; True when the operation must fail."""
+        for fault in self.active(kind, node):
+            if fault.count is None:
+                return True
+            fault.count -= 1
+            if fault.count <= 0:
+                self.faults.remove(fault)
+            return True
+        return False
+
+    def partitioned(self, a: str, b: str) -> bool:
+        return any(f.kind == "partition" and {f.node, f.peer} == {a, b} for f in self.faults)
+
+    def clear(self) -> list[Fault]:
+        cleared, self.faults = self.faults, []
+        return cleared
+
+    def to_list(self) -> list[dict]:
+        return [asdict(f) for f in self.faults]
+
+    @classmethod
+    def from_list(cls, items: list[dict]) -> FaultBook:
+        return cls([Fault(**item) for item in items])

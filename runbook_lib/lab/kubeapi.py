@@ -1,0 +1,643 @@
+"""A Kubernetes API object store with the HTTP semantics clients rely on.
+
+Covers what the runbooks use: discovery, get/list/create/replace/patch/delete,
+``/status`` subresources, resourceVersion and optimistic concurrency (409
+Conflict), 404/409 ``Status`` bodies, label and field selectors, finalizers and
+watches that replay from a resourceVersion (410 Gone when it is too old).
+CustomResourceDefinitions register new types when created, as on a real API server.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+BUILTIN_TYPES = [
+    ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",)),
+    ResourceType("", "v1", "nodes", "Node", False, ("no",)),
+    ResourceType("", "v1", "pods", "Pod", True, ("po",)),
+    ResourceType("", "v1", "events", "Event", True, ("ev",)),
+    ResourceType("", "v1", "services", "Service", True, ("svc",)),
+    ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",)),
+    ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    ResourceType("", "v1", "secrets", "Secret", True),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",)),
+    ResourceType("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
+    ResourceType("apps", "v1", "deployments", "Deployment", True, ("deploy",)),
+    ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",)),
+    ResourceType("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",)),
+    ResourceType("batch", "v1", "jobs", "Job", True),
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
+    ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
+    ResourceType("storage.k8s.io", "v1", "volumeattachments", "VolumeAttachment", False),
+    ResourceType("storage.k8s.io", "v1", "csidrivers", "CSIDriver", False),
+    ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False, ("crd",)),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+]
+
+# Objects whose spec changes bump metadata.generation (everything but these kinds).
+_NO_GENERATION = {"Namespace", "Node", "Event", "ConfigMap", "Secret", "Endpoints", "ServiceAccount", "Lease"}
+
+
+class ApiError(Exception):
+    """An error the API answers with a ``Status`` body."""
+
+    def __init__(self, code: int, reason: str, message: str, *, kind: str = "", name: str = "", group: str = "") -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+        self.kind, self.name, self.group = kind, name, group
+
+    def status(self) -> dict:
+        details: dict[str, Any] = {}
+        if self.name:
+            details["name"] = self.name
+        if self.group:
+            details["group"] = self.group
+        if self.kind:
+            details["kind"] = self.kind
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if details:
+            body["details"] = details
+        return body
+
+
+def not_found(rt: ResourceType, name: str) -> ApiError:
+    what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+    return ApiError(404, "NotFound", f'{what} "{name}" not found', kind=rt.plural, name=name, group=rt.group)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- selectors
+
+_LABEL_REQ = re.compile(
+    r"\s*(?P<key>[A-Za-z0-9./_-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<val>[A-Za-z0-9._-]*)"
+    r"|\s+(?P<setop>in|notin)\s*\((?P<vals>[^)]*)\))?\s*$"
+)
+
+
+def _split_selector(selector: str) -> list[str]:
+    """Split on commas that are not inside ``( )`` (set-based requirements)."""
+    parts, depth, cur = [], 0, ""
+    for ch in selector:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return parts
+
+
+def label_matcher(selector: str | None):
+    """Compile a label selector (equality- and set-based, ``key``, ``!key``)."""
+    if not selector:
+        return lambda labels: True
+    reqs = []
+    for raw in _split_selector(selector):
+        raw = raw.strip()
+        if raw.startswith("!"):
+            key = raw[1:].strip()
+            reqs.append(lambda labels, k=key: k not in labels)
+            continue
+        m = _LABEL_REQ.match(raw)
+        if not m:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: invalid label selector {raw!r}")
+        key, op = m["key"], m["op"] or m["setop"]
+        if op is None:
+            reqs.append(lambda labels, k=key: k in labels)
+        elif op in ("=", "=="):
+            reqs.append(lambda labels, k=key, v=m["val"]: labels.get(k) == v)
+        elif op == "!=":
+            reqs.append(lambda labels, k=key, v=m["val"]: labels.get(k) != v)
+        else:
+            values = {v.strip() for v in m["vals"].split(",") if v.strip()}
+            if op == "in":
+                reqs.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
+            else:
+                reqs.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+    return lambda labels: all(r(labels) for r in reqs)
+
+
+def _field_value(obj: dict, path: str) -> str:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(part)
+    return "" if cur is None else str(cur)
+
+
+def field_matcher(selector: str | None):
+    """Compile a field selector (``a.b=c``, ``a.b==c``, ``a.b!=c``, comma-separated)."""
+    if not selector:
+        return lambda obj: True
+    reqs = []
+    for raw in selector.split(","):
+        m = re.match(r"\s*([A-Za-z0-9._]+)\s*(==|=|!=)\s*(.*?)\s*$", raw)
+        if not m:
+            raise ApiError(400, "BadRequest", f"invalid field selector {raw!r}")
+        path, op, value = m.groups()
+        if op == "!=":
+            reqs.append(lambda o, p=path, v=value: _field_value(o, p) != v)
+        else:
+            reqs.append(lambda o, p=path, v=value: _field_value(o, p) == v)
+    return lambda obj: all(r(obj) for r in reqs)
+
+
+# ---------------------------------------------------------------- patches
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _merge_key(items: list) -> str | None:
+    for key in ("name", "type", "containerPort", "mountPath", "devicePath", "ip"):
+        if items and all(isinstance(i, dict) and key in i for i in items):
+            return key
+    return None
+
+
+def strategic_merge(target: Any, patch: Any) -> Any:
+    """A strategic-merge subset: lists of named objects merge by their key, ``$patch: delete`` removes."""
+    if isinstance(patch, dict) and isinstance(target, dict):
+        result = copy.deepcopy(target)
+        for key, value in patch.items():
+            if value is None:
+                result.pop(key, None)
+            else:
+                result[key] = strategic_merge(result.get(key), value)
+        return result
+    if isinstance(patch, list) and isinstance(target, list):
+        mkey = _merge_key(patch) if patch else None
+        if mkey and (not target or _merge_key(target) == mkey):
+            result = copy.deepcopy(target)
+            for item in patch:
+                idx = next((i for i, t in enumerate(result) if t.get(mkey) == item.get(mkey)), None)
+                if item.get("$patch") == "delete":
+                    if idx is not None:
+                        result.pop(idx)
+                    continue
+                if idx is None:
+                    result.append(copy.deepcopy(item))
+                else:
+                    result[idx] = strategic_merge(result[idx], item)
+            return result
+    return copy.deepcopy(patch)
+
+
+_JSON_POINTER_ESC = (("~1", "/"), ("~0", "~"))
+
+
+def json_patch(doc: Any, ops: list[dict]) -> Any:
+    """RFC 6902 JSON patch (add, remove, replace, test, copy, move)."""
+    doc = copy.deepcopy(doc)
+
+    def parts(path: str) -> list[str]:
+        out = []
+        for p in path.split("/")[1:]:
+            for a, b in _JSON_POINTER_ESC:
+                p = p.replace(a, b)
+            out.append(p)
+        return out
+
+    def walk(path: str):
+        ps = parts(path)
+        cur = doc
+        for p in ps[:-1]:
+            cur = cur[int(p)] if isinstance(cur, list) else cur[p]
+        return cur, ps[-1]
+
+    def get(path: str):
+        parent, last = walk(path)
+        return parent[int(last)] if isinstance(parent, list) else parent[last]
+
+    try:
+        for op in ops:
+            kind, path = op["op"], op["path"]
+            if kind in ("add", "replace"):
+                parent, last = walk(path)
+                if isinstance(parent, list):
+                    if last == "-":
+                        parent.append(op["value"])
+                    elif kind == "add":
+                        parent.insert(int(last), op["value"])
+                    else:
+                        parent[int(last)] = op["value"]
+                else:
+                    if kind == "replace" and last not in parent:
+                        raise KeyError(path)
+                    parent[last] = op["value"]
+            elif kind == "remove":
+                parent, last = walk(path)
+                del parent[int(last) if isinstance(parent, list) else last]
+            elif kind == "test":
+                if get(path) != op["value"]:
+                    raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: test failed at {path}")
+            elif kind in ("copy", "move"):
+                value = copy.deepcopy(get(op["from"]))
+                if kind == "move":
+                    parent, last = walk(op["from"])
+                    del parent[int(last) if isinstance(parent, list) else last]
+                parent, last = walk(path)
+                if isinstance(parent, list):
+                    parent.insert(len(parent) if last == "-" else int(last), value)
+                else:
+                    parent[last] = value
+            else:
+                raise ApiError(400, "BadRequest", f"unknown json patch op {kind!r}")
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from exc
+    return doc
+
+
+# ---------------------------------------------------------------- store
+
+
+@dataclass
+class WatchEvent:
+    rv: int
+    type: str
+    key: tuple
+    obj: dict
+
+
+class KubeStore:
+    """Objects by (group, plural, namespace, name), a global resourceVersion and an event log.
+
+    Thread-safety: callers hold the lab lock for every method except
+    :meth:`wait_for_events`, which releases it while it waits.
+    """
+
+    EVENT_LOG = 5000
+
+    def __init__(self, lock: threading.RLock | None = None) -> None:
+        self.lock = lock or threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.types: dict[tuple[str, str], ResourceType] = {}
+        self.objects: dict[tuple, dict] = {}
+        self.rv = 1
+        self.events: deque[WatchEvent] = deque(maxlen=self.EVENT_LOG)
+        for rt in BUILTIN_TYPES:
+            self.register(rt)
+
+    # -- types
+    def register(self, rt: ResourceType) -> None:
+        self.types[(rt.group, rt.plural)] = rt
+
+    def resolve(self, group: str, version: str, plural: str) -> ResourceType:
+        rt = self.types.get((group, plural))
+        if rt is None or rt.version != version:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return rt
+
+    def type_for_kind(self, api_version: str, kind: str) -> ResourceType:
+        group, _, version = api_version.rpartition("/")
+        for rt in self.types.values():
+            if rt.group == group and rt.version == version and rt.kind == kind:
+                return rt
+        raise ApiError(404, "NotFound", f'no matches for kind "{kind}" in version "{api_version}"')
+
+    def _register_crd(self, crd: dict) -> None:
+        spec = crd.get("spec", {})
+        names = spec.get("names", {})
+        for ver in spec.get("versions", []):
+            if ver.get("served", True):
+                self.register(
+                    ResourceType(
+                        spec.get("group", ""),
+                        ver["name"],
+                        names.get("plural", ""),
+                        names.get("kind", ""),
+                        spec.get("scope", "Namespaced") == "Namespaced",
+                        tuple(names.get("shortNames", []) or []),
+                    )
+                )
+
+    # -- helpers
+    def _key(self, rt: ResourceType, namespace: str | None, name: str) -> tuple:
+        return (rt.group, rt.plural, namespace if rt.namespaced else None, name)
+
+    def _bump(self) -> int:
+        self.rv += 1
+        return self.rv
+
+    def _record(self, etype: str, key: tuple, obj: dict) -> None:
+        self.events.append(WatchEvent(int(obj["metadata"]["resourceVersion"]), etype, key, copy.deepcopy(obj)))
+        with self.changed:  # re-entrant: callers usually hold the lab lock already
+            self.changed.notify_all()
+
+    def _check_namespace(self, rt: ResourceType, namespace: str | None) -> None:
+        if rt.namespaced and namespace and ("", "namespaces", None, namespace) not in self.objects:
+            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found', kind="namespaces", name=namespace)
+
+    # -- verbs
+    def get(self, rt: ResourceType, namespace: str | None, name: str) -> dict:
+        obj = self.objects.get(self._key(rt, namespace, name))
+        if obj is None:
+            raise not_found(rt, name)
+        return copy.deepcopy(obj)
+
+    def list(
+        self, rt: ResourceType, namespace: str | None, label_selector: str | None = None, field_selector: str | None = None
+    ) -> dict:
+        lmatch, fmatch = label_matcher(label_selector), field_matcher(field_selector)
+        items = []
+        for (g, p, ns, _name), obj in sorted(self.objects.items(), key=lambda kv: (kv[0][2] or "", kv[0][3])):
+            if (g, p) != (rt.group, rt.plural) or (namespace and rt.namespaced and ns != namespace):
+                continue
+            if lmatch(obj["metadata"].get("labels") or {}) and fmatch(obj):
+                items.append(copy.deepcopy(obj))
+        return {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.api_version,
+            "metadata": {"resourceVersion": str(self.rv)},
+            "items": items,
+        }
+
+    def create(self, rt: ResourceType, namespace: str | None, body: dict, *, dry_run: bool = False) -> dict:
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
+        meta = body.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name and meta.get("generateName"):
+            name = meta["generateName"] + uuid.uuid4().hex[:5]
+            meta["name"] = name
+        if not name:
+            raise ApiError(422, "Invalid", f"{rt.kind} is invalid: metadata.name: Required value: name or generateName is required")
+        if rt.namespaced:
+            namespace = namespace or meta.get("namespace") or "default"
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+            self._check_namespace(rt, namespace)
+        key = self._key(rt, namespace, name)
+        if key in self.objects:
+            what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+            raise ApiError(409, "AlreadyExists", f'{what} "{name}" already exists', kind=rt.plural, name=name, group=rt.group)
+        obj = copy.deepcopy(body)
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        meta = obj["metadata"]
+        if rt.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_iso()
+        if rt.kind not in _NO_GENERATION:
+            meta["generation"] = 1
+        if dry_run:
+            meta["resourceVersion"] = str(self.rv)
+            return obj
+        meta["resourceVersion"] = str(self._bump())
+        self.objects[key] = obj
+        if rt.kind == "CustomResourceDefinition":
+            self._register_crd(obj)
+        self._record("ADDED", key, obj)
+        return copy.deepcopy(obj)
+
+    def replace(self, rt: ResourceType, namespace: str | None, name: str, body: dict, *, subresource: str | None = None) -> dict:
+        key = self._key(rt, namespace, name)
+        current = self.objects.get(key)
+        if current is None:
+            raise not_found(rt, name)
+        sent_rv = (body.get("metadata") or {}).get("resourceVersion")
+        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+            what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {what} "{name}": the object has been modified; '
+                "please apply your changes to the latest version and try again",
+                kind=rt.plural,
+                name=name,
+                group=rt.group,
+            )
+        new = copy.deepcopy(body)
+        if subresource == "status":
+            merged = copy.deepcopy(current)
+            merged["status"] = new.get("status", {})
+            new = merged
+        else:
+            new["status"] = new.get("status", current.get("status")) if rt.kind in ("Node", "Pod") else current.get(
+                "status", new.get("status")
+            )
+            if new.get("status") is None:
+                new.pop("status", None)
+        return self._store_update(rt, key, current, new)
+
+    def _store_update(self, rt: ResourceType, key: tuple, current: dict, new: dict) -> dict:
+        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+        meta = new.setdefault("metadata", {})
+        for immutable in ("uid", "creationTimestamp", "name", "namespace"):
+            if immutable in current["metadata"]:
+                meta[immutable] = current["metadata"][immutable]
+        if "generation" in current["metadata"]:
+            changed_spec = {k: v for k, v in new.items() if k not in ("metadata", "status")} != {
+                k: v for k, v in current.items() if k not in ("metadata", "status")
+            }
+            meta["generation"] = current["metadata"]["generation"] + (1 if changed_spec else 0)
+        if "deletionTimestamp" in current["metadata"]:
+            meta["deletionTimestamp"] = current["metadata"]["deletionTimestamp"]
+        comparable_new = {k: v for k, v in new.items() if k != "metadata"}
+        comparable_cur = {k: v for k, v in current.items() if k != "metadata"}
+        meta_new = {k: v for k, v in meta.items() if k != "resourceVersion"}
+        meta_cur = {k: v for k, v in current["metadata"].items() if k != "resourceVersion"}
+        if comparable_new == comparable_cur and meta_new == meta_cur:
+            return copy.deepcopy(current)  # no-op updates keep the resourceVersion, as on a real API server
+        meta["resourceVersion"] = str(self._bump())
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            del self.objects[key]
+            self._record("DELETED", key, new)
+            return copy.deepcopy(new)
+        self.objects[key] = new
+        self._record("MODIFIED", key, new)
+        return copy.deepcopy(new)
+
+    def patch(
+        self, rt: ResourceType, namespace: str | None, name: str, content_type: str, body: bytes, *,
+        subresource: str | None = None, field_manager: str | None = None, force: bool = False,
+    ) -> tuple[int, dict]:
+        key = self._key(rt, namespace, name)
+        current = self.objects.get(key)
+        ctype = content_type.split(";")[0].strip()
+        try:
+            if ctype == "application/apply-patch+yaml":
+                patch = yaml.safe_load(body.decode() or "{}")
+            else:
+                patch = json.loads(body.decode() or "null")
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ApiError(400, "BadRequest", f"error decoding patch: {exc}") from exc
+        if current is None:
+            if ctype == "application/apply-patch+yaml":
+                patch.setdefault("metadata", {})["name"] = name
+                return 201, self.create(rt, namespace, patch)
+            raise not_found(rt, name)
+        if ctype == "application/json-patch+json":
+            new = json_patch(current, patch)
+        elif ctype == "application/merge-patch+json":
+            new = merge_patch(current, patch)
+        elif ctype in ("application/strategic-merge-patch+json", "application/apply-patch+yaml"):
+            new = strategic_merge(current, patch)
+        else:
+            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ctype})")
+        if subresource == "status":
+            merged = copy.deepcopy(current)
+            merged["status"] = new.get("status", {})
+            new = merged
+        elif subresource is None and rt.kind not in ("Node", "Pod", "Namespace") and "status" in current:
+            # The main resource ignores status changes when the type has a status subresource.
+            new["status"] = current["status"]
+        new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return 200, self._store_update(rt, key, current, new)
+
+    def delete(self, rt: ResourceType, namespace: str | None, name: str) -> dict:
+        key = self._key(rt, namespace, name)
+        current = self.objects.get(key)
+        if current is None:
+            raise not_found(rt, name)
+        if current["metadata"].get("finalizers"):
+            if not current["metadata"].get("deletionTimestamp"):
+                new = copy.deepcopy(current)
+                new["metadata"]["deletionTimestamp"] = now_iso()
+                new["metadata"]["resourceVersion"] = str(self._bump())
+                self.objects[key] = new
+                self._record("MODIFIED", key, new)
+                return copy.deepcopy(new)
+            return copy.deepcopy(current)
+        del self.objects[key]
+        gone = copy.deepcopy(current)
+        gone["metadata"]["resourceVersion"] = str(self._bump())
+        self._record("DELETED", key, gone)
+        if rt.kind == "Namespace":
+            for other in [k for k in self.objects if k[2] == name]:
+                obj = self.objects.pop(other)
+                obj["metadata"]["resourceVersion"] = str(self._bump())
+                self._record("DELETED", other, obj)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": {"name": name, "kind": rt.plural}}
+
+    # -- watch
+    def events_since(self, rt: ResourceType, namespace: str | None, since_rv: int, lmatch, fmatch) -> list[WatchEvent]:
+        if self.events and since_rv < self.events[0].rv - 1 and since_rv < self.rv - len(self.events):
+            raise ApiError(410, "Expired", f"too old resource version: {since_rv} ({self.events[0].rv})")
+        out = []
+        for ev in self.events:
+            g, p, ns, _ = ev.key
+            if ev.rv <= since_rv or (g, p) != (rt.group, rt.plural):
+                continue
+            if namespace and rt.namespaced and ns != namespace:
+                continue
+            if lmatch(ev.obj["metadata"].get("labels") or {}) and fmatch(ev.obj):
+                out.append(ev)
+        return out
+
+    # -- persistence
+    def to_dict(self) -> dict:
+        return {
+            "rv": self.rv,
+            "types": [rt.__dict__ for rt in self.types.values()],
+            "objects": list(self.objects.values()),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, lock: threading.RLock | None = None) -> KubeStore:
+        store = cls(lock)
+        for item in data.get("types", []):
+            store.register(ResourceType(**{**item, "short_names": tuple(item.get("short_names", ()))}))
+        for obj in data.get("objects", []):
+            group, _, version = obj["apiVersion"].rpartition("/")
+            rt = store.type_for_kind(obj["apiVersion"], obj["kind"])
+            store.objects[store._key(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
+        store.rv = int(data.get("rv", 1))
+        return store
+
+    # -- discovery
+    def discovery_core(self) -> dict:
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+
+    def discovery_groups(self) -> dict:
+        groups: dict[str, list[str]] = {}
+        for rt in self.types.values():
+            if rt.group:
+                groups.setdefault(rt.group, [])
+                if rt.version not in groups[rt.group]:
+                    groups[rt.group].append(rt.version)
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                    "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+                }
+                for g, vs in sorted(groups.items())
+            ],
+        }
+
+    def discovery_resources(self, group: str, version: str) -> dict:
+        resources = []
+        for rt in self.types.values():
+            if rt.group != group or rt.version != version:
+                continue
+            verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+            resources.append({"name": rt.plural, "singularName": rt.kind.lower(), "namespaced": rt.namespaced,
+                              "kind": rt.kind, "verbs": verbs, "shortNames": list(rt.short_names)})
+            resources.append({"name": f"{rt.plural}/status", "singularName": "", "namespaced": rt.namespaced,
+                              "kind": rt.kind, "verbs": ["get", "patch", "update"]})
+        if not resources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
+                "resources": resources}

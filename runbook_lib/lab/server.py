@@ -1,0 +1,444 @@
+"""The lab's HTTP server: Kubernetes API, Talos endpoint, Image Factory and control.
+
+One process serves everything on 127.0.0.1. Requests are handled in threads and
+share one :class:`Lab` guarded by a re-entrant lock; a background ticker advances
+time-driven behaviour (reboots finishing, nodes turning Ready) and persists the
+state to ``state.json`` in the lab directory, so a lab that is stopped and started
+again is the same cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import talos_api
+from .clock import Clock
+from .faults import FaultBook
+from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher
+from .talos_model import TalosCluster
+
+KUBERNETES_VERSION = "v1.35.0"
+STATE_FILE = "state.json"
+
+
+class Lab:
+    """The whole simulated cluster. Every method expects ``lock`` to be held."""
+
+    def __init__(self, *, clock: Clock, talos: TalosCluster, kube: KubeStore, faults: FaultBook,
+                 options: dict, token: str, lock: threading.RLock) -> None:
+        self.lock = lock
+        self.clock = clock
+        self.talos = talos
+        self.kube = kube
+        self.faults = faults
+        self.options = options
+        self.token = token
+        self.dirty = True
+        self.stats = {"requests": 0, "kube_requests": 0, "talos_requests": 0}
+
+    # -- construction and persistence
+    @classmethod
+    def create(cls, options: dict) -> Lab:
+        lock = threading.RLock()
+        nodes = options["nodes"]
+        talos = TalosCluster.create(
+            nodes,
+            talos_version=options.get("initial_talos_version", "v1.12.6"),
+            disk_size=int(options.get("disk_size", 500_000_000_000)),
+            disk_transport=options.get("disk_transport", "nvme"),
+            seed=int(options.get("seed", 1)),
+        )
+        lab = cls(clock=Clock(scale=float(options.get("time_scale", 100.0))), talos=talos, kube=KubeStore(lock),
+                  faults=FaultBook(), options=options, token=secrets.token_hex(16), lock=lock)
+        for fault in options.get("faults", []) or []:
+            lab.faults.add(fault["kind"], fault.get("node"), fault.get("peer"), fault.get("count"))
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            lab.kube.create(lab.kube.resolve("", "v1", "namespaces"), None, {"metadata": {"name": ns}})
+        lab.tick()
+        return lab
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": 1,
+            "options": self.options,
+            "token": self.token,
+            "clock": self.clock.to_dict(),
+            "faults": self.faults.to_list(),
+            "talos": self.talos.to_dict(),
+            "kube": self.kube.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Lab:
+        lock = threading.RLock()
+        return cls(clock=Clock.from_dict(data["clock"]), talos=TalosCluster.from_dict(data["talos"]),
+                   kube=KubeStore.from_dict(data["kube"], lock), faults=FaultBook.from_list(data["faults"]),
+                   options=data["options"], token=data["token"], lock=lock)
+
+    def mark_dirty(self) -> None:
+        self.dirty = True
+
+    # -- time-driven behaviour
+    def tick(self) -> None:
+        now = self.clock.now()
+        if self.talos.advance(now, self.faults):
+            self.dirty = True
+        self._sync_nodes(now)
+
+    def api_available(self) -> bool:
+        return self.talos.etcd_quorum(self.clock.now())
+
+    def _sync_nodes(self, now: float) -> None:
+        """Mirror Talos nodes into Kubernetes Node objects (the kubelet's job on a real node)."""
+        nodes_rt = self.kube.resolve("", "v1", "nodes")
+        for node in self.talos.nodes.values():
+            ready = node.kubelet_ready(now)
+            key = ("", "nodes", None, node.name)
+            current = self.kube.objects.get(key)
+            status = "True" if ready else "Unknown" if not node.is_up(now) else "False"
+            if current is None:
+                if not ready:
+                    continue  # a node registers itself when its kubelet first starts
+                labels = {"kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
+                if node.role == "controlplane":
+                    labels["node-role.kubernetes.io/control-plane"] = ""
+                body = {"metadata": {"name": node.name, "labels": labels}, "spec": {}, "status": self._node_status(node, status, None)}
+                self.kube.create(nodes_rt, None, body)
+                self.dirty = True
+                continue
+            old_cond = next((c for c in current.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
+            new_status = self._node_status(node, status, old_cond)
+            if new_status != current.get("status"):
+                new = copy.deepcopy(current)
+                new["status"] = new_status
+                self.kube._store_update(nodes_rt, key, current, new)
+                self.dirty = True
+
+    def _node_status(self, node: Any, ready: str, old_cond: dict | None) -> dict:
+        from .kubeapi import now_iso
+
+        if old_cond and old_cond["status"] == ready:
+            cond = old_cond
+        else:
+            reasons = {"True": ("KubeletReady", "kubelet is posting ready status"),
+                       "False": ("KubeletNotReady", "container runtime network not ready"),
+                       "Unknown": ("NodeStatusUnknown", "Kubelet stopped posting node status.")}
+            reason, message = reasons[ready]
+            cond = {"type": "Ready", "status": ready, "reason": reason, "message": message,
+                    "lastHeartbeatTime": now_iso(), "lastTransitionTime": now_iso()}
+        return {
+            "conditions": [cond],
+            "addresses": [{"type": "InternalIP", "address": node.address}, {"type": "Hostname", "address": node.name}],
+            "nodeInfo": {"osImage": f"Talos ({node.talos_version})", "kubeletVersion": KUBERNETES_VERSION,
+                         "containerRuntimeVersion": "containerd://2.1.5", "operatingSystem": "linux",
+                         "architecture": "amd64", "kernelVersion": node.kernel_version},
+        }
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LabHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if os.environ.get("RUNBOOK_LAB_DEBUG"):
+            super().log_message(format, *args)
+
+    # All verbs share one dispatcher.
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _send(self, code: int, body: bytes, content_type: str = "application/json", headers: dict | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, code: int, obj: Any) -> None:
+        self._send(code, json.dumps(obj).encode())
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        lab = self.server.lab
+        path = url.path
+        try:
+            if path.startswith("/lab/v1/"):
+                return self._control(method, path, query, body)
+            if path.startswith("/talos/"):
+                with lab.lock:
+                    lab.tick()
+                    lab.stats["talos_requests"] += 1
+                    code, headers, out = talos_api.handle(lab, method, path, query, body, dict(self.headers))
+                    if headers.pop("X-Lab-Dirty", None):
+                        lab.mark_dirty()
+                self._send(code, out, headers.pop("Content-Type", "application/json"), headers)
+                return
+            if path.startswith("/factory/") and self.server.factory_handler is not None:
+                code, headers, out = self.server.factory_handler(lab, method, path[len("/factory"):], query, body)
+                self._send(code, out, headers.pop("Content-Type", "application/json"), headers)
+                return
+            self._kube(method, path, query, body)
+        except ApiError as err:
+            self._json(err.code, err.status())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    # -- control
+    def _control(self, method: str, path: str, query: dict, body: bytes) -> None:
+        lab = self.server.lab
+        with lab.lock:
+            lab.tick()
+            if path == "/lab/v1/status":
+                now = lab.clock.now()
+                nodes = [{"name": n.name, "address": n.address, "role": n.role, "up": n.is_up(now),
+                          "ready": n.kubelet_ready(now), "stage": n.stage, "talos_version": n.talos_version}
+                         for n in lab.talos.nodes.values()]
+                self._json(200, {"pid": os.getpid(), "lab_time": now, "time_scale": lab.clock.scale,
+                                 "nodes": nodes, "faults": lab.faults.to_list(), "stats": lab.stats,
+                                 "etcd_quorum": lab.api_available()})
+            elif path == "/lab/v1/faults" and method == "GET":
+                self._json(200, lab.faults.to_list())
+            elif path == "/lab/v1/faults" and method == "POST":
+                req = json.loads(body or b"{}")
+                try:
+                    if req.get("node") and req["node"] not in lab.talos.nodes:
+                        raise ValueError(f"unknown node {req['node']!r}; lab nodes: {', '.join(lab.talos.nodes)}")
+                    if req.get("peer") and req["peer"] not in lab.talos.nodes:
+                        raise ValueError(f"unknown peer {req['peer']!r}; lab nodes: {', '.join(lab.talos.nodes)}")
+                    fault = lab.faults.add(req["kind"], req.get("node"), req.get("peer"), req.get("count"))
+                except ValueError as exc:
+                    self._json(400, {"error": str(exc)})
+                    return
+                lab.mark_dirty()
+                lab.tick()
+                self._json(201, fault.__dict__)
+            elif path == "/lab/v1/faults" and method == "DELETE":
+                cleared = lab.faults.clear()
+                lab.mark_dirty()
+                lab.tick()
+                self._json(200, [f.__dict__ for f in cleared])
+            elif path == "/lab/v1/shutdown" and method == "POST":
+                self._json(200, {"stopping": True})
+                threading.Thread(target=self.server.stop, daemon=True).start()
+            else:
+                self._json(404, {"error": f"no such lab endpoint {method} {path}"})
+
+    # -- Kubernetes API
+    def _kube(self, method: str, path: str, query: dict, body: bytes) -> None:
+        lab = self.server.lab
+        if self.headers.get("Authorization") != f"Bearer {lab.token}":
+            self._json(401, ApiError(401, "Unauthorized", "Unauthorized").status())
+            return
+        with lab.lock:
+            lab.tick()
+            lab.stats["kube_requests"] += 1
+            if lab.faults.take("api-errors"):
+                lab.mark_dirty()
+                raise ApiError(500, "InternalError", "Internal error occurred: injected fault (runbook lab fault api-errors)")
+            if not lab.api_available():
+                raise ApiError(503, "ServiceUnavailable", "etcdserver: request timed out (etcd has lost quorum)")
+        if path == "/version":
+            self._json(200, {"major": "1", "minor": KUBERNETES_VERSION.split(".")[1], "gitVersion": KUBERNETES_VERSION,
+                             "platform": "linux/amd64"})
+            return
+        if path in ("/api", "/api/"):
+            self._json(200, lab.kube.discovery_core())
+            return
+        if path in ("/apis", "/apis/"):
+            with lab.lock:
+                self._json(200, lab.kube.discovery_groups())
+            return
+        parts = [p for p in path.split("/") if p]
+        if parts[0] == "api":
+            group, version, rest = "", parts[1] if len(parts) > 1 else "", parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            with lab.lock:
+                self._json(200, lab.kube.discovery_resources(group, version))
+            return
+        namespace = None
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            namespace, rest = rest[1], rest[2:]
+        plural, name = rest[0], rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        with lab.lock:
+            rt = lab.kube.resolve(group, version, plural)
+        if not rt.namespaced and namespace is not None and plural != "namespaces":
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if method == "GET" and name is None and query.get("watch", ["false"])[0] in ("true", "1"):
+            self._watch(rt, namespace, query)
+            return
+        q = {k: v[-1] for k, v in query.items()}
+        with lab.lock:
+            store = lab.kube
+            if method == "GET":
+                out = store.get(rt, namespace, name) if name else store.list(
+                    rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
+                code = 200
+            elif method == "POST" and name is None:
+                obj = self._decode(body)
+                code, out = 201, store.create(rt, namespace, obj, dry_run="dryRun" in q)
+            elif method == "PUT" and name:
+                code, out = 200, store.replace(rt, namespace, name, self._decode(body), subresource=sub)
+            elif method == "PATCH" and name:
+                code, out = store.patch(rt, namespace, name, self.headers.get("Content-Type", ""), body,
+                                        subresource=sub, field_manager=q.get("fieldManager"), force=q.get("force") == "true")
+            elif method == "DELETE" and name:
+                code, out = 200, store.delete(rt, namespace, name)
+            else:
+                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
+            if method != "GET":
+                lab.mark_dirty()
+                self.server.after_kube_write(lab)
+        self._json(code, out)
+
+    @staticmethod
+    def _decode(body: bytes) -> dict:
+        try:
+            obj = json.loads(body.decode() or "null")
+        except ValueError:
+            try:
+                import yaml
+
+                obj = yaml.safe_load(body.decode())
+            except Exception as exc:  # noqa: BLE001 - any decode problem is a 400
+                raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
+        return obj
+
+    def _watch(self, rt: Any, namespace: str | None, query: dict) -> None:
+        lab = self.server.lab
+        q = {k: v[-1] for k, v in query.items()}
+        lmatch, fmatch = label_matcher(q.get("labelSelector")), field_matcher(q.get("fieldSelector"))
+        timeout = float(q.get("timeoutSeconds", 1800))
+        deadline = time.monotonic() + timeout
+        rv_param = q.get("resourceVersion", "")
+        with lab.lock:
+            if rv_param in ("", "0"):
+                listing = lab.kube.list(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
+                initial = [{"type": "ADDED", "object": o} for o in listing["items"]]
+                since = lab.kube.rv
+            else:
+                initial, since = [], int(rv_param)
+                lab.kube.events_since(rt, namespace, since, lmatch, fmatch)  # 410 Gone before headers are sent
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        try:
+            for ev in initial:
+                chunk(json.dumps(ev).encode() + b"\n")
+            while time.monotonic() < deadline and not self.server.stopping.is_set():
+                with lab.lock:
+                    try:
+                        events = lab.kube.events_since(rt, namespace, since, lmatch, fmatch)
+                    except ApiError as err:
+                        events = []
+                        chunk(json.dumps({"type": "ERROR", "object": err.status()}).encode() + b"\n")
+                        break
+                    if not events:
+                        lab.kube.changed.wait(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+                        events = lab.kube.events_since(rt, namespace, since, lmatch, fmatch)
+                for ev in events:
+                    since = max(since, ev.rv)
+                    chunk(json.dumps({"type": ev.type, "object": ev.obj}).encode() + b"\n")
+            chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class LabHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, lab: Lab, state_dir: Path | None, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.lab = lab
+        self.state_dir = state_dir
+        self.stopping = threading.Event()
+        self.factory_handler = None
+        self.write_hooks: list = []
+        self._ticker = threading.Thread(target=self._tick_loop, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def after_kube_write(self, lab: Lab) -> None:
+        for hook in self.write_hooks:
+            hook(lab)
+
+    def _tick_loop(self) -> None:
+        last_save = 0.0
+        while not self.stopping.wait(0.01):
+            with self.lab.lock:
+                self.lab.tick()
+                if self.lab.dirty and self.state_dir and time.monotonic() - last_save > 0.2:
+                    self.save()
+                    last_save = time.monotonic()
+
+    def save(self) -> None:
+        if not self.state_dir:
+            return
+        with self.lab.lock:
+            data = json.dumps(self.lab.to_dict())
+            self.lab.dirty = False
+        tmp = self.state_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(data)
+        os.replace(tmp, self.state_dir / STATE_FILE)
+
+    def start_background(self) -> None:
+        self._ticker.start()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        self.save()
+        self.shutdown()
+
+
+def load_or_create(state_dir: Path | None, options: dict) -> Lab:
+    if state_dir and (state_dir / STATE_FILE).exists():
+        return Lab.from_dict(json.loads((state_dir / STATE_FILE).read_text()))
+    return Lab.create(options)

@@ -1,0 +1,73 @@
+"""Masking secrets before anything reaches a record, a log line or an error.
+
+A :class:`Redactor` knows secret *values* (from the ``secrets`` parameter, keys
+ending in ``_password``/``_token``/``_secret``/``_passphrase``, and credentials
+read from kubeconfig/talosconfig) and replaces them wherever they appear. Values
+shorter than four characters are ignored: masking them would garble ordinary text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "***"
+SECRET_KEY_SUFFIXES = ("_password", "_token", "_secret", "_passphrase")
+# Keys whose values are credentials wherever they appear (kubeconfig/talosconfig/machine config).
+CREDENTIAL_KEYS = {"token", "key", "crt", "ca", "client-key-data", "client-certificate-data",
+                   "certificate-authority-data", "password", "secret", "secretboxEncryptionSecret",
+                   "aescbcEncryptionSecret", "bootstraptoken"}
+
+
+def is_secret_key(key: str) -> bool:
+    k = key.lower()
+    return k == "secrets" or k.endswith(SECRET_KEY_SUFFIXES)
+
+
+class Redactor:
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> None:
+        new = {v for v in values if isinstance(v, str) and len(v) >= 4}
+        if new - self._values:
+            self._values |= new
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def add_from_mapping(self, data: Any) -> None:
+        """Learn credential values from a parsed kubeconfig/talosconfig-like structure."""
+        found: list[str] = []
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, dict):
+                for k, v in obj.items():
+                    if isinstance(v, str) and (k in CREDENTIAL_KEYS or is_secret_key(k)):
+                        found.append(v)
+                    else:
+                        walk(v)
+            elif isinstance(obj, list):
+                for item in obj:
+                    walk(item)
+
+        walk(data)
+        self.add(found)
+
+    def text(self, value: str) -> str:
+        if not self._pattern or not value:
+            return value
+        return self._pattern.sub(MASK, value)
+
+    def deep(self, obj: Any) -> Any:
+        """A copy of ``obj`` with every string masked and secret-named keys blanked."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, dict):
+            return {k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, {}, "") else self.deep(v))
+                    for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self.deep(v) for v in obj]
+        return obj

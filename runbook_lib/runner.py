@@ -1,0 +1,201 @@
+"""``runbook run``: execute notebooks headless with papermill and keep them as the audit record.
+
+Secrets never travel as papermill parameters (papermill writes those into the
+notebook): they go to the kernel in the ``RUNBOOK_SECRETS`` environment variable.
+A papermill engine copies the kernel's record (``$RUNBOOK_RECORD``) into
+``metadata.runbook`` every time papermill saves, i.e. after every cell.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from .errors import RunbookError
+from .params import load_params, parse_params, split_secrets
+from .record import RECORD_ENV, utcnow
+from .runs import RUN_INDEX, previous_run, sha256_file
+from .session import RUN_ID_ENV, new_run_id
+
+NOTEBOOKS = ("01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes",
+             "05-snapshots", "06-failover-drill", "07-benchmarks")
+SECRETS_ENV = "RUNBOOK_SECRETS"
+
+
+def notebooks_dir() -> Path:
+    here = Path(__file__).resolve().parents[1] / "notebooks"
+    return here if here.is_dir() else Path.cwd() / "notebooks"
+
+
+def resolve_names(names: list[str]) -> list[str]:
+    """``01`` or ``01-partition`` → ``01-partition``; no names → all, in order."""
+    if not names:
+        return list(NOTEBOOKS)
+    out = []
+    for name in names:
+        stem = name.removesuffix(".ipynb")
+        match = [n for n in NOTEBOOKS if n == stem or n.split("-", 1)[0] == stem]
+        if not match:
+            raise RunbookError(f"unknown notebook {name!r}; known: {', '.join(NOTEBOOKS)}")
+        out.append(match[0])
+    return sorted(dict.fromkeys(out), key=NOTEBOOKS.index)
+
+
+def _register_engine() -> None:
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class RunbookEngine(NBClientEngine):
+        """nbclient engine that keeps ``metadata.runbook`` up to date at every save."""
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            original = nb_man.save
+
+            def save(**kw):
+                merge_record(nb_man.nb)
+                original(**kw)
+
+            nb_man.save = save
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("runbook", RunbookEngine)
+
+
+def merge_record(nb: Any, *, final_status: str | None = None) -> dict | None:
+    path = os.environ.get(RECORD_ENV)
+    record = None
+    if path and Path(path).exists():
+        try:
+            record = json.loads(Path(path).read_text())
+        except ValueError:
+            record = None  # being replaced right now; the next save picks it up
+    if record is None:
+        record = nb.metadata.get("runbook")
+    if record is not None and final_status and record.get("status") != "succeeded":
+        record["status"] = final_status
+        record["finished_at"] = record.get("finished_at") or utcnow()
+    if record is not None:
+        nb.metadata["runbook"] = record
+    return record
+
+
+@dataclass
+class NotebookOutcome:
+    name: str
+    status: str
+    sha256: str | None
+    duration_s: float
+    error: str | None = None
+
+
+def parse_override(value: str) -> Any:
+    """``-p KEY VALUE``: the value is YAML, so ``true``, ``3`` and ``[a, b]`` get their types."""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
+def run(
+    params_file: Path,
+    names: list[str],
+    out_dir: Path,
+    overrides: dict[str, Any],
+    *,
+    echo: Callable[[str], None] = print,
+) -> tuple[Path, bool]:
+    """Run notebooks in order; stop at the first failure. Returns (run directory, success)."""
+    import papermill as pm
+
+    raw = yaml.safe_load(params_file.read_text()) or {}
+    load_params(params_file)  # report every problem of the file itself first
+    merged = {**raw, **overrides}
+    params = parse_params(merged, source=str(params_file))
+    public, secret = split_secrets(merged)
+    names = resolve_names(names)
+    run_id = new_run_id()
+    cluster_dir = out_dir / params.cluster_name
+    run_dir = cluster_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    if params.target == "lab":
+        (run_dir / ".gitignore").write_text("# lab rehearsal: not an audit record of a real cluster\n*\n")
+    prev = previous_run(cluster_dir, run_id)
+    index: dict[str, Any] = {
+        "schema": 1, "run_id": run_id, "cluster_name": params.cluster_name, "target": params.target,
+        "dry_run": params.effective_dry_run, "params_file": str(params_file), "params_sha256": sha256_file(params_file),
+        "operator": f"{getpass.getuser()}@{socket.gethostname()}", "started_at": utcnow(), "finished_at": None,
+        "status": "failed", "previous_run_sha256": sha256_file(prev / RUN_INDEX) if prev else None, "notebooks": [],
+    }
+    echo(f"run {run_id}: {len(names)} notebook(s) on '{params.cluster_name}' ({params.target}, "
+         f"{'plan only' if params.effective_dry_run else 'apply'}) -> {run_dir}")
+    _register_engine()
+    outcomes: list[NotebookOutcome] = []
+    failed = False
+    saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV)}
+    with tempfile.TemporaryDirectory(prefix="runbook-records-") as records:
+        try:
+            for i, name in enumerate(names, 1):
+                if failed:
+                    outcomes.append(NotebookOutcome(name, "skipped", None, 0.0))
+                    continue
+                echo(f"[{i}/{len(names)}] {name} ...")
+                os.environ[RUN_ID_ENV] = run_id
+                os.environ[RECORD_ENV] = str(Path(records) / f"{name}.json")
+                os.environ[SECRETS_ENV] = json.dumps(secret)
+                out_nb = run_dir / f"{name}.ipynb"
+                t0 = time.monotonic()
+                error = None
+                try:
+                    pm.execute_notebook(
+                        str(notebooks_dir() / f"{name}.ipynb"), str(out_nb), parameters=public,
+                        engine_name="runbook", kernel_name="python3", progress_bar=sys.stderr.isatty(),
+                        cwd=str(notebooks_dir()), log_output=False,
+                    )
+                    status = "succeeded"
+                except Exception as exc:  # noqa: BLE001 - any failure ends the run, reported below
+                    status, error = "failed", _first_line(exc)
+                duration = time.monotonic() - t0
+                if out_nb.exists():
+                    nb = nbformat.read(out_nb, as_version=4)
+                    merge_record(nb, final_status=status)
+                    nbformat.write(nb, out_nb)
+                    sha = sha256_file(out_nb)
+                else:
+                    sha = None
+                outcomes.append(NotebookOutcome(name, status, sha, duration, error))
+                echo(f"[{i}/{len(names)}] {name} {status} in {duration:.1f}s" + (f": {error}" if error else ""))
+                failed = status != "succeeded"
+        finally:
+            for k, v in saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    index["notebooks"] = [{"name": o.name, "file": f"{o.name}.ipynb", "status": o.status, "sha256": o.sha256,
+                           "duration_s": round(o.duration_s, 3)} for o in outcomes]
+    index["finished_at"] = utcnow()
+    index["status"] = "failed" if failed else "succeeded"
+    (run_dir / RUN_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+    return run_dir, not failed
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(("RunbookError", "ParamsError", "TalosError", "CheckFailed", "ApprovalRequired",
+                            "WaitTimeout", "PreconditionFailed", "CommandError", "ParseError")):
+            return line
+    return text.splitlines()[-1] if text else type(exc).__name__

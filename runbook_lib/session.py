@@ -1,0 +1,158 @@
+"""A notebook's session: validated parameters, the record, and the clients to the cluster.
+
+``begin("01-partition", globals())`` is the first call in every notebook. In lab mode
+it starts the lab (as an external process) and takes its kubeconfig, talosconfig and
+tool paths; from then on the code path is the one used against a real cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import __version__
+from .errors import CheckFailed, ParamsError, RunbookError
+from .execution import Executor
+from .params import PARAMETER_KEYS, Params, parse_params
+from .record import Record
+from .redact import Redactor
+from .talos import NodeRef, Talosctl
+
+RUN_ID_ENV = "RUNBOOK_RUN_ID"
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def lab_connection(params: Params) -> dict:
+    """Start (or reuse) the lab through its own entry point and return its connection info.
+
+    The library runs ``python -m runbook_lib.lab connect`` instead of importing the lab,
+    so production code keeps no dependency on the simulator.
+    """
+    options = {
+        "nodes": [n.model_dump() for n in params.nodes],
+        "time_scale": params.lab.time_scale,
+        "seed": params.lab.seed,
+        "disk_size": params.lab.disk_size_bytes,
+        "disk_transport": params.lab.disk_transport,
+        "initial_talos_version": params.lab.initial_talos_version,
+        "faults": [f.model_dump() for f in params.lab.faults],
+    }
+    proc = subprocess.run([sys.executable, "-m", "runbook_lib.lab", "connect", "--options", json.dumps(options)],
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RunbookError(f"could not start the lab: {proc.stderr.strip()}")
+    return json.loads(proc.stdout)
+
+
+def collect_parameters(namespace: Mapping[str, Any]) -> dict:
+    """The parameter values a notebook's namespace holds (``None`` means: use the default)."""
+    return {k: namespace[k] for k in PARAMETER_KEYS if namespace.get(k) is not None}
+
+
+@dataclass
+class Session:
+    notebook: str
+    params: Params
+    record: Record
+    executor: Executor
+    talos: Talosctl
+    connection: dict
+    redactor: Redactor
+    _kube: Any = field(default=None, repr=False)
+
+    # -- construction
+    @classmethod
+    def begin(cls, notebook: str, namespace: Mapping[str, Any]) -> Session:
+        try:
+            params = parse_params(collect_parameters(namespace), source="notebook parameters")
+        except ParamsError as err:
+            raise ParamsError(err.problems, err.source) from None
+        redactor = Redactor(params.secret_values())
+        if params.target == "lab":
+            connection = lab_connection(params)
+        else:
+            connection = {
+                "kubeconfig": params.kubeconfig, "talosconfig": params.talosconfig,
+                "talosctl": params.talosctl, "helm": params.helm, "factory_url": params.factory_url,
+            }
+        for key in ("kubeconfig", "talosconfig"):
+            if connection.get(key):
+                _learn_credentials(redactor, connection[key])
+        run_id = os.environ.get(RUN_ID_ENV) or new_run_id()
+        record = Record.open(notebook, run_id, redactor.deep(params.redacted()), redactor)
+        approve = None if params.target == "lab" else params.approves
+        executor = Executor(record, dry_run=params.effective_dry_run, approve=approve)
+        talos = Talosctl(executor, connection["talosctl"], connection.get("talosconfig"))
+        session = cls(notebook, params, record, executor, talos, connection, redactor)
+        record.versions = {"runbook_lib": __version__, "talosctl": _safe(talos.client_version), "helm": "n/a"}
+        record.save()
+        mode = "plan (dry run: nothing is changed)" if params.effective_dry_run else "apply"
+        print(f"{notebook}: cluster '{params.cluster_name}', target {params.target}, mode {mode}, run {run_id}")
+        print("nodes: " + ", ".join(f"{n.name} ({n.address}, {n.role})" for n in params.nodes))
+        return session
+
+    # -- conveniences for notebooks
+    @property
+    def nodes(self) -> list[NodeRef]:
+        return [NodeRef(n.name, n.address, n.role) for n in self.params.nodes]
+
+    @property
+    def dry_run(self) -> bool:
+        return self.params.effective_dry_run
+
+    def kube(self):
+        if self._kube is None:
+            from .kube import connect
+
+            self._kube = connect(self.connection.get("kubeconfig"))
+        return self._kube
+
+    def check(self, name: str, ok: bool, observed: Any, expected: Any) -> bool:
+        mark = "PASS" if ok else "FAIL"
+        print(f"[{mark}] {name}: observed {self.redactor.text(str(observed))}; expected {expected}")
+        return self.record.check(name, ok, observed, expected)
+
+    def result(self, key: str, value: Any) -> None:
+        self.record.result(key, value)
+
+    def finish(self) -> None:
+        """Close the record; raise :class:`CheckFailed` when any check failed."""
+        failed = self.record.failed_checks
+        applied = sum(a.outcome == "applied" for a in self.record.actions)
+        planned = sum(a.outcome == "planned" for a in self.record.actions)
+        unchanged = sum(a.outcome == "unchanged" for a in self.record.actions)
+        print(f"{len(self.record.checks)} checks, {len(failed)} failed; actions: {applied} applied, "
+              f"{planned} planned, {unchanged} unchanged")
+        if failed:
+            self.record.finish("failed")
+            raise CheckFailed("failed checks: " + "; ".join(f"{c.name} (observed {c.observed})" for c in failed))
+        self.record.finish("succeeded")
+
+
+def _learn_credentials(redactor: Redactor, path: str) -> None:
+    """Remember the credentials in a kubeconfig/talosconfig so they can never be printed."""
+    try:
+        data = yaml.safe_load(Path(os.path.expanduser(path)).read_text())
+    except (OSError, yaml.YAMLError):
+        return
+    redactor.add_from_mapping(data)
+
+
+def _safe(fn) -> str:
+    try:
+        return fn()
+    except RunbookError as err:
+        return f"unavailable ({str(err).splitlines()[0]})"

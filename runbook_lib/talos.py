@@ -1,0 +1,204 @@
+"""``talosctl`` wrapper and parsers for its output.
+
+Reads go straight to ``talosctl`` (they run in plan mode too); writes go through
+the :class:`~runbook_lib.execution.Executor` so they are approved, planned or
+recorded. Talos's exit code is always 1 on error, so failures are explained from
+the text on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import yaml
+
+from .errors import ParseError, TalosError
+from .execution import Executor
+
+_DECODER = json.JSONDecoder()
+
+
+def parse_resources(text: str) -> list[dict]:
+    """Parse ``talosctl get ... -o json`` or ``-o yaml`` output into resource dicts.
+
+    ``-o json`` prints concatenated, indented JSON objects (not an array), one per
+    resource; ``-o yaml`` prints documents separated by ``---``. Each resource has
+    ``node``, ``metadata`` and ``spec``.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return []
+    items: list = []
+    if stripped[0] in "{[":
+        pos = 0
+        while pos < len(stripped):
+            while pos < len(stripped) and stripped[pos].isspace():
+                pos += 1
+            if pos >= len(stripped):
+                break
+            try:
+                obj, pos = _DECODER.raw_decode(stripped, pos)
+            except json.JSONDecodeError as exc:
+                raise ParseError("talosctl", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            items.extend(obj if isinstance(obj, list) else [obj])
+    else:
+        try:
+            items = [d for d in yaml.safe_load_all(stripped) if d is not None]
+        except yaml.YAMLError as exc:
+            raise ParseError("talosctl", f"invalid YAML: {exc}") from None
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ParseError("talosctl", f"resource #{i} is a {type(item).__name__}, not a mapping")
+        for key in ("metadata", "spec"):
+            if key not in item:
+                raise ParseError("talosctl", f"resource #{i} has no '{key}' field")
+        if not isinstance(item["metadata"], dict) or "id" not in item["metadata"]:
+            raise ParseError("talosctl", f"resource #{i}: metadata.id missing")
+        item.setdefault("node", "")
+        # YAML re-typing turns numeric IDs into numbers; IDs are strings in Talos.
+        item["metadata"]["id"] = str(item["metadata"]["id"])
+        out.append(item)
+    return out
+
+
+def parse_version(text: str) -> dict[str, str]:
+    """``talosctl version`` output → ``{"client": tag, "server": tag}`` (server absent with --client)."""
+    tags: dict[str, str] = {}
+    section = None
+    for line in text.splitlines():
+        if line.strip() in ("Client:", "Server:"):
+            section = line.strip()[:-1].lower()
+        m = re.match(r"\s+Tag:\s+(\S+)", line)
+        if m and section:
+            tags[section] = m.group(1)
+    if "client" not in tags:
+        raise ParseError("talosctl", "no 'Client: Tag:' line in `talosctl version` output")
+    return tags
+
+
+_HINTS = [
+    ("connection refused", "the node does not answer on the Talos API: is it powered on and reachable?"),
+    ("is the system disk", "the device is the node's system disk; pick another device"),
+    ("blockdevice is in use by volume", "remove the volume from the machine configuration before wiping it"),
+    ("failed to get volume status", "the node has no such volume; check `talosctl get volumestatus`"),
+    ("etcd", "etcd is unhealthy: wait until every control-plane node is back before continuing"),
+    ("PermissionDenied", "the talosconfig lacks the os:admin role needed for this command"),
+]
+
+
+def hint_for(stderr: str) -> str | None:
+    for needle, hint in _HINTS:
+        if needle in stderr:
+            return hint
+    return None
+
+
+@dataclass
+class NodeRef:
+    name: str
+    address: str
+    role: str
+
+
+class Talosctl:
+    """Calls the ``talosctl`` executable for one cluster."""
+
+    def __init__(self, executor: Executor, binary: str, talosconfig: str | None) -> None:
+        self.executor = executor
+        self.binary = binary
+        self.talosconfig = talosconfig
+
+    def _base(self, node: NodeRef | None) -> list[str]:
+        argv = [self.binary]
+        if self.talosconfig:
+            argv += ["--talosconfig", os.path.expanduser(self.talosconfig)]
+        if node is not None:
+            argv += ["--nodes", node.address]
+        return argv
+
+    def _read(self, node: NodeRef | None, args: Sequence[str], *, step: str, timeout: float = 60.0) -> str:
+        argv = self._base(node) + list(args)
+        try:
+            res = self.executor.run(argv, step=step, target=node.name if node else "cluster", timeout=timeout,
+                                    error=TalosError)
+        except TalosError as err:
+            err.hint = err.hint or hint_for(err.stderr)
+            raise
+        assert res is not None  # reads are never planned
+        return res.stdout
+
+    # -- reads
+    def get(self, node: NodeRef, resource: str, resource_id: str | None = None, *, namespace: str | None = None) -> list[dict]:
+        args = ["get", resource] + ([resource_id] if resource_id else []) + ["-o", "json"]
+        if namespace:
+            args += ["--namespace", namespace]
+        return parse_resources(self._read(node, args, step=f"read {resource}"))
+
+    def version(self, node: NodeRef) -> str:
+        return parse_version(self._read(node, ["version"], step="read version"))["server"]
+
+    def client_version(self) -> str:
+        return parse_version(self._read(None, ["version", "--client"], step="talosctl version"))["client"]
+
+    def read(self, node: NodeRef, path: str) -> str:
+        return self._read(node, ["read", path], step=f"read {path}")
+
+    def machine_config(self, node: NodeRef) -> str:
+        """The node's running machine configuration (secret material: never record or print it)."""
+        items = self.get(node, "machineconfig", "v1alpha1")
+        if not items:
+            raise ParseError("talosctl", f"no machineconfig resource on {node.name}")
+        spec = items[0]["spec"]
+        return spec if isinstance(spec, str) else yaml.safe_dump(spec)
+
+    def health(self, node: NodeRef, *, control_plane: Sequence[str], workers: Sequence[str], wait_timeout: str = "5m",
+               timeout: float = 600.0) -> None:
+        args = ["health", "--wait-timeout", wait_timeout, "--control-plane-nodes", ",".join(control_plane)]
+        if workers:
+            args += ["--worker-nodes", ",".join(workers)]
+        self._read(node, args, step="health", timeout=timeout)
+
+    # -- writes
+    def apply_config(self, node: NodeRef, config_text: str, *, step: str, manifest: str, mode: str = "no-reboot") -> bool:
+        """Apply a whole machine configuration. The file only lives for the call (mode 0600)."""
+        fd, path = tempfile.mkstemp(prefix="machineconfig-", suffix=".yaml")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(config_text)
+            argv = self._base(node) + ["apply-config", "--file", path, "--mode", mode]
+            shown = self._base(node) + ["apply-config", "--file", "<running config + rendered documents>", "--mode", mode]
+            return self._write(node, argv, shown, step=step, manifest=manifest) is not None
+        finally:
+            os.unlink(path)
+
+    def reset(self, node: NodeRef, *, step: str, system_labels: Sequence[str], graceful: bool = True,
+              reboot: bool = True, timeout: str = "15m", manifest: str | None = None) -> bool:
+        args = ["reset", f"--graceful={str(graceful).lower()}", f"--reboot={str(reboot).lower()}",
+                "--wait=true", "--timeout", timeout]
+        for label in system_labels:
+            args += ["--system-labels-to-wipe", label]
+        argv = self._base(node) + args
+        return self._write(node, argv, argv, step=step, manifest=manifest, destructive="reset", timeout=_seconds(timeout) + 60) is not None
+
+    def _write(self, node: NodeRef, argv: list[str], shown: list[str], *, step: str, manifest: str | None,
+               destructive: str | None = None, timeout: float = 300.0):
+        try:
+            return self.executor.run(argv, step=step, target=node.name, mutating=True, destructive=destructive,
+                                     manifest=manifest, shown_argv=shown, timeout=timeout, error=TalosError)
+        except TalosError as err:
+            err.hint = err.hint or hint_for(err.stderr)
+            raise
+
+
+def _seconds(duration: str) -> float:
+    """Go duration (``15m``, ``30s``, ``1h``) → seconds."""
+    total = 0.0
+    for value, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", duration):
+        total += float(value) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
+    return total

@@ -1,0 +1,48 @@
+"""Figures and their static companions.
+
+Every figure is shown as a plotly figure (interactive in JupyterLab, and rendered by
+``nbconvert --to html`` from its HTML output) together with a static table, so an
+executed notebook opened without a kernel still shows the numbers.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+PARTITION_COLORS = {
+    "EFI": "#9e9e9e", "BIOS": "#bdbdbd", "META": "#757575", "STATE": "#616161",
+    "EPHEMERAL": "#42a5f5", "(free)": "#eeeeee",
+}
+USER_VOLUME_COLOR = "#66bb6a"
+
+
+def disk_layout_figure(frame: pd.DataFrame, title: str = "Disk layout per node") -> go.Figure:
+    """Horizontal stacked bars: one bar per node and disk, one segment per partition (GiB)."""
+    fig = go.Figure()
+    frame = frame.assign(bar=frame["node"] + " " + frame["disk"].fillna(""))
+    for label in dict.fromkeys(frame["label"]):
+        part = frame[frame["label"] == label]
+        fig.add_bar(
+            y=part["bar"], x=part["size_gib"], name=label or "(unlabelled)", orientation="h",
+            marker_color=PARTITION_COLORS.get(label, USER_VOLUME_COLOR if label.startswith("u-") else None),
+            text=[f"{label} {s:.0f} GiB" for s in part["size_gib"]], textposition="inside",
+            hovertemplate="%{y}<br>" + label + ": %{x:.1f} GiB<extra></extra>",
+        )
+    fig.update_layout(barmode="stack", title=title, xaxis_title="GiB", yaxis_autorange="reversed",
+                      height=160 + 60 * frame["bar"].nunique(), legend_traceorder="normal")
+    return fig
+
+
+def show(fig: go.Figure, table: pd.DataFrame | None = None) -> None:
+    """Display ``fig`` so it survives without a kernel, then its static table."""
+    from IPython.display import display
+
+    bundle = {
+        "application/vnd.plotly.v1+json": fig.to_plotly_json(),
+        "text/html": fig.to_html(include_plotlyjs="cdn", full_html=False),
+        "text/plain": f"<plotly figure: {fig.layout.title.text or 'untitled'}>",
+    }
+    display(bundle, raw=True)
+    if table is not None:
+        display(table)
