@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from runbook_lib.lab.kubeapi import ApiError, KubeStore, json_patch, label_matcher, merge_patch, strategic_merge
+from runbook_lib.lab.kubeapi import (
+    ApiError,
+    KubeStore,
+    json_patch,
+    label_matcher,
+    merge_patch,
+    strategic_merge,
+)
 
 
 @pytest.fixture
