@@ -403,6 +403,8 @@ class Params(_Strict):
     lab: LabOptions = Field(default_factory=LabOptions)
     factory_url: FactoryUrl = "https://factory.talos.dev"
     extensions: list[ExtensionName] = Field(default_factory=lambda: ["siderolabs/drbd", "siderolabs/zfs"])
+    #: seconds to wait for a node to come back (reboot, reset, upgrade) or a gate to pass
+    node_timeout: float = Field(default=900.0, gt=0, le=86400)
     secrets: dict[SecretName, SecretStr] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -27,11 +27,10 @@ from .errors import RunbookError
 from .params import load_params, parse_params, split_secrets
 from .record import RECORD_ENV, utcnow
 from .runs import RUN_INDEX, previous_run, sha256_file
-from .session import RUN_ID_ENV, new_run_id
+from .session import RUN_ID_ENV, SECRETS_ENV, new_run_id
 
 NOTEBOOKS = ("01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes",
              "05-snapshots", "06-failover-drill", "07-benchmarks")
-SECRETS_ENV = "RUNBOOK_SECRETS"
 
 
 def notebooks_dir() -> Path:
@@ -192,10 +191,9 @@ def run(
 
 
 def _first_line(exc: BaseException) -> str:
+    """``TalosError: talosctl exited 1 on lab-cp-2: ...`` for a failed cell, else the exception's text."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return f"{ename}: {str(evalue).splitlines()[0] if evalue else ''}"
     text = str(exc).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith(("RunbookError", "ParamsError", "TalosError", "CheckFailed", "ApprovalRequired",
-                            "WaitTimeout", "PreconditionFailed", "CommandError", "ParseError")):
-            return line
-    return text.splitlines()[-1] if text else type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -43,8 +43,21 @@ class VerifyResult:
     checked_runs: int
 
 
+def _notebook_problems(run_dir: Path, index: dict) -> list[str]:
+    problems = []
+    for nb in index.get("notebooks", []):
+        if nb.get("status") == "skipped" and not nb.get("sha256"):
+            continue
+        path = run_dir / nb.get("file", "")
+        if not path.is_file():
+            problems.append(f"{run_dir.name}/{path.name}: listed in run.json but missing")
+        elif sha256_file(path) != nb.get("sha256"):
+            problems.append(f"{run_dir.name}/{path.name}: sha256 differs from run.json (the file was modified)")
+    return problems
+
+
 def verify_run(run_dir: Path) -> VerifyResult:
-    """Check the notebooks' hashes of ``run_dir`` and the chain back to the cluster's first run."""
+    """Check the notebooks' hashes of ``run_dir`` and of every earlier run it chains back to."""
     run_dir = run_dir.resolve()
     index_path = run_dir / RUN_INDEX
     if not index_path.is_file():
@@ -53,15 +66,7 @@ def verify_run(run_dir: Path) -> VerifyResult:
         index = json.loads(index_path.read_text())
     except ValueError as exc:
         return VerifyResult(False, [f"{index_path}: not valid JSON ({exc})"], 0)
-    problems: list[str] = []
-    for nb in index.get("notebooks", []):
-        if nb.get("status") == "skipped" and not nb.get("sha256"):
-            continue
-        path = run_dir / nb.get("file", "")
-        if not path.is_file():
-            problems.append(f"{path.name}: listed in run.json but missing")
-        elif sha256_file(path) != nb.get("sha256"):
-            problems.append(f"{path.name}: sha256 differs from run.json (the file was modified)")
+    problems = _notebook_problems(run_dir, index)
     checked = 1
     current_dir, current = run_dir, index
     while True:
@@ -77,5 +82,6 @@ def verify_run(run_dir: Path) -> VerifyResult:
                             f"{actual[:12]}…, the record expects {str(expected)[:12]}…")
             break
         current_dir, current = prev_dir, json.loads((prev_dir / RUN_INDEX).read_text())
+        problems += _notebook_problems(current_dir, current)
         checked += 1
     return VerifyResult(not problems, problems, checked)

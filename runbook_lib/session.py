@@ -23,12 +23,13 @@ import yaml
 from . import __version__
 from .errors import CheckFailed, ParamsError, RunbookError
 from .execution import Executor
-from .params import PARAMETER_KEYS, Params, parse_params
+from .params import PARAMETER_KEYS, Params, merge_secrets, parse_params
 from .record import Record
 from .redact import Redactor
 from .talos import NodeRef, Talosctl
 
 RUN_ID_ENV = "RUNBOOK_RUN_ID"
+SECRETS_ENV = "RUNBOOK_SECRETS"
 
 
 def new_run_id() -> str:
@@ -58,8 +59,14 @@ def lab_connection(params: Params) -> dict:
 
 
 def collect_parameters(namespace: Mapping[str, Any]) -> dict:
-    """The parameter values a notebook's namespace holds (``None`` means: use the default)."""
-    return {k: namespace[k] for k in PARAMETER_KEYS if namespace.get(k) is not None}
+    """The parameter values a notebook's namespace holds (``None`` means: use the default).
+
+    Secret values reach the kernel in ``$RUNBOOK_SECRETS`` rather than as papermill
+    parameters, because papermill writes its parameters into the executed notebook.
+    """
+    public = {k: namespace[k] for k in PARAMETER_KEYS if namespace.get(k) is not None}
+    secret = json.loads(os.environ.get(SECRETS_ENV) or "{}")
+    return merge_secrets(public, secret)
 
 
 @dataclass

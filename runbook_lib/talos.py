@@ -177,6 +177,24 @@ class Talosctl:
         finally:
             os.unlink(path)
 
+    def patch_machineconfig(self, node: NodeRef, patch_text: str, *, step: str, mode: str = "no-reboot") -> bool:
+        """Apply a (multi-document) config patch; the patch is the recorded manifest."""
+        fd, path = tempfile.mkstemp(prefix="patch-", suffix=".yaml")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(patch_text)
+            argv = self._base(node) + ["patch", "machineconfig", "--patch", f"@{path}", "--mode", mode]
+            shown = self._base(node) + ["patch", "machineconfig", "--patch", "@<manifest>", "--mode", mode]
+            return self._write(node, argv, shown, step=step, manifest=patch_text) is not None
+        finally:
+            os.unlink(path)
+
+    def upgrade(self, node: NodeRef, image: str, *, step: str, timeout: str = "15m") -> bool:
+        """Upgrade to ``image`` and wait (``--wait``) until the node answers again after its reboot."""
+        argv = self._base(node) + ["upgrade", "--image", image, "--wait=true", "--timeout", timeout]
+        return self._write(node, argv, argv, step=step, manifest=None, destructive="reboot",
+                           timeout=_seconds(timeout) + 60) is not None
+
     def reset(self, node: NodeRef, *, step: str, system_labels: Sequence[str], graceful: bool = True,
               reboot: bool = True, timeout: str = "15m", manifest: str | None = None) -> bool:
         args = ["reset", f"--graceful={str(graceful).lower()}", f"--reboot={str(reboot).lower()}",

@@ -46,3 +46,15 @@ def show(fig: go.Figure, table: pd.DataFrame | None = None) -> None:
     display(bundle, raw=True)
     if table is not None:
         display(table)
+
+
+def timeline_figure(frame: pd.DataFrame, title: str) -> go.Figure:
+    """Gantt-style bars: one per row of ``frame`` (columns ``node``, ``start``, ``finish``, ``seconds``)."""
+    fig = go.Figure()
+    for _, row in frame.iterrows():
+        fig.add_bar(y=[row["node"]], x=[(row["finish"] - row["start"]).total_seconds() * 1000], base=[row["start"]],
+                    orientation="h", name=row["node"], text=[f"{row['seconds']:.1f} s"], textposition="inside",
+                    hovertemplate=f"{row['node']}: {row['seconds']:.1f} s<extra></extra>")
+    fig.update_layout(title=title, xaxis_type="date", showlegend=False, yaxis_autorange="reversed",
+                      height=160 + 50 * len(frame))
+    return fig

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
-from . import control
+from . import control, factory_api
 
 
 def _serve(d: Path) -> int:
@@ -22,17 +23,11 @@ def _serve(d: Path) -> int:
     options = json.loads((d / "options.json").read_text()) if (d / "options.json").exists() else control.default_options()
     lab = load_or_create(d, options)
     server = LabHTTPServer(lab, d)
-    try:
-        from .factory_api import handle as factory_handle
-
-        server.factory_handler = factory_handle
-    except ImportError:
-        pass
-    control.write_connection_files(d, server.url, lab.token, lab.talos_key if hasattr(lab, "talos_key") else lab.token,
-                                   options["nodes"])
+    server.factory_handler = factory_api.handle
+    control.write_connection_files(d, server.url, lab.token, options["nodes"])
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.start_background()
-    (d / "server.json").write_text(json.dumps({"pid": __import__("os").getpid(), "url": server.url}))
+    (d / "server.json").write_text(json.dumps({"pid": os.getpid(), "url": server.url}))
     server.stopping.wait()
     server.server_close()
     return 0

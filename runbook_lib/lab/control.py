@@ -178,7 +178,7 @@ def connection(d: Path | None = None) -> dict:
     }
 
 
-def write_connection_files(d: Path, url: str, token: str, talos_key: str, nodes: list[dict]) -> None:
+def write_connection_files(d: Path, url: str, token: str, nodes: list[dict]) -> None:
     """Write kubeconfig, talosconfig and the tool shims for a server listening at ``url``."""
     host_port = url.split("://", 1)[1]
     kubeconfig = {
@@ -198,7 +198,7 @@ def write_connection_files(d: Path, url: str, token: str, talos_key: str, nodes:
                 "nodes": [nodes[0]["address"]] if nodes else [],
                 "ca": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCmxhYgotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==",
                 "crt": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCmxhYi1hZG1pbgotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==",
-                "key": talos_key,
+                "key": token,
             }
         },
     }

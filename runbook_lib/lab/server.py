@@ -42,6 +42,7 @@ class Lab:
         self.faults = faults
         self.options = options
         self.token = token
+        self.schematics: dict[str, dict] = {}  # Image Factory schematics by ID (see factory_api)
         self.dirty = True
         self.stats = {"requests": 0, "kube_requests": 0, "talos_requests": 0}
 
@@ -56,6 +57,7 @@ class Lab:
             disk_size=int(options.get("disk_size", 500_000_000_000)),
             disk_transport=options.get("disk_transport", "nvme"),
             seed=int(options.get("seed", 1)),
+            epoch=time.time(),
         )
         lab = cls(clock=Clock(scale=float(options.get("time_scale", 100.0))), talos=talos, kube=KubeStore(lock),
                   faults=FaultBook(), options=options, token=secrets.token_hex(16), lock=lock)
@@ -73,6 +75,7 @@ class Lab:
             "token": self.token,
             "clock": self.clock.to_dict(),
             "faults": self.faults.to_list(),
+            "schematics": self.schematics,
             "talos": self.talos.to_dict(),
             "kube": self.kube.to_dict(),
         }
@@ -80,9 +83,11 @@ class Lab:
     @classmethod
     def from_dict(cls, data: dict) -> Lab:
         lock = threading.RLock()
-        return cls(clock=Clock.from_dict(data["clock"]), talos=TalosCluster.from_dict(data["talos"]),
-                   kube=KubeStore.from_dict(data["kube"], lock), faults=FaultBook.from_list(data["faults"]),
-                   options=data["options"], token=data["token"], lock=lock)
+        lab = cls(clock=Clock.from_dict(data["clock"]), talos=TalosCluster.from_dict(data["talos"]),
+                  kube=KubeStore.from_dict(data["kube"], lock), faults=FaultBook.from_list(data["faults"]),
+                  options=data["options"], token=data["token"], lock=lock)
+        lab.schematics = data.get("schematics", {})
+        return lab
 
     def mark_dirty(self) -> None:
         self.dirty = True
@@ -140,7 +145,9 @@ class Lab:
             "addresses": [{"type": "InternalIP", "address": node.address}, {"type": "Hostname", "address": node.name}],
             "nodeInfo": {"osImage": f"Talos ({node.talos_version})", "kubeletVersion": KUBERNETES_VERSION,
                          "containerRuntimeVersion": "containerd://2.1.5", "operatingSystem": "linux",
-                         "architecture": "amd64", "kernelVersion": node.kernel_version},
+                         "architecture": "amd64", "kernelVersion": node.kernel_version,
+                         "bootID": node.boot_id, "machineID": node.node_id, "systemUUID": node.node_id,
+                         "kubeProxyVersion": KUBERNETES_VERSION},
         }
 
 
