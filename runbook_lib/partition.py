@@ -236,6 +236,10 @@ def apply_all(session: Session, plans: list[NodePlan], docs: list[dict], *, time
     blocked = [p for p in plans if p.blocked]
     if blocked:
         raise PreconditionFailed("; ".join(f"{p.node}: {p.blocked}" for p in blocked))
+    # Every approval is checked before the first change, so a missing one leaves no node half done.
+    for plan in plans:
+        if plan.reset:
+            session.executor.require_approval("reset", plan.node, f"reset EPHEMERAL {plan.node}")
     nodes = {n.name: n for n in session.nodes}
     for plan in plans:
         node = nodes[plan.node]

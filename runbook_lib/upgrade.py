@@ -144,7 +144,16 @@ class Downtime:
 
 
 def apply_config_patch(session: Session, installer: Installer) -> None:
-    """Patch every node's config with the installer image and kernel modules (no reboot)."""
+    """Patch every node's config with the installer image and kernel modules (no reboot).
+
+    Every upgrade still to do needs its ``reboot <node>`` approval; all are checked
+    before this first change, so a missing approval leaves no node half done.
+    """
+    params = session.params
+    for node in session.nodes:
+        state = observe_node(session, node)
+        if not (state.matches(installer, params.talos_version, params.extensions) and state.modules_ok(params.extensions)):
+            session.executor.require_approval("reboot", node.name, f"upgrade {node.name}")
     patch = machine_config_patch(installer.image, session.params.extensions)
     wanted = yaml.safe_load(patch)["machine"]
     for node in session.nodes:

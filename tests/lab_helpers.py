@@ -1,0 +1,38 @@
+"""Helpers for tests that drive the real ``runbook`` command against a private lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_PARAMS = ROOT / "parameters" / "lab.yaml"
+
+
+def runbook(*args: str, lab_dir: Path, check: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RUNBOOK_LAB_DIR": str(lab_dir)}
+    proc = subprocess.run([sys.executable, "-m", "runbook_lib.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"runbook {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def run_dir_of(proc: subprocess.CompletedProcess) -> Path:
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def record(run_dir: Path, notebook: str) -> dict:
+    return json.loads((run_dir / f"{notebook}.ipynb").read_text())["metadata"]["runbook"]
+
+
+def write_params(path: Path, **overrides) -> Path:
+    data = yaml.safe_load(LAB_PARAMS.read_text())
+    data.update(overrides)
+    path.write_text(yaml.safe_dump(data))
+    return path
