@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .talos_releases import DRBD_VERSIONS, TALOS_VERSIONS, ZFS_VERSIONS
+from .talos_releases import TALOS_VERSIONS, drbd_version, zfs_version
 
 # Struct field order of the factory's Schematic type (pkg/schematic/schematic.go).
 _ORDER = {
@@ -109,7 +109,7 @@ def official_extensions(version: str) -> list[dict]:
     """The official extensions offered for ``version`` (a realistic subset)."""
     if version not in TALOS_VERSIONS:
         return []
-    drbd, zfs = DRBD_VERSIONS[version], ZFS_VERSIONS[version]
+    drbd, zfs = drbd_version(version), zfs_version(version)
     items = [
         ("siderolabs/drbd", f"{drbd}-{version}", "DRBD kernel modules (drbd, drbd_transport_tcp)"),
         ("siderolabs/zfs", f"{zfs}-{version}", "ZFS kernel module and utilities"),

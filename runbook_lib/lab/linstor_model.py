@@ -815,7 +815,9 @@ class LinstorController:
                 del rd.replicas[tb.node]
                 rcs.append(api_rc(ret_code(INFO_TIE_BREAKER_DELETING, MASK_INFO, MASK_RSC),
                                   f"Tie breaker resource '{rd_name}' on node '{tb.node}' deleted"))
-        if rd.props.get("Internal/Drbd/QuorumSetBy") != "user":
+        rg = self.groups.get(rd.resource_group)
+        user_set = rd.props.get("Internal/Drbd/QuorumSetBy") == "user" or "DrbdOptions/Resource/quorum" in (rg.props if rg else {})
+        if not user_set:
             diskful = [r for r in rd.replicas.values() if not r.diskless]
             diskless = [r for r in rd.replicas.values() if r.diskless]
             feasible = len(diskful) >= 3 or (len(diskful) == 2 and len(diskless) >= 1)
@@ -833,8 +835,16 @@ class LinstorController:
         na, nb = self.nodes.get(a), self.nodes.get(b)
         return bool(na and nb and na.online and nb.online and not self.partitioned(a, b))
 
+    def effective_prop(self, rd: ResourceDefinition, key: str, default: str | None = None) -> str | None:
+        """A property as the satellite sees it: resource definition, then group, then controller."""
+        rg = self.groups.get(rd.resource_group)
+        for props in (rd.props, rg.props if rg else {}, self.props):
+            if key in props:
+                return props[key]
+        return default
+
     def has_quorum(self, rd: ResourceDefinition, node: str) -> bool:
-        if rd.props.get("DrbdOptions/Resource/quorum", "off") == "off":
+        if self.effective_prop(rd, "DrbdOptions/Resource/quorum", "off") == "off":
             return True
         voters = list(rd.replicas)
         reach = sum(1 for n in voters if n == node or self.connected(node, n))

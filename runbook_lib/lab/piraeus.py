@@ -39,8 +39,16 @@ from typing import Any
 import yaml
 
 from . import workloads as wl
-from .kubeapi import ApiError, now_iso, strategic_merge
-from .linstor_model import CONTROLLER_VERSION, LinstorError, SatelliteFacts
+from .kubeapi import ApiError, strategic_merge
+from .linstor_model import (
+    CONTROLLER_VERSION,
+    MASK_ERROR,
+    LinstorController,
+    LinstorError,
+    SatelliteFacts,
+    api_rc,
+    ret_code,
+)
 
 CHART_REF = "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus"
 CHART_NAME = "piraeus"
@@ -273,15 +281,22 @@ def reconcile_cluster(lab: Any, now: float) -> None:
         return
     from . import csi
 
+    st = lab.workloads.state
+    if lab.kube.rv == st.last_rv and now < st.next_due:
+        return
     ctl = lab.linstor
     ctl.partitioned = lab.faults.partitioned
     ctl.now_ms = _wall_ms
-    wl.reconcile(lab, now)
-    sync_linstor(lab, now)
-    reconcile_operator(lab, now)
-    csi.reconcile(lab, now)
-    if lab.kube.rv != lab.workloads.state.last_rv:
+    for _ in range(3):  # converge chains (deployment -> pod -> operator -> ...) within one tick
+        rv = lab.kube.rv
         wl.reconcile(lab, now, force=True)
+        sync_linstor(lab, now)
+        reconcile_operator(lab, now)
+        csi.reconcile(lab, now)
+        if lab.kube.rv == rv:
+            break
+    st.last_rv = lab.kube.rv
+    st.next_due = now + wl.RECONCILE_PERIOD
 
 
 def _wall_ms() -> int:
@@ -887,7 +902,7 @@ def _reconcile_pools(lab: Any, sat: dict, node: str, ns: str, op_pod: dict | Non
         expected.add(name)
         kind = pool_kind(pool)
         if kind is None:
-            raise LinstorError([{"ret_code": -4611686018427387904 | 221, "message": f"Must specify exactly 1 type of storage pool ({name})"}], 400)
+            raise LinstorError([api_rc(ret_code(221, MASK_ERROR), f"Must specify exactly 1 type of storage pool ({name})")], 400)
         provider, backing = kind
         props = {MANAGED_BY: OPERATOR_NAME, "StorDriver/StorPoolName": backing}
         for p in pool.get("properties") or []:
@@ -985,5 +1000,26 @@ class PiraeusRunner:
         return wl.RunResult(0, "", 0.0, pending=True)
 
 
-def now_stamp() -> str:
-    return now_iso()
+# ----------------------------------------------------------------------------- wiring into the lab
+
+
+def attach(lab: Any, data: dict | None = None) -> None:
+    """Give a Lab its storage stack: workload controllers, LINSTOR, operator and CSI state.
+
+    ``data`` is what :func:`state_dict` saved (None for a fresh lab).
+    """
+    from . import csi
+
+    data = data or {}
+    wl.register_types(lab.kube)
+    lab.workloads = wl.Workloads(wl.WorkloadState.from_dict(data.get("workloads")),
+                                 runners=[PiraeusRunner(), wl.ShellRunner()], volume_hooks=[csi.volume_hook])
+    saved = data.get("linstor")
+    lab.linstor = LinstorController.from_dict(saved) if saved else LinstorController(seed=int(lab.options.get("seed", 1)))
+    lab.operator = OperatorState.from_dict(data.get("operator"))
+    lab.csi = csi.CsiState.from_dict(data.get("csi"))
+
+
+def state_dict(lab: Any) -> dict:
+    return {"workloads": lab.workloads.to_dict(), "linstor": lab.linstor.to_dict(),
+            "operator": lab.operator.to_dict(), "csi": lab.csi.to_dict()}

@@ -26,6 +26,15 @@ from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher
 from .talos_model import TalosCluster
 
+# --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
+# isort: split
+from . import linstor_api, workloads
+from .piraeus import attach as attach_storage
+from .piraeus import reconcile_cluster
+from .piraeus import state_dict as storage_state
+
+# --- end piraeus/linstor
+
 KUBERNETES_VERSION = "v1.35.0"
 STATE_FILE = "state.json"
 
@@ -61,6 +70,7 @@ class Lab:
         )
         lab = cls(clock=Clock(scale=float(options.get("time_scale", 100.0))), talos=talos, kube=KubeStore(lock),
                   faults=FaultBook(), options=options, token=secrets.token_hex(16), lock=lock)
+        attach_storage(lab)  # --- piraeus/linstor
         for fault in options.get("faults", []) or []:
             lab.faults.add(fault["kind"], fault.get("node"), fault.get("peer"), fault.get("count"))
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -78,6 +88,7 @@ class Lab:
             "schematics": self.schematics,
             "talos": self.talos.to_dict(),
             "kube": self.kube.to_dict(),
+            "storage": storage_state(self),  # --- piraeus/linstor
         }
 
     @classmethod
@@ -87,6 +98,7 @@ class Lab:
                   kube=KubeStore.from_dict(data["kube"], lock), faults=FaultBook.from_list(data["faults"]),
                   options=data["options"], token=data["token"], lock=lock)
         lab.schematics = data.get("schematics", {})
+        attach_storage(lab, data.get("storage"))  # --- piraeus/linstor
         return lab
 
     def mark_dirty(self) -> None:
@@ -98,6 +110,12 @@ class Lab:
         if self.talos.advance(now, self.faults):
             self.dirty = True
         self._sync_nodes(now)
+        # --- piraeus/linstor: workloads, operator, LINSTOR and CSI follow lab time
+        rv = self.kube.rv
+        reconcile_cluster(self, now)
+        if self.kube.rv != rv:
+            self.dirty = True
+        # --- end piraeus/linstor
 
     def api_available(self) -> bool:
         return self.talos.etcd_quorum(self.clock.now())
@@ -253,6 +271,13 @@ class Handler(BaseHTTPRequestHandler):
                 lab.mark_dirty()
                 lab.tick()
                 self._json(200, [f.__dict__ for f in cleared])
+            # --- piraeus/linstor: the helm shim consumes one use of a helm-fail fault per call
+            elif path == "/lab/v1/helm/fault" and method == "POST":
+                failed = lab.faults.take("helm-fail")
+                if failed:
+                    lab.mark_dirty()
+                self._json(200, {"fail": failed})
+            # --- end piraeus/linstor
             elif path == "/lab/v1/shutdown" and method == "POST":
                 self._json(200, {"stopping": True})
                 threading.Thread(target=self.server.stop, daemon=True).start()
@@ -298,6 +323,23 @@ class Handler(BaseHTTPRequestHandler):
         namespace = None
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, rest = rest[1], rest[2:]
+        # --- piraeus/linstor: service proxy (LINSTOR REST) and pod logs
+        if group == "" and namespace is not None and len(rest) >= 3 and rest[0] == "services" and rest[2] == "proxy":
+            sub_path = path.split("/proxy", 1)[1] if "/proxy/" in path else "/"
+            with lab.lock:
+                code, ctype, out = linstor_api.proxy(lab, method, namespace, rest[1], sub_path, query, body)
+            self._send(code, out, ctype)
+            return
+        if group == "" and namespace is not None and len(rest) == 3 and rest[0] == "pods" and rest[2] == "log" and method == "GET":
+            q = {k: v[-1] for k, v in query.items()}
+            with lab.lock:
+                text = workloads.pod_log(lab, namespace, rest[1], q.get("container"),
+                                         int(q["tailLines"]) if q.get("tailLines") else None)
+            if text is None:
+                raise ApiError(404, "NotFound", f'pods "{rest[1]}" not found', kind="pods", name=rest[1])
+            self._send(200, text.encode(), "text/plain")
+            return
+        # --- end piraeus/linstor
         plural, name = rest[0], rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         with lab.lock:
@@ -440,8 +482,8 @@ class LabHTTPServer(ThreadingHTTPServer):
     def stop(self) -> None:
         if self.stopping.is_set():
             return
+        self.save()  # before `stopping` is set: the main thread exits as soon as it is
         self.stopping.set()
-        self.save()
         self.shutdown()
 
 

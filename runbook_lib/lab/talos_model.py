@@ -50,6 +50,8 @@ from typing import Any
 
 import yaml
 
+from .talos_releases import drbd_version, kernel_version, parse_version, zfs_version
+
 # ----------------------------------------------------------------------------- constants
 
 MIB = 1024 * 1024
@@ -100,25 +102,6 @@ T_TRY_DEFAULT = 60.0  # apply-config --mode try default timeout (constants.Confi
 STAGES = ("unknown", "booting", "installing", "maintenance", "running", "rebooting", "shutting down",
           "resetting", "upgrading")  # runtime/machinestage.go
 
-# Kernel and DRBD version shipped with each Talos tag: Talos pkg/machinery/gendata/data/pkgs ->
-# siderolabs/pkgs Pkgfile at that commit (table in the reference notes §5.1).
-TALOS_PKGS: dict[str, tuple[str, str]] = {
-    "v1.10.0": ("9.2.13", "6.12.25"),
-    "v1.10.5": ("9.2.14", "6.12.35"),
-    "v1.10.9": ("9.2.16", "6.12.63"),
-    "v1.11.0": ("9.2.14", "6.12.43"),
-    "v1.11.5": ("9.2.14", "6.12.57"),
-    "v1.11.6": ("9.2.16", "6.12.62"),
-    "v1.12.0": ("9.2.16", "6.18.1"),
-    "v1.12.1": ("9.2.16", "6.18.2"),
-    "v1.12.6": ("9.2.16", "6.18.18"),
-    "v1.12.11": ("9.2.16", "6.18.42"),
-    "v1.13.0": ("9.3.1", "6.18.24"),
-    "v1.13.9": ("9.3.3", "6.18.44"),
-}
-# ZFS versions are not in the notes: a fallback approximation; .talos_releases (shared with the lab's
-# Image Factory) takes precedence so extension versions agree with the factory's listing.
-ZFS_VERSIONS = {(1, 10): "2.3.2", (1, 11): "2.3.3", (1, 12): "2.4.0", (1, 13): "2.4.1"}
 # Go toolchains of the talosctl/machined builds shown by `talosctl version` (approximation).
 GO_VERSIONS = {(1, 10): "go1.24.4", (1, 11): "go1.24.6", (1, 12): "go1.25.5", (1, 13): "go1.25.7"}
 
@@ -178,33 +161,6 @@ class TalosAPIError(Exception):
 # ----------------------------------------------------------------------------- small helpers
 
 
-def parse_version(tag: str) -> tuple[int, int, int]:
-    """``v1.12.6`` (or ``1.12.6-beta.0``) -> (1, 12, 6)."""
-    m = re.match(r"v?(\d+)\.(\d+)\.(\d+)", tag)
-    if not m:
-        raise ValueError(f"not a Talos version: {tag!r}")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
-
-
-def _nearest_pkgs(tag: str) -> tuple[str, str]:
-    """DRBD and Linux versions of the closest known Talos release at or below ``tag``."""
-    want = parse_version(tag)
-    known = sorted((parse_version(k), v) for k, v in TALOS_PKGS.items())
-    same_minor = [v for k, v in known if k[:2] == want[:2] and k <= want]
-    if same_minor:
-        return same_minor[-1]
-    lower = [v for k, v in known if k <= want]
-    return lower[-1] if lower else known[0][1]
-
-
-def drbd_version(tag: str) -> str:
-    return _nearest_pkgs(tag)[0]
-
-
-def kernel_version(tag: str) -> str:
-    return _nearest_pkgs(tag)[1] + "-talos"
-
-
 def extension_version(official_name: str, tag: str) -> str:
     """Version string of an official extension built for Talos ``tag``.
 
@@ -213,10 +169,7 @@ def extension_version(official_name: str, tag: str) -> str:
     if official_name == "siderolabs/drbd":
         return f"{drbd_version(tag)}-{tag}"
     if official_name == "siderolabs/zfs":
-        from .talos_releases import ZFS_VERSIONS as RELEASE_ZFS  # the lab factory's table, so both agree
-
-        zfs = RELEASE_ZFS.get(tag) or ZFS_VERSIONS.get(parse_version(tag)[:2], "2.4.0")
-        return f"{zfs}-{tag}"
+        return f"{zfs_version(tag)}-{tag}"
     return tag
 
 

@@ -113,7 +113,9 @@ def node_facts(lab: Any, name: str) -> NodeFacts | None:
     unmounted = set(lab.workloads.state.unmounted.get(name, []))
     for vid, st in (node.volumes or {}).items():
         if st.get("phase") == "ready" and st.get("location") and st.get("_mount"):
-            target = f"/var/mnt/{(st.get('_mount') or {}).get('targetPath', vid)}"
+            mount = st.get("_mount") or {}
+            parent = mount.get("parentId") or ""
+            target = f"{parent}/{mount.get('targetPath', vid)}" if parent else str(mount.get("targetPath", vid))
             if target not in unmounted:
                 mounted[st["location"]] = target
     return NodeFacts(
@@ -322,6 +324,7 @@ class RunResult:
     exit_code: int
     log: str = ""
     duration: float = 1.0
+    pending: bool = False  # still waiting (e.g. for a service): the kubelet asks the runner again later
 
 
 class PodRunner(Protocol):
@@ -1097,7 +1100,7 @@ def _advance(lab: Any, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) 
         if errors:
             if errors != rt.mount_errors:
                 rt.mount_errors = errors
-                for err in errors[:3]:
+                for err in errors:
                     record_event(lab, pod, "FailedMount", err, type_="Warning", host=rt.node)
             return
         rt.mount_errors = []
@@ -1121,11 +1124,17 @@ def _advance(lab: Any, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) 
         key = c["name"]
         if key not in rt.runs:
             start = rt.since + _pull(lab, rt.node, c, pod, now) + T_CREATE
+            rt.runs[key] = {"exit": None, "start": start, "ends": None}
+        run = rt.runs[key]
+        if run["ends"] is None:
+            if now < run["start"]:
+                return
             res = _run(lab, pod, c, rt.node, now) or RunResult(0, "", T_INIT)
-            rt.runs[key] = {"exit": res.exit_code, "start": start, "ends": start + res.duration}
+            if res.pending:
+                return
+            run.update({"exit": res.exit_code, "ends": max(now, run["start"]) + res.duration})
             if res.log:
                 append_log(lab, ns, name, key, res.log)
-        run = rt.runs[key]
         if now < run["ends"]:
             return
         rt.init_done.append({"name": key, "exitCode": run["exit"], "started": run["start"], "at": run["ends"]})
