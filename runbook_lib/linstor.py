@@ -407,3 +407,52 @@ def resources_frame(resources: list[dict]) -> pd.DataFrame:
     frame["resync_done_percent"] = frame["resync_done_percent"].astype("float64")
     frame = frame.sort_values(["resource", "node", "volume_number"], kind="stable", na_position="first")
     return frame.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- REST client
+
+
+class LinstorClient:
+    """The LINSTOR controller's REST API (plain HTTP on 3370 unless ``apiTLS`` is set).
+
+    ``http`` is an ``httpx.Client`` whose base URL reaches the API server, and ``base``
+    the service-proxy path of the controller, e.g.
+    ``/api/v1/namespaces/piraeus-datastore/services/linstor-controller:3370/proxy``.
+    View endpoints answer for all nodes in one call, so a status view costs the same
+    number of requests on 3 nodes as on 300.
+    """
+
+    def __init__(self, http: Any, base: str) -> None:
+        self.http = http
+        self.base = base.rstrip("/")
+
+    @classmethod
+    def via_service_proxy(cls, http: Any, namespace: str, service: str = "linstor-controller",
+                          port: int = 3370) -> LinstorClient:
+        return cls(http, f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy")
+
+    def get(self, path: str) -> Any:
+        from .errors import RunbookError
+
+        resp = self.http.get(self.base + path)
+        if resp.status_code >= 400:
+            raise RunbookError(f"LINSTOR {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise ParseError(_TOOL, f"{path}: response is not JSON") from None
+
+    def controller_version(self) -> dict:
+        return _obj(self.get("/v1/controller/version"), "controller/version")
+
+    def nodes(self) -> list[dict]:
+        return _list(self.get("/v1/nodes"), "nodes")
+
+    def storage_pools(self) -> list[dict]:
+        return _list(self.get("/v1/view/storage-pools"), "view/storage-pools")
+
+    def resources(self) -> list[dict]:
+        return _list(self.get("/v1/view/resources"), "view/resources")
+
+    def resource_definitions(self) -> list[dict]:
+        return _list(self.get("/v1/resource-definitions"), "resource-definitions")

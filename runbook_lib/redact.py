@@ -12,17 +12,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .params import is_secret_key
+
 MASK = "***"
-SECRET_KEY_SUFFIXES = ("_password", "_token", "_secret", "_passphrase")
 # Keys whose values are credentials wherever they appear (kubeconfig/talosconfig/machine config).
 CREDENTIAL_KEYS = {"token", "key", "crt", "ca", "client-key-data", "client-certificate-data",
                    "certificate-authority-data", "password", "secret", "secretboxEncryptionSecret",
                    "aescbcEncryptionSecret", "bootstraptoken"}
-
-
-def is_secret_key(key: str) -> bool:
-    k = key.lower()
-    return k == "secrets" or k.endswith(SECRET_KEY_SUFFIXES)
 
 
 class Redactor:
@@ -66,8 +62,14 @@ class Redactor:
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
-            return {k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, {}, "") else self.deep(v))
-                    for k, v in obj.items()}
+            return {k: self._mask_value(k, v) for k, v in obj.items()}
         if isinstance(obj, list | tuple):
             return [self.deep(v) for v in obj]
         return obj
+
+    def _mask_value(self, key: object, value: Any) -> Any:
+        if key == "secrets" and isinstance(value, dict):
+            return {name: MASK for name in value}  # names are useful in a record, values never
+        if isinstance(key, str) and is_secret_key(key) and value not in (None, {}, ""):
+            return MASK
+        return self.deep(value)
