@@ -49,3 +49,54 @@ def volume_documents(storage: Storage) -> list[dict]:
 
 def to_yaml(docs: list[dict]) -> str:
     return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
+
+
+# ----------------------------------------------------------------------------- Piraeus (notebook 03)
+
+#: The Talos override of the satellite pod (piraeus-operator docs/how-to/talos.md): Talos has
+#: no systemd and no /usr/lib/modules or /usr/src (the DRBD modules come from the extension),
+#: and /etc/lvm is read-only, so LVM's backup and archive move to /var/etc/lvm instead of
+#: being deleted as the seed article does.
+TALOS_POD_TEMPLATE = {
+    "spec": {
+        "initContainers": [
+            {"name": "drbd-shutdown-guard", "$patch": "delete"},
+            {"name": "drbd-module-loader", "$patch": "delete"},
+        ],
+        "volumes": [
+            {"name": "run-systemd-system", "$patch": "delete"},
+            {"name": "run-drbd-shutdown-guard", "$patch": "delete"},
+            {"name": "systemd-bus-socket", "$patch": "delete"},
+            {"name": "lib-modules", "$patch": "delete"},
+            {"name": "usr-src", "$patch": "delete"},
+            {"name": "etc-lvm-backup", "hostPath": {"path": "/var/etc/lvm/backup", "type": "DirectoryOrCreate"}},
+            {"name": "etc-lvm-archive", "hostPath": {"path": "/var/etc/lvm/archive", "type": "DirectoryOrCreate"}},
+        ],
+    }
+}
+
+def linstor_cluster() -> dict:
+    """The cluster-wide ``LinstorCluster``: the operator's defaults (it is cluster-scoped)."""
+    return {"apiVersion": "piraeus.io/v1", "kind": "LinstorCluster", "metadata": {"name": "linstorcluster"}, "spec": {}}
+
+
+def talos_satellite_configuration() -> dict:
+    return {"apiVersion": "piraeus.io/v1", "kind": "LinstorSatelliteConfiguration",
+            "metadata": {"name": "talos-loader-override"}, "spec": {"podTemplate": TALOS_POD_TEMPLATE}}
+
+
+def storage_satellite_configuration(node: str, device: str, storage: Storage) -> dict:
+    """One node's storage pool on its ``u-<name>`` partition.
+
+    One configuration per node because the partition's device path can differ between
+    nodes (``/dev/nvme0n1p5`` here, ``/dev/sda6`` there); each selects its node by hostname.
+    """
+    pool: dict = {"name": storage.pool_name, "source": {"hostDevices": [device]}}
+    # With hostDevices the operator creates the zpool / volume group itself, named after the pool.
+    pool[storage.pool_type] = {"thinPool": "thin"} if storage.pool_type == "lvmThinPool" else {}
+    return {
+        "apiVersion": "piraeus.io/v1",
+        "kind": "LinstorSatelliteConfiguration",
+        "metadata": {"name": f"storage-{node}"},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "storagePools": [pool]},
+    }

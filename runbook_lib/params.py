@@ -386,6 +386,17 @@ class LabOptions(_Strict):
         return parse_size(self.disk_size)
 
 
+class Piraeus(_Strict):
+    """The Piraeus operator: official OCI chart, its version and where it runs."""
+
+    chart: NonEmpty = "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus"
+    chart_version: NonEmpty = "2.10.2"
+    release: Annotated[str, AfterValidator(_node_name)] = "piraeus"
+    namespace: Annotated[str, AfterValidator(_node_name)] = "piraeus-datastore"
+    #: the controller's REST API speaks HTTPS only when the LinstorCluster sets apiTLS
+    api_tls: bool = False
+
+
 class Params(_Strict):
     """All parameters of a run. Build it with :func:`load_params` or :func:`parse_params`."""
 
@@ -401,6 +412,7 @@ class Params(_Strict):
     nodes: list[Node] = Field(default_factory=_default_nodes, min_length=1)
     storage: Storage = Field(default_factory=Storage)
     lab: LabOptions = Field(default_factory=LabOptions)
+    piraeus: Piraeus = Field(default_factory=Piraeus)
     factory_url: FactoryUrl = "https://factory.talos.dev"
     extensions: list[ExtensionName] = Field(default_factory=lambda: ["siderolabs/drbd", "siderolabs/zfs"])
     #: seconds to wait for a node to come back (reboot, reset, upgrade) or a gate to pass

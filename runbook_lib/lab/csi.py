@@ -296,11 +296,20 @@ def _reconcile_claim(lab: Any, pvc: dict, ctl_pod: dict | None, now: float) -> N
     if meta.get("deletionTimestamp"):
         _release_claim(lab, pvc)
         return
-    if "kubernetes.io/pvc-protection" not in (meta.get("finalizers") or []):
-        wl.update(lab, pvc, lambda o: o["metadata"].setdefault("finalizers", []).append("kubernetes.io/pvc-protection"))
+    if "kubernetes.io/pvc-protection" not in (meta.get("finalizers") or []) or not pvc.get("status"):
+        def admit(o: dict) -> None:  # what the API server's admission and defaulting add on create
+            if "kubernetes.io/pvc-protection" not in (o["metadata"].get("finalizers") or []):
+                o["metadata"].setdefault("finalizers", []).append("kubernetes.io/pvc-protection")
+            o["status"] = o.get("status") or {"phase": "Pending"}
+            o["spec"].setdefault("volumeMode", "Filesystem")
+        pvc = wl.update(lab, pvc, admit)
     if (pvc.get("status") or {}).get("phase") == "Bound":
         return
     sc = _storage_class(lab, pvc)
+    if sc is None and pvc["spec"].get("storageClassName"):
+        wl.record_event(lab, pvc, "ProvisioningFailed", f'storageclass.storage.k8s.io "{pvc["spec"]["storageClassName"]}" not found',
+                        type_="Warning", component="persistentvolume-controller")
+        return
     if sc is None or sc.get("provisioner") != DRIVER:
         return
     ann = meta.get("annotations") or {}
@@ -388,9 +397,11 @@ def _create_volume(lab: Any, pvc: dict, sc: dict, selected: str | None) -> dict:
         try:
             if params.node_list or params.client_list:
                 for n in params.node_list:
-                    ctl.create_resource(pv_name, n, pool=params.storage_pools[0] if params.storage_pools else None, initial=True)
+                    ctl.create_resource(pv_name, n, pool=params.storage_pools[0] if params.storage_pools else None,
+                                        initial=True, adjust=False)
                 for n in params.client_list:
-                    ctl.create_resource(pv_name, n, diskless=True)
+                    ctl.create_resource(pv_name, n, diskless=True, adjust=False)
+                ctl.adjust_quorum(pv_name)
             else:
                 preferred = [selected] if selected and params.placement_policy in ("AutoPlaceTopology", "FollowTopology") else []
                 ctl.autoplace(pv_name, params.placement_count, storage_pools=params.storage_pools,
@@ -489,11 +500,10 @@ def _reconcile_released(lab: Any, pv: dict, up: bool) -> None:
     name = pv["spec"]["csi"]["volumeHandle"]
     ctl = lab.linstor
     if name in ctl.rds:
+        if any(r.role == "Primary" for r in ctl.rds[name].replicas.values()):
+            return  # still published somewhere: NodeUnpublish comes first
         try:
-            rd = ctl.rds[name]
-            for node in [n for n, r in rd.replicas.items() if r.role != "Primary"]:
-                rd.replicas.pop(node)
-            ctl.delete_resource_definition(name)
+            ctl.delete_resource_definition(name)  # DeleteVolume: the resources go with their definition
         except LinstorError as exc:
             wl.record_event(lab, pv, "VolumeFailedDelete", f"rpc error: code = Internal desc = {_rc_text(exc)}", type_="Warning",
                             component=DRIVER)

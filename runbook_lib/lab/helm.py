@@ -4,7 +4,7 @@ Runs as the lab's ``bin/helm`` shim (``python -m runbook_lib.lab.helm ...``) and
 API server named by ``--kubeconfig``/``$KUBECONFIG`` with its bearer token, like helm does.
 
 - ``install``/``upgrade [--install]`` RELEASE CHART ``-n NS [--create-namespace] [--version V]
-  [--set k=v] [--set-string k=v] [-f values.yaml] [--wait] [--timeout 5m0s]``, ``status``,
+  [--set k=v] [--set-string k=v] [-f values.yaml] [--wait] [--timeout 5m0s] [--dry-run]``, ``status``,
   ``list``, ``uninstall``, ``version``, ``repo add|update|list``, ``show chart|values``.
 - One chart exists in the lab's registry: ``oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus``
   (versions in :data:`piraeus.CHART_VERSIONS`); pulling it prints ``Pulled:``/``Digest:`` on
@@ -26,18 +26,20 @@ import base64
 import contextlib
 import gzip
 import hashlib
+import http.client
 import json
 import os
 import sys
 import time
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
-from . import piraeus
+# The chart code (:mod:`.piraeus`) is imported only by the commands that render or pull the
+# chart: each helm call is a fresh process, and status/list/uninstall should start fast.
 
 HELM_VERSION = "v3.19.0"
 HELM_COMMIT = "3d8990f0836691f0229297773f3524598f46bda6"
@@ -176,6 +178,22 @@ def _duration(text: str) -> float:
 # ----------------------------------------------------------------------------- cluster access
 
 
+class Response:
+    """The bits of an HTTP response helm looks at."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status_code = status
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.content = body
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content or b"null")
+
+
 class Cluster:
     def __init__(self, kubeconfig: str | None) -> None:
         path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
@@ -190,8 +208,8 @@ class Cluster:
         user = next((u["user"] for u in cfg.get("users", []) if u["name"] == ctx.get("user")), {})
         self.server = cluster.get("server", "")
         self.kubeconfig = Path(path)
-        self.client = httpx.Client(base_url=self.server, headers={"Authorization": f"Bearer {user.get('token', '')}"},
-                                   timeout=30)
+        self.token = user.get("token", "")
+        self._conn: http.client.HTTPConnection | None = None
 
     def unreachable(self) -> HelmError:
         host = self.server.split("://", 1)[-1]
@@ -199,16 +217,34 @@ class Cluster:
 
     def take_fault(self) -> bool:
         try:
-            resp = self.client.post("/lab/v1/helm/fault")
+            resp = self.request("POST", "/lab/v1/helm/fault")
             return bool(resp.json().get("fail"))
-        except (httpx.HTTPError, ValueError):
+        except (HelmError, ValueError):
             return False
 
-    def request(self, method: str, path: str, body: Any = None, params: dict | None = None) -> httpx.Response:
-        try:
-            return self.client.request(method, path, json=body, params=params)
-        except httpx.HTTPError:
-            raise self.unreachable() from None
+    def request(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Response:
+        """One HTTP request to the API server (kept-alive connection, bearer token)."""
+        url = urllib.parse.urlsplit(self.server)
+        if params:
+            path = f"{path}?{urllib.parse.urlencode(params)}"
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            try:
+                if self._conn is None:
+                    cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+                    self._conn = cls(url.hostname or "127.0.0.1", url.port, timeout=30)
+                self._conn.request(method, path, body=data, headers=headers)
+                resp = self._conn.getresponse()
+                return Response(resp.status, dict(resp.getheaders()), resp.read())
+            except (OSError, http.client.HTTPException):
+                self._conn = None
+                if attempt == 2:
+                    raise self.unreachable() from None
+        raise self.unreachable()
+
 
     def path(self, obj: dict, namespace: str, *, named: bool = True) -> str:
         key = (obj["apiVersion"], obj["kind"])
@@ -285,8 +321,10 @@ def save_release(cluster: Cluster, rel: dict, *, create: bool) -> None:
 # ----------------------------------------------------------------------------- charts
 
 
-def resolve_chart(ref: str, version: str | None, cluster: Cluster, verb: str) -> tuple[str, str]:
+def resolve_chart(ref: str, version: str | None, cluster: Cluster | None, verb: str) -> tuple[str, str]:
     """(chart name, version) for a chart reference, or the error helm prints."""
+    from . import piraeus
+
     if ref.startswith(OCI_PREFIX):
         location = ref[len(OCI_PREFIX):]
         tag = None
@@ -435,6 +473,8 @@ def _print_status(rel: dict, out: str | None) -> None:
 
 
 def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
+    from . import piraeus
+
     if len(args.positional) < 3:
         raise HelmError(f'"helm {args.positional[0]}" requires 2 arguments\n\nUsage:  helm {args.positional[0]} [NAME] [CHART] [flags]')
     release, chart_ref = args.positional[1], args.positional[2]
@@ -454,13 +494,19 @@ def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
     chart, version = resolve_chart(chart_ref, args.get("--version"), cluster, verb)
     values = _user_values(args)
     ns_resp = cluster.request("GET", f"/api/v1/namespaces/{namespace}")
-    if ns_resp.status_code == 404:
+    if ns_resp.status_code == 404 and not args.has("--dry-run"):
         if not args.has("--create-namespace"):
             raise HelmError(f'{verb}create: failed to create: namespaces "{namespace}" not found')
         cluster.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     docs = piraeus.render_chart(release, namespace, version, values)
     now = _now()
     previous = deployed[-1] if deployed else None
+    if args.has("--dry-run"):  # render only: nothing reaches the cluster, no release is recorded
+        print(f"NAME: {release}\nLAST DEPLOYED: {_ansic(now)}\nNAMESPACE: {namespace}\n"
+              f"STATUS: {'pending-upgrade' if previous else 'pending-install'}\n"
+              f"REVISION: {max((r['version'] for r in existing), default=0) + 1}\nTEST SUITE: None\nHOOKS:\nMANIFEST:")
+        print(_manifest_text(docs), end="")
+        return 0
     _apply_manifests(cluster, json.loads(json.dumps(docs)), release, namespace, verb)
     if previous is not None:
         new_keys = {(d["kind"], d["metadata"]["name"]) for d in docs}
@@ -600,10 +646,12 @@ def cmd_repo(args: Args) -> int:
 
 
 def cmd_show(args: Args) -> int:
+    from . import piraeus
+
     what = args.positional[1] if len(args.positional) > 1 else ""
     if len(args.positional) < 3:
         raise HelmError(f'"helm show {what}" requires 1 argument')
-    _chart, version = resolve_chart(args.positional[2], args.get("--version"), None, "")  # type: ignore[arg-type]
+    _chart, version = resolve_chart(args.positional[2], args.get("--version"), None, "")
     if what == "chart":
         print(yaml.safe_dump({"apiVersion": "v2", "appVersion": f"v{version}", "name": piraeus.CHART_NAME, "type": "application",
                               "version": version}, sort_keys=False), end="")

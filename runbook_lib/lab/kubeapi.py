@@ -530,7 +530,9 @@ class KubeStore:
         elif ctype == "application/merge-patch+json":
             new = merge_patch(current, patch)
         elif ctype in ("application/strategic-merge-patch+json", "application/apply-patch+yaml"):
-            new = strategic_merge(current, patch)
+            # Custom resources have no strategic-merge schema: a real API server merges them as
+            # JSON merge patches and keeps keys like ``$patch`` as plain data.
+            new = strategic_merge(current, patch) if rt in BUILTIN_TYPES else merge_patch(current, patch)
         else:
             raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ctype})")
         if subresource == "status":
@@ -566,7 +568,7 @@ class KubeStore:
                 obj = self.objects.pop(other)
                 obj["metadata"]["resourceVersion"] = str(self._bump())
                 self._record("DELETED", other, obj)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": {"name": name, "kind": rt.plural}}
+        return gone  # the API server answers a delete with the object as it was deleted
 
     # -- watch
     def events_since(self, rt: ResourceType, namespace: str | None, since_rv: int, lmatch, fmatch) -> list[WatchEvent]:

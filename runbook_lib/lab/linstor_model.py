@@ -335,6 +335,7 @@ class LinstorController:
         ctl.next_port = int(data.get("next_port", 7000))
         ctl.next_minor = int(data.get("next_minor", 1000))
         ctl.ensure_defaults()
+        ctl.counter = int(data.get("counter", ctl.counter))  # the constructor's defaults drew ids already
         return ctl
 
     def ensure_defaults(self) -> None:
@@ -623,7 +624,8 @@ class LinstorController:
 
     # -- resources
     def create_resource(self, rd_name: str, node_name: str, *, pool: str | None = None, diskless: bool = False,
-                        tiebreaker: bool = False, via_attach: bool = False, initial: bool = False) -> list[dict]:
+                        tiebreaker: bool = False, via_attach: bool = False, initial: bool = False,
+                        adjust: bool = True) -> list[dict]:
         rd = self._rd(rd_name)
         node = self._online_node(node_name)
         if node_name in rd.replicas:
@@ -668,7 +670,7 @@ class LinstorController:
             rep.sync = {"source": source, "done_kib": 0, "total_kib": max(peers_synced[0].written_kib, 0) or total}
         rd.replicas[node_name] = rep
         rcs = [api_rc(ret_code(CREATED, MASK_CRT, MASK_RSC), f"Resource '{rd_name}' on node '{node_name}' successfully created.")]
-        if not tiebreaker:
+        if adjust and not tiebreaker:
             rcs += self.adjust_quorum(rd_name)
         return rcs
 
@@ -718,11 +720,13 @@ class LinstorController:
                 raise self._not_enough_nodes(rd, place_count, storage_pools or [])
             initial = not rd.replicas
             for node, pool in chosen:
-                rcs += self.create_resource(rd_name, node, pool=pool, initial=initial)
+                if node in rd.replicas and rd.replicas[node].tiebreaker:
+                    del rd.replicas[node]  # a diskful replica replaces the tie-breaker on its node
+                rcs += self.create_resource(rd_name, node, pool=pool, initial=initial, adjust=False)
         if diskless_on_remaining:
             for name, node in sorted(self.nodes.items()):
                 if name not in rd.replicas and node.online and (not rd.drbd or node.drbd_ok()):
-                    rcs += self.create_resource(rd_name, name, diskless=True)
+                    rcs += self.create_resource(rd_name, name, diskless=True, adjust=False)
         rcs += self.adjust_quorum(rd_name)
         return rcs
 
@@ -745,7 +749,8 @@ class LinstorController:
         """LINSTOR's autoplacer, simplified: eligible (node, pool) pairs by free space, constraints honoured."""
         candidates: list[tuple[str, str, int]] = []
         for name, node in self.nodes.items():
-            if name in rd.replicas or not node.online or node.props.get("AutoplaceTarget", "yes") == "no":
+            if (name in rd.replicas and not rd.replicas[name].tiebreaker) or not node.online \
+                    or node.props.get("AutoplaceTarget", "yes") == "no":
                 continue
             if rd.drbd and not node.drbd_ok():
                 continue

@@ -247,7 +247,6 @@ class OperatorState:
     """What the operator/satellite models remember across passes (lab time)."""
 
     ready_since: dict[str, float] = field(default_factory=dict)  # node -> satellite container ready since
-    device_pool_tried: dict[str, list[str]] = field(default_factory=dict)  # node -> pools attempted
     last_resync: float | None = None
     logged: list[str] = field(default_factory=list)  # messages already written to logs
 
@@ -289,14 +288,28 @@ def reconcile_cluster(lab: Any, now: float) -> None:
     ctl.now_ms = _wall_ms
     for _ in range(3):  # converge chains (deployment -> pod -> operator -> ...) within one tick
         rv = lab.kube.rv
-        wl.reconcile(lab, now, force=True)
-        sync_linstor(lab, now)
-        reconcile_operator(lab, now)
-        csi.reconcile(lab, now)
+        for step in (lambda: wl.reconcile(lab, now, force=True), lambda: sync_linstor(lab, now),
+                     lambda: reconcile_operator(lab, now), lambda: csi.reconcile(lab, now)):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - a model bug must not take the whole lab (and its API) down
+                _report_bug(lab)
         if lab.kube.rv == rv:
             break
     st.last_rv = lab.kube.rv
     st.next_due = now + wl.RECONCILE_PERIOD
+
+
+def _report_bug(lab: Any) -> None:
+    """Write a controller's crash to the server log (once per distinct traceback)."""
+    import sys
+    import traceback
+
+    text = traceback.format_exc()
+    key = "bug:" + hashlib.sha1(text.encode()).hexdigest()
+    if key not in lab.operator.logged:
+        lab.operator.logged.append(key)
+        print(f"lab storage controllers: unexpected error (the lab keeps running):\n{text}", file=sys.stderr, flush=True)
 
 
 def _wall_ms() -> int:
@@ -641,7 +654,7 @@ def merge_satellite_configurations(node: dict, configs: list[dict]) -> tuple[dic
             props[p.get("name", "")] = copy.deepcopy(p)
         if spec.get("podTemplate"):
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "satellite"}, **copy.deepcopy(spec["podTemplate"])}
-            patches.append({"target": {"kind": "Pod", "name": "satellite"}, "patch": yaml.safe_dump(pod, sort_keys=False)})
+            patches.append({"target": {"kind": "Pod", "name": "satellite"}, "patch": json.dumps(pod)})  # JSON is YAML
         patches += copy.deepcopy(spec.get("patches") or [])
         for key in ("internalTLS", "ipFamilies", "deletionPolicy", "evacuationStrategy"):
             if spec.get(key) is not None:
@@ -739,7 +752,7 @@ def _apply_patches(ds: dict, patches: list[dict]) -> dict:
         target = p.get("target") or {}
         raw = p.get("patch") or ""
         try:
-            body = yaml.safe_load(raw) if isinstance(raw, str) else raw
+            body = _load_patch(raw) if isinstance(raw, str) else raw
         except yaml.YAMLError as exc:
             raise ApiError(422, "Invalid", f"failed to parse patch: {exc}") from exc
         kind, name = target.get("kind"), target.get("name")
@@ -761,6 +774,13 @@ def _apply_patches(ds: dict, patches: list[dict]) -> dict:
     return ds
 
 
+def _load_patch(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return yaml.safe_load(raw)
+
+
 def validate_pod_template(kind: str, name: str, template: dict) -> list[str]:
     """The API server's pod-spec checks that patches most often break (volume references)."""
     spec = template.get("spec") or {}
@@ -777,6 +797,17 @@ def validate_pod_template(kind: str, name: str, template: dict) -> list[str]:
 
 
 def _satellite_daemonset(lab: Any, lcluster: dict, sat: dict, ns: str) -> dict:
+    """The satellite DaemonSet for a LinstorSatellite (memoized per object version)."""
+    key = f"ds:{sat['metadata']['uid']}:{sat['metadata']['resourceVersion']}:{lcluster['metadata']['uid']}:{ns}"
+    cache = lab.workloads.cache
+    if key not in cache:
+        for old in [k for k in cache if k.startswith(f"ds:{sat['metadata']['uid']}:")]:
+            del cache[old]
+        cache[key] = _build_satellite_daemonset(lcluster, sat, ns)
+    return copy.deepcopy(cache[key])
+
+
+def _build_satellite_daemonset(lcluster: dict, sat: dict, ns: str) -> dict:
     node = sat["metadata"]["name"]
     labels = _labels(lcluster, "linstor-satellite")
     ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",

@@ -174,6 +174,9 @@ class Lab:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle and delayed ACKs every
+    # keep-alive response would wait ~40 ms.
+    disable_nagle_algorithm = True
     server: LabHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

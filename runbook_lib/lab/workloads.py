@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import re
 import shlex
 from collections.abc import Callable, Iterable
@@ -45,6 +46,7 @@ T_INIT = 1.0  # an init container without a runner runs this long
 T_DEFAULT_STARTUP = 1.0  # an app is "up" this long after its container started
 NOT_READY_GRACE = 0.0  # node-lifecycle marks pods not ready (real: ~40 s node-monitor grace)
 RECONCILE_PERIOD = 2.0  # controllers re-check time-driven state at least this often
+MAX_EVENTS = 2000  # Events kept in the store (a real API server expires them after an hour)
 
 # App start-up times by image (the readiness/startup probes only pass once the app is up).
 STARTUP_BY_IMAGE = {"piraeus-server": 12.0, "piraeus-csi": 2.0, "piraeus-operator": 3.0}
@@ -190,6 +192,10 @@ def apply(lab: Any, group: str, version: str, plural: str, desired: dict, *, kee
     current = lab.kube.objects.get(key)
     if current is None:
         return lab.kube.create(rt, ns, copy.deepcopy(desired))
+    cmeta = current["metadata"]
+    if all(cmeta.get(k) == meta[k] for k in ("labels", "annotations", "ownerReferences") if k in meta) and all(
+            current.get(k) == v for k, v in desired.items() if k not in ("metadata", "status", "apiVersion", "kind") and k not in keep):
+        return current  # nothing to change: no copy, no write
     new = copy.deepcopy(current)
     for k in ("labels", "annotations", "ownerReferences"):
         if k in meta:
@@ -460,7 +466,7 @@ class WorkloadState:
     ip_counter: dict[str, int] = field(default_factory=dict)
     unmounted: dict[str, list[str]] = field(default_factory=dict)  # node -> Talos mounts released
     host_boot: dict[str, str] = field(default_factory=dict)  # node -> boot id the above belong to
-    job_failures: dict[str, int] = field(default_factory=dict)  # job uid -> failed pods
+    crd_types: list[list[str]] = field(default_factory=list)  # [group, plural] served because of a CRD
     counter: int = 0
     last_rv: int = -1
     next_due: float = 0.0
@@ -485,6 +491,8 @@ class Workloads:
         self.runners: list[PodRunner] = runners if runners is not None else [ShellRunner()]
         # Volume hooks decide whether a pod's PVC volume is ready on its node: (ready, error).
         self.volume_hooks = volume_hooks or []
+        # Derived data other controllers may memoize between passes (not persisted).
+        self.cache: dict[str, Any] = {}
 
     def to_dict(self) -> dict:
         return self.state.to_dict()
@@ -541,30 +549,35 @@ def _garbage_collect(lab: Any) -> None:
         refs = obj["metadata"].get("ownerReferences") or []
         if refs and not any(r.get("uid") in uids for r in refs):
             delete(lab, obj)
-    from .kubeapi import BUILTIN_TYPES
-
-    builtin = {(t.group, t.plural) for t in BUILTIN_TYPES} | {(t.group, t.plural) for t in EXTRA_TYPES}
     crds = {(o["spec"].get("group"), o["spec"].get("names", {}).get("plural"))
             for o in objects(lab, "apiextensions.k8s.io", "customresourcedefinitions")}
-    for key in list(lab.kube.types):
-        if key in builtin or key in crds:
+    seen = lab.workloads.state.crd_types
+    for key in crds:
+        if list(key) not in seen:
+            seen.append(list(key))
+    events = objects(lab, "", "events")
+    if len(events) > MAX_EVENTS:  # the API server's event TTL, by count: the oldest go first
+        for ev in sorted(events, key=lambda e: e.get("lastTimestamp") or "")[: len(events) - MAX_EVENTS]:
+            delete(lab, ev)
+    for group, plural in [tuple(k) for k in seen]:  # only types that came from a CRD (apiextensions)
+        key = (group, plural)
+        if key in crds:
+            continue
+        seen.remove([group, plural])
+        if key not in lab.kube.types:
             continue
         for okey in [k for k in lab.kube.objects if (k[0], k[1]) == key]:
             obj = lab.kube.objects[okey]
-            delete(lab, obj) if not obj["metadata"].get("finalizers") else lab.kube.objects.pop(okey, None)
+            if obj["metadata"].get("finalizers"):
+                lab.kube.objects.pop(okey, None)  # the CRD's deletion does not wait for their finalizers
+            else:
+                delete(lab, obj)
         lab.kube.types.pop(key, None)
 
 
 def _template_hash(template: dict) -> str:
-    return safe_suffix(repr(sorted(_flatten(template))), 10)
-
-
-def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
-    if isinstance(obj, dict):
-        return [kv for k, v in obj.items() for kv in _flatten(v, f"{prefix}.{k}")]
-    if isinstance(obj, list):
-        return [kv for i, v in enumerate(obj) for kv in _flatten(v, f"{prefix}[{i}]")]
-    return [(prefix, repr(obj))]
+    """``pod-template-hash``: a stable hash of the pod template in the safe alphabet."""
+    return safe_suffix(json.dumps(template, sort_keys=True, default=str), 10)
 
 
 def _new_name(lab: Any, prefix: str) -> str:
@@ -803,7 +816,6 @@ def _daemonsets(lab: Any) -> None:
 
 
 def _jobs(lab: Any) -> None:
-    st = lab.workloads.state
     for job in objects(lab, "batch", "jobs"):
         ns = job["metadata"]["namespace"]
         spec = job["spec"]
@@ -839,7 +851,6 @@ def _jobs(lab: Any) -> None:
             created = _create_pod(lab, pod)
             if created is not None:
                 record_event(lab, job, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", component="job-controller")
-        st.job_failures[uid] = failed
         status.update({"active": len(active), "succeeded": succeeded, "failed": failed, "ready": sum(1 for p in active if pod_ready(p))})
         status.setdefault("startTime", now_iso())
         status = {k: v for k, v in status.items() if v not in (0, None) or k in ("ready",)}
@@ -860,6 +871,8 @@ def _schedule(lab: Any, now: float) -> None:
         if p["spec"].get("nodeName"):
             load[p["spec"]["nodeName"]] = load.get(p["spec"]["nodeName"], 0) + 1
     for pod in pods:
+        if not pod.get("status"):  # API server defaulting on create
+            pod = update(lab, pod, lambda o: o.__setitem__("status", {"phase": "Pending", "qosClass": "BestEffort"}))
         if pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
             continue
         if pod["spec"].get("schedulerName", "default-scheduler") != "default-scheduler":
@@ -1288,8 +1301,6 @@ def _write_pod_status(lab: Any, pod: dict, rt: PodRuntime, facts: NodeFacts, now
         status["podIP"], status["podIPs"] = rt.ip, [{"ip": rt.ip}]
     if status != old:
         set_status(lab, pod, status)
-        if phase != old.get("phase") and phase in ("Succeeded", "Failed") and pod["metadata"].get("ownerReferences"):
-            pass
 
 
 def _workload_status(lab: Any) -> None:
@@ -1358,6 +1369,12 @@ def pod_log(lab: Any, namespace: str, pod: str, container: str | None, tail: int
     valid = names + [c["name"] for c in obj["spec"].get("initContainers") or []]
     if container not in valid:
         raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {pod}")
+    statuses = (obj.get("status") or {}).get("containerStatuses", []) + (obj.get("status") or {}).get("initContainerStatuses", [])
+    cs = next((c for c in statuses if c.get("name") == container), None)
+    waiting = ((cs or {}).get("state") or {}).get("waiting")
+    if cs is None or waiting:
+        reason = (waiting or {}).get("reason", "ContainerCreating")
+        raise ApiError(400, "BadRequest", f'container "{container}" in pod "{pod}" is waiting to start: {reason}')
     lines = lab.workloads.state.logs.get(f"{namespace}/{pod}/{container}", [])
     if tail is not None:
         lines = lines[-tail:] if tail > 0 else []
