@@ -6,6 +6,7 @@ the same number of requests on 3 nodes as on 300.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,36 +104,66 @@ def object_path(manifest: dict) -> str:
     return f"{prefix}{ns}/{plural}/{meta['name']}"
 
 
+class ApiCallError(RunbookError):
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        self.status = status
+        try:
+            message = json.loads(body).get("message", body)
+        except ValueError:
+            message = body
+        super().__init__(f"Kubernetes API: {method} {path}: {status} {str(message)[:300]}")
+
+
+def request(api: k8s.ApiClient, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
+            body: Any = None, content_type: str | None = None) -> Any:
+    """One REST call with the client's own auth and TLS settings; the decoded JSON answer."""
+    headers = {"Accept": "application/json"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    _, url, headers, body, _ = api.param_serialize(method, path, query_params=query or [], header_params=headers,
+                                                    body=body, auth_settings=["BearerToken"])
+    try:
+        resp = api.call_api(method, url, header_params=headers, body=body)
+        resp.read()
+    except ApiException as exc:
+        raise ApiCallError(method, path, exc.status or 0, exc.body or str(exc)) from None
+    if resp.status >= 400:
+        raise ApiCallError(method, path, resp.status, resp.data.decode(errors="replace"))
+    return json.loads(resp.data) if resp.data else None
+
+
 def get_object(api: k8s.ApiClient, path: str) -> dict | None:
     try:
-        data = api.call_api(path, "GET", response_type="object", auth_settings=["BearerToken"],
-                            _return_http_data_only=True)
-    except ApiException as exc:
-        if exc.status == 404:
+        return request(api, "GET", path)
+    except ApiCallError as err:
+        if err.status == 404:
             return None
-        raise RunbookError(f"Kubernetes API: GET {path} failed: {exc.status} {exc.reason}") from None
-    return data
+        raise
+
+
+def list_objects(api: k8s.ApiClient, path: str, label_selector: str | None = None) -> list[dict]:
+    """``GET`` a collection path (one call, with a selector) and return its items as plain dicts."""
+    try:
+        data = request(api, "GET", path, query=[("labelSelector", label_selector)] if label_selector else None)
+    except ApiCallError as err:
+        if err.status == 404:
+            return []
+        raise
+    return list((data or {}).get("items") or [])
 
 
 def server_side_apply(api: k8s.ApiClient, manifest: dict, *, field_manager: str = "runbook") -> dict:
     """Create or update ``manifest`` with server-side apply."""
-    path = object_path(manifest)
-    try:
-        return api.call_api(path, "PATCH", body=manifest, query_params=[("fieldManager", field_manager), ("force", "true")],
-                            header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-                            response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True)
-    except ApiException as exc:
-        raise RunbookError(f"Kubernetes API: applying {manifest.get('kind')} {manifest['metadata'].get('name')} "
-                           f"failed: {exc.status} {exc.reason}: {(exc.body or '')[:300]}") from None
+    return request(api, "PATCH", object_path(manifest), query=[("fieldManager", field_manager), ("force", "true")],
+                   body=json.dumps(manifest), content_type="application/apply-patch+yaml")
 
 
 def delete_object(api: k8s.ApiClient, manifest: dict) -> None:
     try:
-        api.call_api(object_path(manifest), "DELETE", auth_settings=["BearerToken"], _return_http_data_only=True)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise RunbookError(f"Kubernetes API: deleting {manifest.get('kind')} {manifest['metadata'].get('name')} "
-                               f"failed: {exc.status} {exc.reason}") from None
+        request(api, "DELETE", object_path(manifest))
+    except ApiCallError as err:
+        if err.status != 404:
+            raise
 
 
 def differs(live: dict | None, manifest: dict) -> bool:
@@ -147,3 +178,15 @@ def differs(live: dict | None, manifest: dict) -> bool:
 
     body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
     return not covered(body, live)
+
+
+def condition(obj: dict | None, ctype: str) -> dict:
+    """The status condition ``ctype`` of ``obj`` (empty dict when absent)."""
+    return next((c for c in ((obj or {}).get("status") or {}).get("conditions") or [] if c.get("type") == ctype), {})
+
+
+def pod_log(api: k8s.ApiClient, namespace: str, name: str) -> str:
+    try:
+        return k8s.CoreV1Api(api).read_namespaced_pod_log(name, namespace)
+    except ApiException as exc:
+        return f"(no log: {exc.status} {exc.reason})"

@@ -82,7 +82,14 @@ def merge_record(nb: Any, *, final_status: str | None = None) -> dict | None:
             record = None  # being replaced right now; the next save picks it up
     if record is None:
         record = nb.metadata.get("runbook")
-    if record is not None and final_status and record.get("status") != "succeeded":
+    if record is None and final_status:
+        # The notebook failed before its session began (bad parameters, import error):
+        # it still gets a record saying so.
+        name = Path(path).stem if path else ""
+        record = {"schema": 1, "notebook": name, "run_id": os.environ.get(RUN_ID_ENV, ""), "status": final_status,
+                  "started_at": None, "finished_at": utcnow(), "versions": {}, "parameters": {}, "actions": [],
+                  "checks": [], "results": {}}
+    if record is not None and final_status == "failed" and record.get("status") != "failed":
         record["status"] = final_status
         record["finished_at"] = record.get("finished_at") or utcnow()
     if record is not None:

@@ -58,3 +58,43 @@ def timeline_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     fig.update_layout(title=title, xaxis_type="date", showlegend=False, yaxis_autorange="reversed",
                       height=160 + 50 * len(frame))
     return fig
+
+
+def pool_capacity_figure(pools: pd.DataFrame, title: str = "Storage pool capacity") -> go.Figure:
+    """Used and free GiB per node and pool as stacked bars."""
+    frame = pools.assign(label=pools["node"] + " / " + pools["pool"],
+                         used=pools["used_bytes"].astype("float") / 2**30, free=pools["free_bytes"].astype("float") / 2**30)
+    fig = go.Figure()
+    fig.add_bar(x=frame["label"], y=frame["used"], name="used", marker_color="#ef5350",
+                hovertemplate="%{x}: %{y:.1f} GiB used<extra></extra>")
+    fig.add_bar(x=frame["label"], y=frame["free"], name="free", marker_color="#66bb6a",
+                hovertemplate="%{x}: %{y:.1f} GiB free<extra></extra>")
+    fig.update_layout(barmode="stack", title=title, yaxis_title="GiB", height=380)
+    return fig
+
+
+def capacity_table(pools: pd.DataFrame) -> pd.DataFrame:
+    out = pools[["node", "pool", "provider_kind", "supports_snapshots"]].copy()
+    for col in ("total_bytes", "used_bytes", "free_bytes"):
+        out[col.replace("_bytes", "_gib")] = (pools[col].astype("float") / 2**30).round(1)
+    return out
+
+
+def pool_capacity_explorer(pools: pd.DataFrame):
+    """An ipywidget to pick a node and pool; the static figure and table are shown beside it."""
+    import ipywidgets as widgets
+
+    options = [("all", None)] + [(f"{n} / {p}", (n, p)) for n, p in zip(pools["node"], pools["pool"], strict=True)]
+    picker = widgets.Dropdown(options=options, description="pool")
+    out = widgets.Output()
+
+    def render(change=None) -> None:
+        sel = picker.value
+        frame = pools if sel is None else pools[(pools["node"] == sel[0]) & (pools["pool"] == sel[1])]
+        out.clear_output(wait=True)
+        with out:
+            show(pool_capacity_figure(frame))
+
+    picker.observe(render, names="value")
+    render()
+    return widgets.VBox([picker, out])

@@ -1,0 +1,260 @@
+"""Notebook 03: the Piraeus operator, LINSTOR on the Talos partitions, and its verification.
+
+Order, and why:
+
+1. the namespace, labelled for privileged pods (Talos enforces the *baseline* Pod Security
+   level by default, and the satellites, CSI node plugin and wipe pods are privileged);
+2. the operator from its official OCI chart with ``installCRDs=true`` (the chart ships no
+   CRDs otherwise);
+3. wipe each node's ``u-<name>`` partition *before* a pool is configured on it: LINSTOR will
+   not create a pool on a device that carries a filesystem, and the operator never retries
+   a pool it created in error;
+4. ``LinstorCluster``, the official Talos satellite override and one storage configuration
+   per node (device paths can differ between nodes);
+5. wait for the operator's conditions, then read nodes and pools from LINSTOR itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import kube, manifests
+from .errors import PreconditionFailed, RunbookError
+from .helm import Helm
+from .linstor import LinstorClient, storage_pools_frame
+from .session import Session
+from .waiting import wait_until
+
+WIPE_IMAGE = "docker.io/library/debian:bookworm-slim"  # has umount and wipefs (util-linux)
+FILESYSTEMS_TO_WIPE = {"xfs", "ext4", "vfat", "btrfs"}  # what Talos may have put there; pool signatures are kept
+
+
+def helm_for(session: Session) -> Helm:
+    return Helm(session.executor, session.connection["helm"], session.connection.get("kubeconfig"))
+
+
+def namespace_manifest(namespace: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
+
+
+def apply(session: Session, manifest: dict, *, step: str, destructive: str | None = None) -> None:
+    """Server-side apply ``manifest`` unless the live object already matches (then: unchanged)."""
+    api = session.kube()
+    live = kube.get_object(api, kube.object_path(manifest))
+    target = f"{manifest['kind']}/{manifest['metadata']['name']}"
+    text = manifests.to_yaml([manifest])
+    if not kube.differs(live, manifest):
+        session.executor.unchanged(step=step, target=target, kind="kube", manifest=text)
+        return
+    session.executor.call(lambda: kube.server_side_apply(api, manifest), step=step, target=target, manifest=text,
+                          destructive=destructive, command=["kubectl", "apply", "--server-side", "-f", "-"])
+
+
+def install_operator(session: Session) -> None:
+    p = session.params.piraeus
+    apply(session, namespace_manifest(p.namespace), step="namespace for Piraeus")
+    helm = helm_for(session)
+    status = helm.status(p.release, p.namespace)
+    current = (status or {}).get("chart", {}).get("metadata", {}).get("version")
+    deployed = (status or {}).get("info", {}).get("status") == "deployed"
+    argv = ["helm", "upgrade", "--install", p.release, p.chart, "--namespace", p.namespace, "--version",
+            p.chart_version, "--set", "installCRDs=true"]
+    if deployed and current == p.chart_version:
+        session.executor.unchanged(step="install Piraeus operator", target=f"{p.namespace}/{p.release}", kind="helm",
+                                   command=argv)
+    else:
+        helm.upgrade_install(p.release, p.chart, namespace=p.namespace, version=p.chart_version,
+                             values={"installCRDs": "true"}, step="install Piraeus operator")
+    if not session.dry_run:
+        wait_deployment_ready(session, p.namespace, f"app.kubernetes.io/instance={p.release}", "the Piraeus operator")
+
+
+def wait_deployment_ready(session: Session, namespace: str, selector: str, what: str) -> list[dict]:
+    api = session.kube()
+
+    def probe():
+        deps = kube.list_objects(api, f"/apis/apps/v1/namespaces/{namespace}/deployments", selector)
+        ok = bool(deps) and all(int((d.get("status") or {}).get("readyReplicas") or 0) >= 1 for d in deps)
+        return ok, deps
+
+    return wait_until(probe, what=f"{what} ready", timeout=session.params.node_timeout,
+                      describe=lambda deps: ", ".join(f"{d['metadata']['name']} ready="
+                                                      f"{(d.get('status') or {}).get('readyReplicas', 0)}" for d in deps)
+                      or "no deployment yet")
+
+
+@dataclass
+class Partition:
+    node: str
+    device: str | None
+    volume_phase: str
+    signature: str  # what Talos probes on the device now ("" when blank)
+
+    @property
+    def needs_wipe(self) -> bool:
+        return self.signature in FILESYSTEMS_TO_WIPE
+
+
+def find_partitions(session: Session) -> list[Partition]:
+    """Each node's ``u-<name>`` partition from ``VolumeStatus``, and its current signature."""
+    label = session.params.storage.partition_label
+    out = []
+    for node in session.nodes:
+        vols = session.talos.get(node, "volumestatus", label)
+        spec = vols[0]["spec"] if vols else {}
+        device = spec.get("location")
+        signature = ""
+        if device:
+            for dv in session.talos.get(node, "discoveredvolumes"):
+                if dv["spec"].get("dev_path") == device:
+                    signature = dv["spec"].get("name") or ""
+        out.append(Partition(node.name, device, spec.get("phase", "absent"), signature))
+    return out
+
+
+def partitions_frame(parts: list[Partition]) -> pd.DataFrame:
+    return pd.DataFrame([{"node": p.node, "device": p.device or "", "VolumeStatus": p.volume_phase,
+                          "signature": p.signature or "(none)", "wipe": p.needs_wipe} for p in parts])
+
+
+def wipe_pod(node: str, device: str, mount: str, namespace: str) -> dict:
+    """A privileged one-shot pod that unmounts the user volume and wipes its signatures."""
+    script = f"umount /host{mount} || true; wipefs --all {device}"
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"wipe-{node}", "namespace": namespace, "labels": {"app.kubernetes.io/name": "runbook-wipe"}},
+        "spec": {
+            "nodeName": node, "restartPolicy": "Never",
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{"name": "wipe", "image": WIPE_IMAGE, "command": ["sh", "-c", script],
+                            "securityContext": {"privileged": True},
+                            "volumeMounts": [{"name": "host", "mountPath": "/host", "mountPropagation": "Bidirectional"}]}],
+            "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+        },
+    }
+
+
+def wipe_partitions(session: Session, parts: list[Partition]) -> None:
+    """Wipe every partition still carrying a filesystem; each is destructive (approval ``wipe <node>``)."""
+    missing = [p.node for p in parts if not p.device]
+    if missing:
+        raise PreconditionFailed(f"no {session.params.storage.partition_label} partition on {', '.join(missing)}: "
+                                 "run 01-partition first")
+    todo = [p for p in parts if p.needs_wipe]
+    for p in todo:  # every approval before the first wipe
+        session.executor.require_approval("wipe", p.node, f"wipe {p.device} on {p.node}")
+    api = session.kube()
+    ns = session.params.piraeus.namespace
+    for p in parts:
+        pod = wipe_pod(p.node, p.device or "", session.params.storage.mount_path, ns)
+        step = f"wipe {p.device} on {p.node}"
+        if not p.needs_wipe:
+            session.executor.unchanged(step=step, target=p.node, kind="kube", destructive=True,
+                                       manifest=manifests.to_yaml([pod]))
+            continue
+        kube.delete_object(api, pod)  # a pod left by an interrupted run
+        done = session.executor.call(lambda pod=pod: kube.server_side_apply(api, pod), step=step, target=p.node,
+                                     destructive="wipe", manifest=manifests.to_yaml([pod]),
+                                     command=["kubectl", "apply", "-f", "-"])
+        if done is None:
+            continue
+        final = wait_until(lambda pod=pod: _pod_finished(api, pod), what=f"wipe pod on {p.node}",
+                           timeout=session.params.node_timeout, describe=lambda o: _pod_phase(o))
+        log = kube.pod_log(api, ns, pod["metadata"]["name"])
+        kube.delete_object(api, pod)
+        if _pod_phase(final) != "Succeeded":
+            raise RunbookError(f"wiping {p.device} on {p.node} failed ({_pod_phase(final)}): {log.strip()[-300:]}")
+        print(f"{p.node}: wiped {p.device}: {log.strip() or 'ok'}")
+
+
+def _pod_phase(obj: dict | None) -> str:
+    return ((obj or {}).get("status") or {}).get("phase", "absent")
+
+
+def _pod_finished(api, pod: dict) -> tuple[bool, dict | None]:
+    obj = kube.get_object(api, kube.object_path(pod))
+    return _pod_phase(obj) in ("Succeeded", "Failed"), obj
+
+
+def cluster_manifests(session: Session, parts: list[Partition]) -> list[dict]:
+    storage = session.params.storage
+    docs = [manifests.linstor_cluster(), manifests.talos_satellite_configuration()]
+    docs += [manifests.storage_satellite_configuration(p.node, p.device or "", storage) for p in parts]
+    return docs
+
+
+def apply_cluster(session: Session, docs: list[dict]) -> None:
+    for doc in docs:
+        apply(session, doc, step=f"apply {doc['kind']} {doc['metadata']['name']}")
+
+
+def wait_cluster(session: Session) -> dict:
+    """Until the ``LinstorCluster`` reports Applied, Available and Configured."""
+    api = session.kube()
+    path = kube.object_path(manifests.linstor_cluster())
+    wanted = ("Applied", "Available", "Configured")
+
+    def probe():
+        obj = kube.get_object(api, path)
+        return all(kube.condition(obj, c).get("status") == "True" for c in wanted), obj
+
+    def describe(obj):
+        return ", ".join(f"{c}={kube.condition(obj, c).get('status', '?')} {kube.condition(obj, c).get('message', '')}".strip()
+                         for c in wanted)
+
+    return wait_until(probe, what="LinstorCluster Applied, Available and Configured",
+                      timeout=session.params.node_timeout, describe=describe)
+
+
+def linstor(session: Session) -> LinstorClient:
+    """LINSTOR's REST API through the Kubernetes service proxy (HTTPS when ``apiTLS`` is set)."""
+    p = session.params.piraeus
+    http = kube.http_client(session.kube())
+    service = "https:linstor-controller:3371" if p.api_tls else "linstor-controller:3370"
+    return LinstorClient(http, f"/api/v1/namespaces/{p.namespace}/services/{service}/proxy")
+
+
+def verify(session: Session, cluster: dict | None) -> pd.DataFrame:
+    """Checks from both sides: the operator's conditions and LINSTOR's own view of nodes and pools."""
+    for c in ("Available", "Configured"):
+        cond = kube.condition(cluster, c)
+        session.check(f"LinstorCluster {c}", cond.get("status") == "True", cond.get("status", "absent"), "True")
+    api = session.kube()
+    ns = session.params.piraeus.namespace
+    for name in ("linstor-controller", "linstor-csi-controller"):
+        dep = kube.get_object(api, f"/apis/apps/v1/namespaces/{ns}/deployments/{name}")
+        ready = int(((dep or {}).get("status") or {}).get("readyReplicas") or 0)
+        session.check(f"Deployment {name} ready", ready >= 1, ready, ">= 1")
+    client = linstor(session)
+    version = client.controller_version()
+    session.result("linstor_version", version.get("version"))
+    print("LINSTOR controller", version.get("version"), "REST API", version.get("rest_api_version"))
+    nodes = {n["name"]: n for n in client.nodes()}
+    for node in session.nodes:
+        state = nodes.get(node.name, {}).get("connection_status", "absent")
+        session.check(f"LINSTOR node {node.name} online", state == "ONLINE", state, "ONLINE")
+    pools = storage_pools_frame(client.storage_pools())
+    storage = session.params.storage
+    for node in session.nodes:
+        row = pools[(pools["node"] == node.name) & (pools["pool"] == storage.pool_name)]
+        total = int(row["total_bytes"].iloc[0]) if len(row) and not pd.isna(row["total_bytes"].iloc[0]) else 0
+        reports = str(row["reports"].iloc[0]) if len(row) and row["reports"].iloc[0] else ""
+        session.check(f"pool {storage.pool_name} on {node.name}", total > 0 and not reports,
+                      f"{total / 2**30:.0f} GiB" + (f", {reports}" if reports else "") if len(row) else "absent",
+                      "present, with capacity, no error report")
+    session.result("pools", pools.astype(object).where(pools.notna(), None).to_dict(orient="records"))
+    return pools
+
+
+def check_after_wipe(session: Session, parts: list[Partition]) -> None:
+    """No partition carries a filesystem any more; Talos's ``failed`` VolumeStatus is the expected consequence."""
+    if session.dry_run:
+        return
+    for p in parts:
+        session.check(f"{p.node}: {p.device} free of filesystems", not p.needs_wipe, p.signature or "(none)",
+                      "no filesystem signature")
+        if p.volume_phase == "failed":
+            print(f"{p.node}: VolumeStatus {session.params.storage.partition_label} is failed, as expected after the wipe")
