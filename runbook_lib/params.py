@@ -261,10 +261,8 @@ def _factory_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{value!r} is not an http(s) URL")
-    if parts.hostname == "factory.talos.systems":
-        raise ValueError(
-            "factory.talos.systems does not exist; the Image Factory is https://factory.talos.dev"
-        )
+    if parts.hostname.endswith(".talos.systems"):  # the seed article's host: it never existed
+        raise ValueError(f"{parts.hostname} does not exist; the Image Factory is https://factory.talos.dev")
     return value.strip().rstrip("/")
 
 

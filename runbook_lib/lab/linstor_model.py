@@ -363,10 +363,10 @@ class LinstorController:
                 raise LinstorError([api_rc(ret_code(FAIL_INVLD_PROP, MASK_ERROR, MASK_CTRL_CONF),
                                            f"Invalid value for property '{key}'")], 400)
             self.props[key] = value
-            if key == "DrbdOptions/auto-quorum":
+            if key.endswith("/auto-quorum"):
                 # LINSTOR >= 1.31 (CtrlPropsHelper): deprecated, no effect (reference notes §6)
                 rcs.append(api_rc(ret_code(0, MASK_WARN, MASK_CTRL_CONF),
-                                  "The property 'DrbdOptions/auto-quorum' is deprecated, please use DrbdOptions/Resource/quorum"))
+                                  f"The property '{key}' is deprecated, please use DrbdOptions/Resource/quorum"))
         for key in delete or []:
             self.props.pop(key, None)
         rcs.append(api_rc(ret_code(MODIFIED, MASK_MOD, MASK_CTRL_CONF), "Successfully set property key(s)" if override
