@@ -1,0 +1,102 @@
+"""01-04 on a fresh lab through ``runbook run``, then everything a record must satisfy.
+
+One module-scoped run serves several checks: the outcome, the manifests in the records
+against the real schemas (piraeus.io CRDs from ``../shared/reference``, Talos's machine
+config schema, and ``kubernetes-validate`` for core types), a second run of 01-03 that
+changes nothing, and ``runbook verify``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from runbook_lib.lab import control
+
+from .lab_helpers import LAB_PARAMS, record, run_dir_of, runbook
+from .reference import reference_path, talos_schema_def
+
+pytestmark = pytest.mark.lab
+NOTEBOOKS = ["01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes"]
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    base = tmp_path_factory.mktemp("suite")
+    lab_dir, out = base / "lab", base / "out"
+    first = runbook("run", "-f", str(LAB_PARAMS), "01", "02", "03", "04", "--out", str(out), lab_dir=lab_dir, check=True)
+    yield lab_dir, out, run_dir_of(first)
+    control.remove(lab_dir)
+
+
+def manifests_of(run_dir: Path) -> list[dict]:
+    docs = []
+    for name in NOTEBOOKS:
+        for action in record(run_dir, name)["actions"]:
+            if action["manifest"]:
+                docs += [d for d in yaml.safe_load_all(action["manifest"]) if d]
+    return docs
+
+
+def test_every_notebook_succeeds_with_all_checks(suite) -> None:
+    _, _, run = suite
+    index = json.loads((run / "run.json").read_text())
+    assert index["status"] == "succeeded" and [n["status"] for n in index["notebooks"]] == ["succeeded"] * 4
+    for name in NOTEBOOKS:
+        rec = record(run, name)
+        assert rec["status"] == "succeeded" and rec["checks"] and all(c["ok"] for c in rec["checks"]), name
+    actions = record(run, "03-piraeus-install")["actions"]
+    helm = next(a for a in actions if a["kind"] == "helm")
+    assert "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus" in helm["command"]
+    assert "installCRDs=true" in helm["command"]
+    kinds = {d.get("kind"): d for d in manifests_of(run)}
+    override = [d for d in manifests_of(run) if d.get("metadata", {}).get("name") == "talos-loader-override"][0]
+    volumes = {v["name"]: v for v in override["spec"]["podTemplate"]["spec"]["volumes"]}
+    assert volumes["etc-lvm-backup"]["hostPath"]["path"] == "/var/etc/lvm/backup"
+    assert {"LinstorCluster", "StorageClass", "VolumeConfig", "UserVolumeConfig"} <= set(kinds)
+
+
+@pytest.mark.reference
+def test_record_manifests_validate_against_real_schemas(suite) -> None:
+    _, _, run = suite
+    crds = {}
+    for path in reference_path("crds", "piraeus").glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        for ver in crd["spec"]["versions"]:
+            crds[(f"{crd['spec']['group']}/{ver['name']}", crd["spec"]["names"]["kind"])] = ver["schema"]["openAPIV3Schema"]
+    talos_defs = {"VolumeConfig": "block.VolumeConfigV1Alpha1", "UserVolumeConfig": "block.UserVolumeConfigV1Alpha1"}
+    checked = 0
+    for doc in manifests_of(run):
+        key = (doc.get("apiVersion"), doc.get("kind"))
+        if doc.get("apiVersion") == "v1alpha1" and doc.get("kind") in talos_defs:
+            jsonschema.Draft202012Validator(talos_schema_def("v1.12.11", talos_defs[doc["kind"]])).validate(doc)
+        elif key in crds:
+            jsonschema.Draft7Validator(crds[key]).validate(doc)
+        elif "machine" in doc:  # 02's machine-config patch: its kernel modules against Talos's schema
+            for module in doc["machine"]["kernel"]["modules"]:
+                jsonschema.Draft202012Validator(talos_schema_def("v1.12.11", "v1alpha1.KernelModuleConfig")).validate(module)
+        else:
+            kubernetes_validate.validate(doc, "1.33", strict=True)
+        checked += 1
+    assert checked >= 15
+
+
+def test_second_run_of_01_to_03_applies_nothing_and_verifies(suite) -> None:
+    """Runs last in this module: it ends by tampering with the first run's record."""
+    lab_dir, out, first = suite
+    again = runbook("run", "-f", str(LAB_PARAMS), "01", "02", "03", "--out", str(out), lab_dir=lab_dir, check=True)
+    run = run_dir_of(again)
+    for name in NOTEBOOKS[:3]:
+        outcomes = {a["outcome"] for a in record(run, name)["actions"]}
+        assert outcomes == {"unchanged"}, (name, outcomes)
+    assert runbook("verify", str(run), lab_dir=lab_dir).returncode == 0
+    assert json.loads((run / "run.json").read_text())["previous_run_sha256"]
+    nb = first / "03-piraeus-install.ipynb"
+    nb.write_text(nb.read_text().replace("LINSTOR node", "LINSTOR n0de"))
+    bad = runbook("verify", str(run), lab_dir=lab_dir)
+    assert bad.returncode != 0 and "03-piraeus-install.ipynb" in bad.stderr
