@@ -8,10 +8,8 @@ A papermill engine copies the kernel's record (``$RUNBOOK_RECORD``) into
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -24,10 +22,11 @@ import nbformat
 import yaml
 
 from .errors import RunbookError
+from .lock import take as take_lock
 from .params import load_params, parse_params, split_secrets
 from .record import RECORD_ENV, utcnow
 from .runs import RUN_INDEX, previous_run, sha256_file
-from .session import RUN_ID_ENV, SECRETS_ENV, new_run_id
+from .session import RUN_ID_ENV, SECRETS_ENV, connection_for, new_run_id, operator_identity
 
 NOTEBOOKS = ("01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes",
              "05-snapshots", "06-failover-drill", "07-benchmarks")
@@ -122,9 +121,11 @@ def run(
     *,
     echo: Callable[[str], None] = print,
 ) -> tuple[Path, bool]:
-    """Run notebooks in order; stop at the first failure. Returns (run directory, success)."""
-    import papermill as pm
+    """Run notebooks in order; stop at the first failure. Returns (run directory, success).
 
+    An applying run holds the cluster's lock (:mod:`runbook_lib.lock`) from before the first
+    notebook to after the last; its notebooks find it held under their own run ID.
+    """
     raw = yaml.safe_load(params_file.read_text()) or {}
     load_params(params_file)  # report every problem of the file itself first
     merged = {**raw, **overrides}
@@ -132,6 +133,22 @@ def run(
     public, secret = split_secrets(merged)
     names = resolve_names(names)
     run_id = new_run_id()
+    lock = None
+    if not params.effective_dry_run:  # plans change nothing and may run beside anything
+        from .kube import connect
+
+        lock = take_lock(connect(connection_for(params).get("kubeconfig")), operator_identity(), run_id)
+    try:
+        return _run(params, params_file, names, out_dir, run_id, public, secret, echo)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict, secret: dict,
+         echo: Callable[[str], None]) -> tuple[Path, bool]:
+    import papermill as pm
+
     cluster_dir = out_dir / params.cluster_name
     run_dir = cluster_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -141,7 +158,7 @@ def run(
     index: dict[str, Any] = {
         "schema": 1, "run_id": run_id, "cluster_name": params.cluster_name, "target": params.target,
         "dry_run": params.effective_dry_run, "params_file": str(params_file), "params_sha256": sha256_file(params_file),
-        "operator": f"{getpass.getuser()}@{socket.gethostname()}", "started_at": utcnow(), "finished_at": None,
+        "operator": operator_identity(), "started_at": utcnow(), "finished_at": None,
         "status": "failed", "previous_run_sha256": sha256_file(prev / RUN_INDEX) if prev else None, "notebooks": [],
     }
     echo(f"run {run_id}: {len(names)} notebook(s) on '{params.cluster_name}' ({params.target}, "

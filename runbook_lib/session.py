@@ -7,8 +7,10 @@ tool paths; from then on the code path is the one used against a real cluster.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -23,6 +25,8 @@ import yaml
 from . import __version__
 from .errors import CheckFailed, ParamsError, RunbookError
 from .execution import Executor
+from .lock import ClusterLock
+from .lock import take as take_lock
 from .params import PARAMETER_KEYS, Params, merge_secrets, parse_params
 from .record import Record
 from .redact import Redactor
@@ -30,6 +34,18 @@ from .talos import NodeRef, Talosctl
 
 RUN_ID_ENV = "RUNBOOK_RUN_ID"
 SECRETS_ENV = "RUNBOOK_SECRETS"
+
+
+def operator_identity() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def connection_for(params: Params) -> dict:
+    """Where the cluster is: the lab's connection files, or the parameters' own."""
+    if params.target == "lab":
+        return lab_connection(params)
+    return {"kubeconfig": params.kubeconfig, "talosconfig": params.talosconfig, "talosctl": params.talosctl,
+            "helm": params.helm, "factory_url": params.factory_url}
 
 
 def new_run_id() -> str:
@@ -79,6 +95,7 @@ class Session:
     connection: dict
     redactor: Redactor
     _kube: Any = field(default=None, repr=False)
+    lock: ClusterLock | None = field(default=None, repr=False)
 
     # -- construction
     @classmethod
@@ -88,13 +105,7 @@ class Session:
         except ParamsError as err:
             raise ParamsError(err.problems, err.source) from None
         redactor = Redactor(params.secret_values())
-        if params.target == "lab":
-            connection = lab_connection(params)
-        else:
-            connection = {
-                "kubeconfig": params.kubeconfig, "talosconfig": params.talosconfig,
-                "talosctl": params.talosctl, "helm": params.helm, "factory_url": params.factory_url,
-            }
+        connection = connection_for(params)
         for key in ("kubeconfig", "talosconfig"):
             if connection.get(key):
                 _learn_credentials(redactor, connection[key])
@@ -106,6 +117,9 @@ class Session:
         session = cls(notebook, params, record, executor, talos, connection, redactor)
         record.versions = {"runbook_lib": __version__, "talosctl": _safe(talos.client_version), "helm": "n/a"}
         record.save()
+        if not params.effective_dry_run:
+            # Under `runbook run` the run already holds the lock under this run ID (re-entrant).
+            session.lock = take_lock(session.kube(), operator_identity(), run_id)
         mode = "plan (dry run: nothing is changed)" if params.effective_dry_run else "apply"
         print(f"{notebook}: cluster '{params.cluster_name}', target {params.target}, mode {mode}, run {run_id}")
         print("nodes: " + ", ".join(f"{n.name} ({n.address}, {n.role})" for n in params.nodes))
@@ -143,6 +157,8 @@ class Session:
         unchanged = sum(a.outcome == "unchanged" for a in self.record.actions)
         print(f"{len(self.record.checks)} checks, {len(failed)} failed; actions: {applied} applied, "
               f"{planned} planned, {unchanged} unchanged")
+        if self.lock is not None and not os.environ.get(RUN_ID_ENV):
+            self.lock.release()  # an interactive run; `runbook run` releases its own lock at the end
         if failed:
             self.record.finish("failed")
             raise CheckFailed("failed checks: " + "; ".join(f"{c.name} (observed {c.observed})" for c in failed))

@@ -1,0 +1,123 @@
+"""One run per cluster at a time: a ``coordination.k8s.io`` Lease held while a run changes things.
+
+The lease lives in the cluster, so it holds across machines. Its holder identity names the
+operator and the run; it is renewed while the run lives and expires ``duration`` seconds
+after its holder stops renewing (a crashed run does not lock the cluster forever). A run
+that finds the lease held by another live run is refused, told who holds it and since when.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from . import kube
+from .errors import RunbookError
+
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME = "runbook-lock"
+LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
+
+
+class LockHeld(RunbookError):
+    """Another run holds the cluster's lock."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _micro(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # Kubernetes MicroTime
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+@dataclass
+class ClusterLock:
+    api: object
+    holder: str
+    duration: int
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def _lease(self, acquired: str, renewed: datetime, version: str | None) -> dict:
+        meta: dict = {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE}
+        if version:
+            meta["resourceVersion"] = version
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
+                "spec": {"holderIdentity": self.holder, "leaseDurationSeconds": self.duration,
+                         "acquireTime": acquired, "renewTime": _micro(renewed)}}
+
+    def acquire(self) -> None:
+        live = kube.get_object(self.api, f"{LEASE_PATH}/{LEASE_NAME}")
+        now = _now()
+        if live is None:
+            try:
+                kube.request(self.api, "POST", LEASE_PATH, body=self._lease(_micro(now), now, None))
+            except kube.ApiCallError as err:
+                if err.status == 409:  # someone created it between our read and our write
+                    return self.acquire()
+                raise
+        else:
+            spec = live.get("spec") or {}
+            holder, renewed = spec.get("holderIdentity"), _parse(spec.get("renewTime"))
+            ttl = int(spec.get("leaseDurationSeconds") or self.duration)
+            expired = holder is None or renewed is None or renewed + timedelta(seconds=ttl) < now
+            if holder != self.holder and not expired:
+                raise LockHeld(
+                    f"the cluster is locked by {holder} since {spec.get('acquireTime')} (last renewed "
+                    f"{spec.get('renewTime')}); wait for that run to finish, or, if it died, for the lock to expire "
+                    f"{ttl}s after its last renewal (Lease {LEASE_NAMESPACE}/{LEASE_NAME})")
+            acquired = spec.get("acquireTime") if holder == self.holder else _micro(now)
+            try:
+                kube.request(self.api, "PUT", f"{LEASE_PATH}/{LEASE_NAME}",
+                             body=self._lease(acquired, now, live["metadata"]["resourceVersion"]))
+            except kube.ApiCallError as err:
+                if err.status == 409:
+                    return self.acquire()  # re-read: the other writer may hold it now
+                raise
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.duration / 3):
+            try:
+                live = kube.get_object(self.api, f"{LEASE_PATH}/{LEASE_NAME}")
+                if not live or (live.get("spec") or {}).get("holderIdentity") != self.holder:
+                    return
+                spec = live["spec"]
+                kube.request(self.api, "PUT", f"{LEASE_PATH}/{LEASE_NAME}",
+                             body=self._lease(spec.get("acquireTime"), _now(), live["metadata"]["resourceVersion"]))
+            except RunbookError:
+                continue  # a missed renewal is retried; the lease only expires after `duration`
+
+    def release(self) -> None:
+        self._stop.set()
+        release(self.api, self.holder)
+
+
+def release(api: object, holder: str) -> None:
+    """Delete the lease if ``holder`` holds it."""
+    live = kube.get_object(api, f"{LEASE_PATH}/{LEASE_NAME}")
+    if live and (live.get("spec") or {}).get("holderIdentity") == holder:
+        try:
+            kube.request(api, "DELETE", f"{LEASE_PATH}/{LEASE_NAME}")
+        except kube.ApiCallError as err:
+            if err.status != 404:
+                raise
+
+
+def holder_identity(operator: str, run_id: str) -> str:
+    return f"{operator} run {run_id}"
+
+
+def take(api: object, operator: str, run_id: str, duration: int = 120) -> ClusterLock:
+    lock = ClusterLock(api, holder_identity(operator, run_id), duration)
+    lock.acquire()
+    return lock
