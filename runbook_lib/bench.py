@@ -262,3 +262,374 @@ def parse_fio(output: str) -> pd.DataFrame:
     frame.attrs["jobs"] = summaries
     frame.attrs["fio_version"] = doc.get("fio version")
     return frame
+
+
+# =========================================================================== 07-benchmarks
+#
+# The matrix (kbench's iops/bandwidth/latency jobs plus Vitastor's T1Q1 fsync write) runs as
+# one fio process per Job: global options first, then one stonewalled ``--name=`` section per
+# pattern, so the jobs run one after the other on the same file. Always ``--direct=1`` (no page
+# cache) and never ``gtod_reduce`` (it switches off the latency figures).
+
+LINK_PAYLOAD = 0.9415  # TCP payload share of Ethernet line rate at MTU 1500 (IPv4, timestamps)
+IDLE_CPU_MIN = 40.0  # kbench: CPU idleness below this in the latency test means CPU starvation
+
+
+class Pattern:
+    """One fio job of the matrix. ``metric`` is the figure it is judged by: iops, bw or lat."""
+
+    __slots__ = ("name", "rw", "bs", "iodepth", "fsync", "metric")
+
+    def __init__(self, name: str, rw: str, bs: str, iodepth: int, fsync: bool, metric: str) -> None:
+        self.name, self.rw, self.bs, self.iodepth, self.fsync, self.metric = name, rw, bs, iodepth, fsync, metric
+
+    @property
+    def direction(self) -> str:
+        return "read" if "read" in self.rw else "write"
+
+    def options(self) -> list[str]:
+        opts = [f"--name={self.name}", "--stonewall", f"--rw={self.rw}", f"--bs={self.bs}", f"--iodepth={self.iodepth}"]
+        return opts + (["--fsync=1"] if self.fsync else [])
+
+
+MATRIX: tuple[Pattern, ...] = (
+    Pattern("randread-iops", "randread", "4k", 64, False, "iops"),
+    Pattern("randwrite-iops", "randwrite", "4k", 64, False, "iops"),
+    Pattern("seqread-bw", "read", "128k", 64, False, "bw"),
+    Pattern("seqwrite-bw", "write", "128k", 64, False, "bw"),
+    Pattern("randread-lat", "randread", "4k", 1, False, "lat"),
+    Pattern("randwrite-lat", "randwrite", "4k", 1, False, "lat"),
+    Pattern("randwrite-fsync-lat", "randwrite", "4k", 1, True, "lat"),
+)
+PATTERNS = {p.name: p for p in MATRIX}
+FIO_FILE = "/data/fio-bench.bin"
+
+
+def fio_command(bench: Any, filename: str = FIO_FILE) -> list[str]:
+    """The fio argv for the whole matrix (``bench`` is :class:`runbook_lib.params.Bench`)."""
+    glob = ["fio", "--output-format=json", "--direct=1", "--ioengine=libaio", f"--filename={filename}",
+            f"--size={bench.size_bytes}", "--time_based", f"--ramp_time={bench.ramp_time:g}s",
+            f"--runtime={bench.runtime:g}s", "--randrepeat=0", "--verify=0", "--invalidate=1"]
+    return glob + [opt for p in MATRIX for opt in p.options()]
+
+
+def fio_problems(argv: list[str]) -> list[str]:
+    """What is wrong with a fio command line for benchmarking (empty when fine)."""
+    problems = []
+    if "--direct=1" not in argv:
+        problems.append("--direct=1 missing: the page cache would be measured")
+    if "--output-format=json" not in argv:
+        problems.append("--output-format=json missing: results cannot be parsed")
+    if any(a.startswith("--gtod_reduce") and not a.endswith("=0") for a in argv):
+        problems.append("gtod_reduce switches off latency measurement")
+    return problems
+
+
+def expected_seconds(bench: Any) -> float:
+    """How long one matrix runs (ramp + runtime per job), without laying out the file."""
+    return len(MATRIX) * (bench.ramp_time + bench.runtime)
+
+
+def claim_name(cls: str) -> str:
+    return f"runbook-bench-{cls}"
+
+
+def bench_claim(bench: Any, cls: str) -> dict:
+    """A PVC of class ``cls`` big enough for the fio file (plus filesystem overhead)."""
+    gib = math.ceil(bench.size_bytes * 1.1 / 2**30) + 1
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim_name(cls), "namespace": bench.namespace, "labels": {"app.kubernetes.io/name": "runbook-bench"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": cls,
+                     "resources": {"requests": {"storage": f"{gib}Gi"}}}}
+
+
+def fio_job(bench: Any, cls: str, iteration: int, node: str | None = None) -> dict:
+    """A batch/v1 Job that runs the matrix once on the class's PVC (pinned to ``node`` when given)."""
+    fio = " ".join(fio_command(bench))
+    script = f"{bench.install} >/dev/null 2>&1 && exec {fio}" if bench.install.strip() else f"exec {fio}"
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "fio", "image": bench.image, "command": ["sh", "-c", script],
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name(cls)}}],
+    }
+    if node:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    name = f"runbook-fio-{cls}-{iteration}"
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": bench.namespace, "labels": {"app.kubernetes.io/name": "runbook-bench"}},
+            "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 3600,
+                     "template": {"metadata": {"labels": {"app.kubernetes.io/name": "runbook-bench"}}, "spec": spec}}}
+
+
+def cpu_idleness(output: str) -> float:
+    """System CPU idleness (%) fio reports with ``--idle-prof``; NaN when it was not asked for."""
+    try:
+        doc = extract_fio_json(output)
+    except ParseError:
+        return math.nan
+    value = (doc.get("cpu_idleness") or {}).get("system")
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def label_run(frame: pd.DataFrame, cls: str, iteration: int, *, idle: float = math.nan) -> pd.DataFrame:
+    """``parse_fio`` rows of one matrix run, tagged with class, iteration and pattern details."""
+    out = frame[frame["job"].isin(list(PATTERNS))].copy()
+    out.insert(0, "storage_class", cls)
+    out.insert(1, "iteration", iteration)
+    out["metric"] = out["job"].map(lambda j: PATTERNS[j].metric)
+    out["iodepth"] = out["job"].map(lambda j: PATTERNS[j].iodepth)
+    out["bs_bytes"] = out["job"].map(lambda j: _block(PATTERNS[j].bs))
+    # time per I/O as the application sees it (includes the fsync for the fsync job)
+    out["op_lat_us"] = out["iodepth"] * 1e6 / out["iops"]
+    out["cpu_idle_pct"] = idle
+    return out.rename(columns={"job": "pattern"})
+
+
+def _block(bs: str) -> int:
+    return int(bs[:-1]) * 1024 if bs.endswith("k") else int(bs)
+
+
+HEADLINE = {"iops": "iops", "bw": "bw_bytes", "lat": "op_lat_us"}
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (class, pattern): medians over iterations, plus the spread of the headline figure.
+
+    ``value`` is the headline (IOPS, bytes/s or µs per I/O); ``spread_pct`` is (max - min) / median.
+    """
+    rows = []
+    for (cls, pattern), part in results.groupby(["storage_class", "pattern"], sort=False):
+        p = PATTERNS[pattern]
+        values = part[HEADLINE[p.metric]].astype(float)
+        median = float(values.median())
+        rows.append({
+            "storage_class": cls, "pattern": pattern, "metric": p.metric, "direction": p.direction,
+            "iterations": len(part), "value": median, "value_min": float(values.min()), "value_max": float(values.max()),
+            "spread_pct": float((values.max() - values.min()) / median * 100) if median else math.nan,
+            "iops": float(part["iops"].median()), "bw_mb_s": float(part["bw_bytes"].median() / 1e6),
+            "lat_mean_us": float(part["lat_mean_us"].median()), "op_lat_us": float(part["op_lat_us"].median()),
+            "clat_p50_us": float(part["clat_p50_us"].median()), "clat_p99_us": float(part["clat_p99_us"].median()),
+            "clat_p999_us": float(part["clat_p999_us"].median()), "cpu_idle_pct": float(part["cpu_idle_pct"].median()),
+        })
+    return pd.DataFrame(rows)
+
+
+def _better(metric: str, value: float, base: float, tolerance: float) -> bool:
+    """True when ``value`` beats ``base`` by more than ``tolerance`` (higher IOPS/bw, lower latency)."""
+    if metric == "lat":
+        return value < base * (1 - tolerance)
+    return value > base * (1 + tolerance)
+
+
+def compare(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """kbench's comparison: each class's headline vs the baseline class, ``change_pct`` = (x - base) / base."""
+    base = summary[summary["storage_class"] == baseline].set_index("pattern")["value"]
+    out = summary[["storage_class", "pattern", "metric", "value"]].copy()
+    out["baseline"] = out["pattern"].map(base)
+    out["change_pct"] = (out["value"] - out["baseline"]) / out["baseline"] * 100
+    return out[out["storage_class"] != baseline].reset_index(drop=True)
+
+
+def red_flags(summary: pd.DataFrame, baseline: str, *, tolerance: float = 0.05) -> pd.DataFrame:
+    """kbench's three signs of a bad measurement, one row per finding.
+
+    - reads faster than the local baseline: a cache answers, not the disks;
+    - writes faster than the local baseline: writes are acknowledged before they are safe (not crash-consistent);
+    - CPU idleness under 40 % in a latency job (when fio reports it with ``--idle-prof``): CPU starvation.
+    ``tolerance`` absorbs run-to-run noise.
+    """
+    rows = []
+    base = summary[summary["storage_class"] == baseline].set_index("pattern")
+    for _, r in summary.iterrows():
+        if r["storage_class"] != baseline and r["pattern"] in base.index:
+            b = float(base.loc[r["pattern"], "value"])
+            if _better(r["metric"], r["value"], b, tolerance):
+                kind = "cache" if r["direction"] == "read" else "not crash-consistent"
+                why = (f"{r['pattern']}: {_fmt(r['metric'], r['value'])} beats the {baseline} baseline "
+                       f"{_fmt(r['metric'], b)}")
+                rows.append({"storage_class": r["storage_class"], "pattern": r["pattern"], "flag": kind, "detail": why})
+        idle = r.get("cpu_idle_pct", math.nan)
+        if r["metric"] == "lat" and not math.isnan(idle) and idle < IDLE_CPU_MIN:
+            rows.append({"storage_class": r["storage_class"], "pattern": r["pattern"], "flag": "CPU starvation",
+                         "detail": f"CPU idleness {idle:.0f} % < {IDLE_CPU_MIN:.0f} %"})
+    return pd.DataFrame(rows, columns=["storage_class", "pattern", "flag", "detail"])
+
+
+def _fmt(metric: str, value: float) -> str:
+    return {"iops": f"{value:,.0f} IOPS", "bw": f"{value / 1e6:,.1f} MB/s", "lat": f"{value:,.1f} µs"}[metric]
+
+
+def size_rule(summary: pd.DataFrame, size_bytes: int, factor: float = 25.0) -> pd.DataFrame:
+    """kbench: the fio file must be at least ``factor`` x the best bandwidth (bytes/s) of the class."""
+    rows = []
+    for cls, part in summary.groupby("storage_class", sort=False):
+        best = float((part["bw_mb_s"] * 1e6).max())
+        need = best * factor
+        rows.append({"storage_class": cls, "best_bw_mb_s": best / 1e6, "required_gib": need / 2**30,
+                     "size_gib": size_bytes / 2**30, "ok": size_bytes >= need})
+    return pd.DataFrame(rows)
+
+
+def link_payload_bytes(link_mbps: float) -> float:
+    """TCP payload bandwidth of an Ethernet link (bytes/s): 1000 Mbit/s -> ~117.7 MB/s."""
+    return link_mbps * 1e6 / 8 * LINK_PAYLOAD
+
+
+def ceilings(summary: pd.DataFrame, baseline: str, topology: Mapping[str, Mapping[str, Any]], *,
+             link_mbps: float, rtt_us: float | None) -> pd.DataFrame:
+    """The physical limits of each replicated class, estimated from the baseline and the network.
+
+    ``topology[cls]`` gives ``peers`` (diskful replicas a write is sent to besides the consumer's
+    own) and ``local_replica`` (the consumer holds a diskful replica). The primary sends every
+    write to each peer over one link, so sequential writes cannot exceed
+    ``min(local bw, link / peers)``; a protocol-C QD1 write cannot be faster than the local write
+    plus one round trip. ``ratio`` is measured / limit: above 1 for a ceiling (or below 1 for a
+    floor) the measurement contradicts the physics (a cache, or fewer copies than believed).
+    """
+    base = summary[summary["storage_class"] == baseline].set_index("pattern")
+    link = link_payload_bytes(link_mbps)
+    rows = []
+    for cls, part in summary.groupby("storage_class", sort=False):
+        if cls == baseline:
+            continue
+        topo = topology.get(cls) or {}
+        peers = int(topo.get("peers", 0))
+        local = bool(topo.get("local_replica", True))
+        got = part.set_index("pattern")
+
+        def add(pattern: str, kind: str, limit: float, basis: str, cls: str = cls, got: pd.DataFrame = got) -> None:
+            if pattern not in got.index or math.isnan(limit):
+                return
+            value = float(got.loc[pattern, "value"])
+            rows.append({"storage_class": cls, "pattern": pattern, "kind": kind, "metric": PATTERNS[pattern].metric,
+                         "measured": value, "limit": limit, "ratio": value / limit, "basis": basis})
+
+        def bval(pattern: str) -> float:
+            return float(base.loc[pattern, "value"]) if pattern in base.index else math.nan
+
+        if peers:
+            add("seqwrite-bw", "ceiling", min(bval("seqwrite-bw"), link / peers),
+                f"min(local {bval('seqwrite-bw') / 1e6:.0f} MB/s, link {link / 1e6:.1f} MB/s / {peers} peers)")
+            add("randwrite-iops", "ceiling", min(bval("randwrite-iops"), link / (4096 * peers)),
+                f"min(local IOPS, link / (4 KiB x {peers} peers))")
+        else:
+            add("seqwrite-bw", "ceiling", bval("seqwrite-bw"), "local disk")
+        read_limit = bval("seqread-bw") if local else min(bval("seqread-bw"), link)
+        add("seqread-bw", "ceiling", read_limit, "local replica" if local else "min(local, link): diskless consumer")
+        if rtt_us is not None and peers:
+            for pattern in ("randwrite-lat", "randwrite-fsync-lat"):
+                add(pattern, "floor", bval(pattern) + rtt_us, f"local {bval(pattern):.0f} µs + RTT {rtt_us:.0f} µs")
+    return pd.DataFrame(rows, columns=["storage_class", "pattern", "kind", "metric", "measured", "limit", "ratio", "basis"])
+
+
+def ceiling_violations(table: pd.DataFrame, tolerance: float = 0.05) -> pd.DataFrame:
+    """Rows where a measurement beats its physical limit by more than ``tolerance``."""
+    over = (table["kind"] == "ceiling") & (table["ratio"] > 1 + tolerance)
+    under = (table["kind"] == "floor") & (table["ratio"] < 1 - tolerance)
+    return table[over | under]
+
+
+# --------------------------------------------------------------------------- running the Jobs
+
+
+def _job_done(api: Any, job: dict) -> tuple[bool, dict | None]:
+    from . import kube
+
+    obj = kube.get_object(api, kube.object_path(job))
+    for ctype in ("Complete", "Failed"):
+        if kube.condition(obj, ctype).get("status") == "True":
+            return True, obj
+    return False, obj
+
+
+def _job_state(obj: dict | None) -> str:
+    status = (obj or {}).get("status") or {}
+    return f"active={status.get('active', 0)} succeeded={status.get('succeeded', 0)} failed={status.get('failed', 0)}"
+
+
+def run_class(session: Any, cls: str) -> tuple[pd.DataFrame, dict]:
+    """Run the matrix ``iterations`` times on a fresh PVC of ``cls``; (labelled rows, topology)."""
+    from . import kube, manifests
+    from .errors import RunbookError
+    from .linstor import resources_frame
+    from .piraeus import linstor
+    from .waiting import wait_until
+
+    bench = session.params.bench
+    api = session.kube()
+    ex = session.executor
+    pvc = bench_claim(bench, cls)
+    frames, topo, node = [], {"peers": 0, "local_replica": True, "node": None, "replicas": 0}, None
+    ex.call(lambda: kube.server_side_apply(api, pvc), step=f"benchmark PVC for {cls}", target=f"PersistentVolumeClaim/{pvc['metadata']['name']}",
+            manifest=manifests.to_yaml([pvc]), command=["kubectl", "apply", "-f", "-"])
+    jobs = []
+    try:
+        for i in range(1, bench.iterations + 1):
+            job = fio_job(bench, cls, i, node)
+            jobs.append(job)
+            ex.call(lambda job=job: kube.server_side_apply(api, job), step=f"fio Job {cls} #{i}",
+                    target=f"Job/{job['metadata']['name']}", manifest=manifests.to_yaml([job]),
+                    command=["kubectl", "apply", "-f", "-"])
+            if session.dry_run:
+                continue
+            timeout = session.params.node_timeout + 2 * expected_seconds(bench) + bench.size_bytes / 50e6
+            obj = wait_until(lambda job=job: _job_done(api, job), what=f"fio Job {job['metadata']['name']} finished",
+                             timeout=timeout, describe=_job_state)
+            pods = kube.list_objects(api, f"/api/v1/namespaces/{bench.namespace}/pods",
+                                     label_selector=f"job-name={job['metadata']['name']}")
+            pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "") if pods else None
+            log = kube.pod_log(api, bench.namespace, pod["metadata"]["name"]) if pod else "(no pod)"
+            if kube.condition(obj, "Failed").get("status") == "True":
+                tail = "\n".join(log.strip().splitlines()[-5:])
+                raise RunbookError(f"fio Job {job['metadata']['name']} failed: {tail}")
+            frame = parse_fio(log)
+            failed = [j for j in frame.attrs.get("jobs", []) if j["error"] or not j["has_io"]]
+            if failed:
+                raise RunbookError(f"fio jobs without I/O or with errors in {job['metadata']['name']}: {failed}")
+            frames.append(label_run(frame, cls, i, idle=cpu_idleness(log)))
+            if node is None and pod is not None:
+                node = pod["spec"].get("nodeName")
+                topo = _topology(session, api, pvc, node, resources_frame, linstor)
+        return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), topo
+    finally:
+        for obj in [*jobs, pvc]:
+            ex.call(lambda obj=obj: _delete(api, obj), step=f"delete benchmark {obj['kind']} for {cls}",
+                    target=f"{obj['kind']}/{obj['metadata']['name']}", command=["kubectl", "delete", "-f", "-"])
+
+
+def _delete(api: Any, obj: dict) -> None:
+    from . import kube
+
+    try:  # Jobs: take their pods with them (the API default for batch/v1 Jobs is to orphan them)
+        kube.request(api, "DELETE", kube.object_path(obj), query=[("propagationPolicy", "Background")])
+    except kube.ApiCallError as err:
+        if err.status != 404:
+            raise
+
+
+def _topology(session: Any, api: Any, pvc: dict, node: str | None, resources_frame: Any, linstor: Any) -> dict:
+    from . import kube
+
+    claim = kube.get_object(api, kube.object_path(pvc)) or {}
+    volume = (claim.get("spec") or {}).get("volumeName")
+    frame = resources_frame(linstor(session).resources())
+    mine = frame[frame["resource"] == volume]
+    diskful = mine[~mine["diskless"].astype(bool)]
+    local = node in set(diskful["node"])
+    replicas = len(diskful)
+    drbd = replicas > 1 or bool(mine["diskless"].astype(bool).any())
+    peers = (replicas - 1 if local else replicas) if drbd else 0
+    return {"node": node, "replicas": replicas, "local_replica": local or not drbd, "peers": peers}
+
+
+def run_matrix(session: Any) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Run every class of ``params.bench.classes`` in order; (all rows, topology per class)."""
+    frames, topology = [], {}
+    for cls in session.params.bench.classes:
+        print(f"{cls}: {session.params.bench.iterations} x {len(MATRIX)} fio jobs, about "
+              f"{expected_seconds(session.params.bench):.0f} s each run")
+        frame, topology[cls] = run_class(session, cls)
+        frames.append(frame)
+    frames = [f for f in frames if not f.empty]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), topology

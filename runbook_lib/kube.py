@@ -7,14 +7,43 @@ the same number of requests on 3 nodes as on 300.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from .errors import RunbookError
+
+T = TypeVar("T")
+
+
+RETRY_ATTEMPTS = 6
+_TRANSIENT = {429, 500, 502, 503, 504}
+
+
+def retrying(fn: Callable[[], T], what: str) -> T:
+    """Call ``fn``, retrying transient API answers (5xx, 429) with exponential backoff.
+
+    A burst of errors from an API server that is restarting or overloaded is ridden out;
+    a lasting one becomes a :class:`RunbookError` saying how often and how long we tried.
+    """
+    delay, start = 0.05, time.monotonic()
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return fn()
+        except ApiException as exc:
+            if exc.status not in _TRANSIENT or attempt == RETRY_ATTEMPTS:
+                if exc.status in _TRANSIENT:
+                    raise RunbookError(f"Kubernetes API: {what}: answered {exc.status} {attempt} times over "
+                                       f"{time.monotonic() - start:.1f}s; last: {exc.reason}") from None
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
 
 
 def connect(kubeconfig: str | None) -> k8s.ApiClient:
@@ -36,7 +65,7 @@ class NodeState:
 def node_states(api: k8s.ApiClient, label_selector: str | None = None) -> dict[str, NodeState]:
     """Ready condition, taints and OS image of every node, in one list call."""
     try:
-        items = k8s.CoreV1Api(api).list_node(label_selector=label_selector or "").items
+        items = retrying(lambda: k8s.CoreV1Api(api).list_node(label_selector=label_selector or "").items, "list nodes")
     except ApiException as exc:
         raise RunbookError(f"Kubernetes API: listing nodes failed: {exc.status} {exc.reason}") from None
     out = {}
@@ -122,13 +151,18 @@ def request(api: k8s.ApiClient, method: str, path: str, *, query: list[tuple[str
         headers["Content-Type"] = content_type
     _, url, headers, body, _ = api.param_serialize(method, path, query_params=query or [], header_params=headers,
                                                     body=body, auth_settings=["BearerToken"])
-    try:
+
+    def call():
         resp = api.call_api(method, url, header_params=headers, body=body)
         resp.read()
+        if resp.status >= 400:
+            raise ApiException(status=resp.status, reason=resp.data.decode(errors="replace")[:300])
+        return resp
+
+    try:
+        resp = retrying(call, f"{method} {path}")
     except ApiException as exc:
-        raise ApiCallError(method, path, exc.status or 0, exc.body or str(exc)) from None
-    if resp.status >= 400:
-        raise ApiCallError(method, path, resp.status, resp.data.decode(errors="replace"))
+        raise ApiCallError(method, path, exc.status or 0, exc.reason or exc.body or str(exc)) from None
     return json.loads(resp.data) if resp.data else None
 
 

@@ -48,6 +48,7 @@ from .sizes import GiB, parse_size
 
 __all__ = [
     "ACTIONS",
+    "Bench",
     "DEFAULT_NODES",
     "FAULT_KINDS",
     "MIN_TALOS_VERSION",
@@ -395,6 +396,48 @@ class Piraeus(_Strict):
     api_tls: bool = False
 
 
+class Bench(_Strict):
+    """07-benchmarks: the fio matrix's timing and size, and the network it is judged against."""
+
+    #: StorageClasses to measure; the first is the baseline every other class is compared with
+    classes: list[Annotated[str, AfterValidator(_node_name)]] = Field(default_factory=lambda: ["local", "replicated"],
+                                                                      min_length=1)
+    iterations: int = Field(default=3, ge=1, le=50)
+    ramp_time: float = Field(default=5.0, ge=0, le=3600)  # seconds fio runs before measuring (kbench: 5 s)
+    runtime: float = Field(default=20.0, gt=0, le=3600)  # seconds measured per job (kbench: 20 s)
+    size: PositiveSize = "48GiB"  # fio file size; kbench: at least 25x the bandwidth (bytes/s)
+    size_factor: float = Field(default=25.0, gt=0)  # the kbench rule's factor
+    link_mbps: float = Field(default=1000.0, gt=0)  # replication link line rate (1 GbE = 1000)
+    rtt_us: float | None = Field(default=None, gt=0)  # node-to-node round trip (ping); None: no latency floor
+    image: NonEmpty = "docker.io/library/alpine:3.22"
+    install: str = "apk add --no-cache fio"  # run before fio in the container; "" when the image has fio
+    namespace: Annotated[str, AfterValidator(_node_name)] = "default"
+
+    @property
+    def size_bytes(self) -> int:
+        return parse_size(self.size)
+
+
+class Snapshots(_Strict):
+    """CSI snapshots (05): the snapshot-controller chart, the VolumeSnapshotClass and the round-trip test."""
+
+    #: Piraeus's packaging of external-snapshotter's controller and CRDs (chart 5.2.0 = v8.6.0)
+    chart: NonEmpty = "oci://ghcr.io/piraeusdatastore/helm-charts/snapshot-controller"
+    chart_version: NonEmpty = "5.2.0"
+    release: Annotated[str, AfterValidator(_node_name)] = "snapshot-controller"
+    namespace: Annotated[str, AfterValidator(_node_name)] = "kube-system"
+    #: false: never install; stop and say what is missing when the cluster has no snapshot controller
+    install_controller: bool = True
+    class_name: Annotated[str, AfterValidator(_node_name)] = "linstor-snapshots"
+    deletion_policy: Literal["Retain", "Delete"] = "Retain"
+    storage_class: Annotated[str, AfterValidator(_node_name)] = "replicated"  # the class the round trip tests
+    test_size: PositiveSize = "1GiB"
+    test_file_mib: int = Field(default=64, ge=1, le=4096)  # the larger file the writer pod writes
+    namespace_test: Annotated[str, AfterValidator(_node_name)] = "default"
+    keep_test_objects: bool = False  # true: leave the test PVCs, pods and snapshot for inspection
+    image: NonEmpty = "docker.io/library/busybox:1.37"
+
+
 class Params(_Strict):
     """All parameters of a run. Build it with :func:`load_params` or :func:`parse_params`."""
 
@@ -411,10 +454,12 @@ class Params(_Strict):
     storage: Storage = Field(default_factory=Storage)
     lab: LabOptions = Field(default_factory=LabOptions)
     piraeus: Piraeus = Field(default_factory=Piraeus)
+    snapshots: Snapshots = Field(default_factory=Snapshots)
     factory_url: FactoryUrl = "https://factory.talos.dev"
     extensions: list[ExtensionName] = Field(default_factory=lambda: ["siderolabs/drbd", "siderolabs/zfs"])
     #: seconds to wait for a node to come back (reboot, reset, upgrade) or a gate to pass
     node_timeout: float = Field(default=900.0, gt=0, le=86400)
+    bench: Bench = Field(default_factory=Bench)
     secrets: dict[SecretName, SecretStr] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -98,3 +98,112 @@ def pool_capacity_explorer(pools: pd.DataFrame):
     picker.observe(render, names="value")
     render()
     return widgets.VBox([picker, out])
+
+
+# --------------------------------------------------------------------------- 07-benchmarks
+
+CLASS_COLORS = ("#42a5f5", "#ef5350", "#66bb6a", "#ffa726", "#ab47bc")
+PERCENTILE_COLUMNS = {"p50": "clat_p50_us", "p99": "clat_p99_us", "p99.9": "clat_p999_us"}
+
+
+def _class_color(classes: list[str], cls: str) -> str:
+    return CLASS_COLORS[classes.index(cls) % len(CLASS_COLORS)]
+
+
+def latency_percentiles_figure(summary: pd.DataFrame, title: str = "Completion latency percentiles (median of runs)") -> go.Figure:
+    """p50 / p99 / p99.9 completion latency per class and pattern (log scale, µs)."""
+    classes = list(dict.fromkeys(summary["storage_class"]))
+    fig = go.Figure()
+    symbols = {"p50": "circle", "p99": "diamond", "p99.9": "x"}
+    for cls in classes:
+        part = summary[summary["storage_class"] == cls]
+        for label, col in PERCENTILE_COLUMNS.items():
+            fig.add_scatter(x=part["pattern"], y=part[col], mode="markers+lines", name=f"{cls} {label}",
+                            legendgroup=cls, line={"color": _class_color(classes, cls), "width": 1,
+                                                   "dash": {"p50": "solid", "p99": "dash", "p99.9": "dot"}[label]},
+                            marker={"symbol": symbols[label], "size": 9},
+                            hovertemplate=f"{cls} %{{x}} {label}: %{{y:,.0f}} µs<extra></extra>")
+    fig.update_layout(title=title, yaxis_type="log", yaxis_title="µs", height=440)
+    return fig
+
+
+def throughput_figure(summary: pd.DataFrame, limits: pd.DataFrame | None, metric: str) -> go.Figure:
+    """IOPS (``metric="iops"``) or MB/s (``"bw"``) per pattern and class, min-max over runs, the ceilings drawn."""
+    part = summary[summary["metric"] == metric]
+    classes = list(dict.fromkeys(summary["storage_class"]))
+    scale = 1e6 if metric == "bw" else 1.0
+    unit = "MB/s" if metric == "bw" else "IOPS"
+    fig = go.Figure()
+    for cls in classes:
+        rows = part[part["storage_class"] == cls]
+        fig.add_bar(x=rows["pattern"], y=rows["value"] / scale, name=cls, marker_color=_class_color(classes, cls),
+                    error_y={"type": "data", "symmetric": False, "array": (rows["value_max"] - rows["value"]) / scale,
+                             "arrayminus": (rows["value"] - rows["value_min"]) / scale},
+                    hovertemplate=f"{cls} %{{x}}: %{{y:,.1f}} {unit}<extra></extra>")
+    if limits is not None and not limits.empty:
+        lim = limits[(limits["metric"] == metric) & (limits["kind"] == "ceiling")]
+        for cls, rows in lim.groupby("storage_class", sort=False):
+            fig.add_scatter(x=rows["pattern"], y=rows["limit"] / scale, mode="markers", name=f"ceiling ({cls})",
+                            marker={"symbol": "line-ew-open", "size": 60, "line": {"width": 3, "color": "#212121"}},
+                            text=rows["basis"], hovertemplate="ceiling %{x}: %{y:,.1f} " + unit + "<br>%{text}<extra></extra>")
+    fig.update_layout(barmode="group", title=f"{'Bandwidth' if metric == 'bw' else 'IOPS'} per class (bars: median, "
+                      "whiskers: min-max over runs; black: physical ceiling)", yaxis_title=unit, height=420)
+    return fig
+
+
+def spread_figure(results: pd.DataFrame) -> go.Figure:
+    """Every run's headline figure as % of the median of its class and pattern: the run-to-run spread."""
+    from .bench import HEADLINE
+
+    frame = results.copy()
+    frame["value"] = [row[HEADLINE[row["metric"]]] for _, row in frame.iterrows()]
+    frame["pct"] = frame["value"] / frame.groupby(["storage_class", "pattern"])["value"].transform("median") * 100
+    classes = list(dict.fromkeys(frame["storage_class"]))
+    fig = go.Figure()
+    for cls in classes:
+        rows = frame[frame["storage_class"] == cls]
+        fig.add_scatter(x=rows["pattern"], y=rows["pct"], mode="markers", name=cls,
+                        marker={"color": _class_color(classes, cls), "size": 9, "opacity": 0.8},
+                        text=rows["iteration"].astype(str),
+                        hovertemplate=f"{cls} %{{x}} run %{{text}}: %{{y:.1f}} % of median<extra></extra>")
+    fig.add_hline(y=100, line_dash="dot", line_color="#9e9e9e")
+    fig.update_layout(title="Run-to-run spread (each run as % of the median)", yaxis_title="% of median", height=380)
+    return fig
+
+
+def percentile_runs_figure(results: pd.DataFrame, cls: str, pattern: str, percentile: str) -> go.Figure:
+    """One class/pattern: the chosen completion-latency percentile of each run."""
+    col = PERCENTILE_COLUMNS[percentile]
+    rows = results[(results["storage_class"] == cls) & (results["pattern"] == pattern)]
+    fig = go.Figure()
+    fig.add_bar(x=rows["iteration"].astype(str), y=rows[col], name=f"{percentile}", marker_color="#42a5f5",
+                hovertemplate="run %{x}: %{y:,.0f} µs<extra></extra>")
+    fig.update_layout(title=f"{cls} / {pattern}: {percentile} completion latency per run", xaxis_title="run",
+                      yaxis_title="µs", height=340)
+    return fig
+
+
+def percentile_runs_table(results: pd.DataFrame, cls: str, pattern: str) -> pd.DataFrame:
+    rows = results[(results["storage_class"] == cls) & (results["pattern"] == pattern)]
+    return rows[["iteration", "iops", "lat_mean_us", *PERCENTILE_COLUMNS.values()]].round(1).reset_index(drop=True)
+
+
+def bench_explorer(results: pd.DataFrame):
+    """Pick a class, pattern and percentile; the figure and table follow (static copies are shown beside)."""
+    import ipywidgets as widgets
+
+    cls = widgets.Dropdown(options=list(dict.fromkeys(results["storage_class"])), description="class")
+    pattern = widgets.Dropdown(options=list(dict.fromkeys(results["pattern"])), description="pattern")
+    pct = widgets.Dropdown(options=list(PERCENTILE_COLUMNS), value="p99", description="percentile")
+    out = widgets.Output()
+
+    def render(change=None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            show(percentile_runs_figure(results, cls.value, pattern.value, pct.value),
+                 percentile_runs_table(results, cls.value, pattern.value))
+
+    for w in (cls, pattern, pct):
+        w.observe(render, names="value")
+    render()
+    return widgets.VBox([widgets.HBox([cls, pattern, pct]), out])

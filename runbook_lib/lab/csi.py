@@ -376,6 +376,9 @@ def _create_volume(lab: Any, pvc: dict, sc: dict, selected: str | None) -> dict:
     size_bytes = _quantity_bytes(((pvc["spec"].get("resources") or {}).get("requests") or {}).get("storage", "1Gi"))
     size_kib = max(4096, -(-size_bytes // 1024))
     pv_name = f"pvc-{pvc['metadata']['uid']}"
+    from . import snapshots  # --- CSI snapshots: restore from a VolumeSnapshot dataSource
+
+    restore_from = snapshots.restore_source(lab, pvc, size_bytes) if pv_name not in ctl.rds else None
     rg_filter = {"place_count": params.placement_count, "storage_pool": params.storage_pools[0] if params.storage_pools else None,
                  "storage_pool_list": params.storage_pools or None, "replicas_on_same": params.replicas_on_same or None,
                  "replicas_on_different": params.replicas_on_different or None, "layer_stack": params.layers,
@@ -416,6 +419,8 @@ def _create_volume(lab: Any, pvc: dict, sc: dict, selected: str | None) -> dict:
                 ctl.rds[pv_name].replicas.pop(node)
             ctl.delete_resource_definition(pv_name)
             raise
+        if restore_from is not None:
+            snapshots.restored(lab, restore_from, pv_name)  # --- CSI snapshots
     rd = ctl.rds[pv_name]
     diskful = sorted(n for n, r in rd.replicas.items() if not r.diskless)
     if params.remote_access is False:

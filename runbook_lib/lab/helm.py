@@ -331,6 +331,15 @@ def resolve_chart(ref: str, version: str | None, cluster: Cluster | None, verb: 
         if ":" in location.rsplit("/", 1)[-1]:
             location, tag = location.rsplit(":", 1)
         want = version or tag
+        from . import snapshots  # --- CSI snapshots: the snapshot-controller chart
+
+        if location == snapshots.CHART_REF[len(OCI_PREFIX):]:
+            chosen = (want or max(snapshots.CHART_VERSIONS)).lstrip("v")
+            if chosen not in snapshots.CHART_VERSIONS:
+                raise HelmError(f'{verb}failed to perform "FetchReference" on source: {location}:{want}: not found')
+            print(f"Pulled: {location}:{chosen}", file=sys.stderr)
+            print(f"Digest: sha256:{hashlib.sha256(f'{location}:{chosen}'.encode()).hexdigest()}", file=sys.stderr)
+            return snapshots.CHART_NAME, chosen
         if location != piraeus.CHART_REF[len(OCI_PREFIX):]:
             if want:
                 raise HelmError(f'{verb}failed to perform "FetchReference" on source: {location}:{want}: not found')
@@ -498,7 +507,12 @@ def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
         if not args.has("--create-namespace"):
             raise HelmError(f'{verb}create: failed to create: namespaces "{namespace}" not found')
         cluster.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    docs = piraeus.render_chart(release, namespace, version, values)
+    if chart == "snapshot-controller":  # --- CSI snapshots
+        from . import snapshots
+
+        docs = snapshots.render_chart(release, namespace, version, values)
+    else:
+        docs = piraeus.render_chart(release, namespace, version, values)
     now = _now()
     previous = deployed[-1] if deployed else None
     if args.has("--dry-run"):  # render only: nothing reaches the cluster, no release is recorded
@@ -525,6 +539,14 @@ def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
                                   "appVersion": f"v{version}", "type": "application", "home": "https://piraeus.io",
                                   "sources": ["https://github.com/piraeusdatastore/piraeus-operator"]},
                      "lock": None, "templates": [], "values": defaults, "schema": None, "files": []}}
+    if chart == "snapshot-controller":  # --- CSI snapshots
+        rel["info"]["notes"] = ""
+        rel["chart"]["metadata"].update({"description": "Deploys a Snapshot Controller in a cluster. Snapshot Controllers are "
+                                         "often bundled with the Kubernetes distribution, this chart is meant for cases where it "
+                                         "is not.", "appVersion": snapshots.CHART_VERSIONS[version],
+                                         "home": "https://github.com/piraeusdatastore/helm-charts",
+                                         "sources": ["https://github.com/kubernetes-csi/external-snapshotter"]})
+        rel["chart"]["values"] = {"controller": {"enabled": True, "replicaCount": 1}, "installCRDs": True}
     if args.has("--wait"):
         try:
             _wait(cluster, docs, namespace, _duration(args.get("--timeout") or "5m0s"), verb)

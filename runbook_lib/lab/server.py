@@ -29,11 +29,15 @@ from .talos_model import TalosCluster
 # --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
 # isort: split
 from . import linstor_api, workloads
+from .fio import FioRunner  # --- benchmarks (07)
+from .fio import model as perf_model  # --- benchmarks (07)
 from .piraeus import attach as attach_storage
 from .piraeus import reconcile_cluster
 from .piraeus import state_dict as storage_state
 
 # --- end piraeus/linstor
+# isort: split
+from . import snapshots  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
 
 KUBERNETES_VERSION = "v1.35.0"
 STATE_FILE = "state.json"
@@ -71,6 +75,7 @@ class Lab:
         lab = cls(clock=Clock(scale=float(options.get("time_scale", 100.0))), talos=talos, kube=KubeStore(lock),
                   faults=FaultBook(), options=options, token=secrets.token_hex(16), lock=lock)
         attach_storage(lab)  # --- piraeus/linstor
+        lab.workloads.runners.insert(0, FioRunner())  # --- benchmarks (07): fio pods
         for fault in options.get("faults", []) or []:
             lab.faults.add(fault["kind"], fault.get("node"), fault.get("peer"), fault.get("count"))
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -99,6 +104,7 @@ class Lab:
                   options=data["options"], token=data["token"], lock=lock)
         lab.schematics = data.get("schematics", {})
         attach_storage(lab, data.get("storage"))  # --- piraeus/linstor
+        lab.workloads.runners.insert(0, FioRunner())  # --- benchmarks (07): fio pods
         return lab
 
     def mark_dirty(self) -> None:
@@ -113,6 +119,7 @@ class Lab:
         # --- piraeus/linstor: workloads, operator, LINSTOR and CSI follow lab time
         rv = self.kube.rv
         reconcile_cluster(self, now)
+        snapshots.reconcile(self, now)  # --- CSI snapshots: snapshot-controller + csi-snapshotter
         if self.kube.rv != rv:
             self.dirty = True
         # --- end piraeus/linstor
@@ -281,6 +288,10 @@ class Handler(BaseHTTPRequestHandler):
                     lab.mark_dirty()
                 self._json(200, {"fail": failed})
             # --- end piraeus/linstor
+            # --- benchmarks (07): the performance model's ground truth
+            elif path == "/lab/v1/perf" and method == "GET":
+                self._json(200, perf_model(lab).truth())
+            # --- end benchmarks (07)
             elif path == "/lab/v1/shutdown" and method == "POST":
                 self._json(200, {"stopping": True})
                 threading.Thread(target=self.server.stop, daemon=True).start()

@@ -17,7 +17,7 @@ What is modelled (enough for the runbooks, not a full Kubernetes):
   (phase, conditions, container statuses, IPs). Pods on a node that is down turn not Ready.
 - Pods that run to completion (Jobs, bare pods with restartPolicy Never/OnFailure) are run by
   :class:`PodRunner` objects: the default :class:`ShellRunner` understands a few shell
-  commands (``wipefs``, ``umount``, ``sleep``, ``echo``...); later features (fio) add runners.
+  commands (``wipefs``, ``umount``, ``sleep``, ``echo``...); :mod:`.fio` adds a runner for fio.
 - Pod logs (``GET .../pods/{name}/log``) and Events (Scheduled, Pulling, Pulled, Created,
   Started, FailedMount, FailedScheduling...).
 
@@ -31,6 +31,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import random
 import re
 import shlex
 from collections.abc import Callable, Iterable
@@ -47,6 +48,7 @@ T_DEFAULT_STARTUP = 1.0  # an app is "up" this long after its container started
 NOT_READY_GRACE = 0.0  # node-lifecycle marks pods not ready (real: ~40 s node-monitor grace)
 RECONCILE_PERIOD = 2.0  # controllers re-check time-driven state at least this often
 MAX_EVENTS = 2000  # Events kept in the store (a real API server expires them after an hour)
+MAX_LOG_LINES = 5000  # per container; a multi-job fio JSON result is ~1500 lines
 
 # App start-up times by image (the readiness/startup probes only pass once the app is up).
 STARTUP_BY_IMAGE = {"piraeus-server": 12.0, "piraeus-csi": 2.0, "piraeus-operator": 3.0}
@@ -313,11 +315,11 @@ def _event_suffix(uid: str | None, counter: int) -> str:
 
 
 def append_log(lab: Any, namespace: str, pod: str, container: str, text: str) -> None:
-    """Add lines to a container's log (kept to the last 500 lines)."""
+    """Add lines to a container's log (kept to the last MAX_LOG_LINES lines)."""
     key = f"{namespace}/{pod}/{container}"
     lines = lab.workloads.state.logs.setdefault(key, [])
     lines.extend(text.rstrip("\n").split("\n"))
-    del lines[:-500]
+    del lines[:-MAX_LOG_LINES]
 
 
 # ----------------------------------------------------------------------------- runners
@@ -354,6 +356,7 @@ class ShellRunner:
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         if not argv:
             return None
+        self._context = (pod, container)  # --- volume content: which volumes the commands see
         script = argv[-1] if argv[0] in ("sh", "/bin/sh", "bash", "/bin/bash") and "-c" in argv else shlex.join(argv)
         privileged = bool((container.get("securityContext") or {}).get("privileged"))
         out: list[str] = []
@@ -383,6 +386,11 @@ class ShellRunner:
 
     def _command(self, lab: Any, words: list[str], node: str, privileged: bool) -> tuple[int, str, float]:
         cmd, args = words[0].rsplit("/", 1)[-1], words[1:]
+        ctx = getattr(self, "_context", None)
+        if ctx is not None:  # --- volume content (echo > file, dd, cat, sha256sum on a mounted PVC)
+            handled = volume_command(lab, ctx[0], ctx[1], cmd, args)
+            if handled is not None:
+                return handled
         if cmd == "sleep":
             if args and args[0] == "infinity":
                 return 0, "", 10**9
@@ -467,6 +475,7 @@ class WorkloadState:
     unmounted: dict[str, list[str]] = field(default_factory=dict)  # node -> Talos mounts released
     host_boot: dict[str, str] = field(default_factory=dict)  # node -> boot id the above belong to
     crd_types: list[list[str]] = field(default_factory=list)  # [group, plural] served because of a CRD
+    volume_data: dict[str, dict[str, dict]] = field(default_factory=dict)  # volume/snapshot -> path -> file (volume content)
     counter: int = 0
     last_rv: int = -1
     next_due: float = 0.0
@@ -1379,3 +1388,109 @@ def pod_log(lab: Any, namespace: str, pod: str, container: str | None, tail: int
     if tail is not None:
         lines = lines[-tail:] if tail > 0 else []
     return "".join(line + "\n" for line in lines)
+
+
+# ----------------------------------------------------------------------------- volume content
+# Files written in a pod's PVC mount are kept per volume (the CSI volume handle, i.e. the LINSTOR
+# resource) as deterministic bytes: literal text, zeros, or a seeded pseudo-random stream for
+# ``/dev/urandom``. ``sha256sum`` hashes the real bytes, so a volume restored from the wrong
+# source, or an empty one, gives another checksum or no file at all.
+
+def snapshot_key(rd: str, snapshot: str) -> str:
+    return f"snapshot:{rd}/{snapshot}"
+
+
+def copy_volume_data(lab: Any, source: str, target: str) -> None:
+    lab.workloads.state.volume_data[target] = copy.deepcopy(lab.workloads.state.volume_data.get(source, {}))
+
+
+def file_bytes(entry: dict) -> bytes:
+    if "text" in entry:
+        return entry["text"].encode()
+    if entry.get("zero"):
+        return bytes(entry["size"])
+    return random.Random(entry["seed"]).randbytes(entry["size"])
+
+
+def _resolve(lab: Any, pod: dict, container: dict, path: str) -> tuple[str, str] | None:
+    """(volume key, path inside the volume) for a path under one of the container's PVC mounts."""
+    mounts = sorted(container.get("volumeMounts") or [], key=lambda m: -len(m.get("mountPath", "")))
+    for m in mounts:
+        root = m.get("mountPath", "").rstrip("/")
+        if path != root and not path.startswith(root + "/"):
+            continue
+        vol = next((v for v in pod["spec"].get("volumes") or [] if v.get("name") == m.get("name")), None)
+        claim = ((vol or {}).get("persistentVolumeClaim") or {}).get("claimName")
+        if not claim:
+            return None
+        pvc = get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim)
+        pv = get(lab, "", "persistentvolumes", None, ((pvc or {}).get("spec") or {}).get("volumeName") or "")
+        handle = (((pv or {}).get("spec") or {}).get("csi") or {}).get("volumeHandle")
+        return (handle, path[len(root):] or "/") if handle else None
+    return None
+
+
+def _account_write(lab: Any, rd_name: str, size: int) -> None:
+    rd = getattr(getattr(lab, "linstor", None), "rds", {}).get(rd_name)
+    if rd is None:
+        return
+    cap = sum(vd.size_kib for vd in rd.volumes)
+    for rep in rd.replicas.values():
+        if not rep.diskless:
+            rep.written_kib = min(cap, rep.written_kib + -(-size // 1024))
+
+
+def volume_command(lab: Any, pod: dict, container: dict, cmd: str, args: list[str]) -> tuple[int, str, float] | None:
+    """Commands that read or write a PVC mount; None when the command touches no volume."""
+    data = lab.workloads.state.volume_data
+    if cmd in ("echo", "printf") and ">" in args[:-1]:
+        i = args.index(">")
+        target = _resolve(lab, pod, container, args[i + 1])
+        if target is None:
+            return None
+        text = " ".join(args[:i]) + ("\n" if cmd == "echo" else "")
+        data.setdefault(target[0], {})[target[1]] = {"text": text}
+        _account_write(lab, target[0], len(text))
+        return 0, "", 0.0
+    if cmd == "dd":
+        opts = dict(a.split("=", 1) for a in args if "=" in a)
+        target = _resolve(lab, pod, container, opts.get("of", ""))
+        if target is None:
+            return None
+        unit = {"": 1, "k": 1024, "K": 1024, "M": 2**20, "G": 2**30}
+        bs = opts.get("bs", "512")
+        size = int(bs.rstrip("kKMG")) * unit[bs[-1] if bs[-1] in "kKMG" else ""] * int(opts.get("count", "1"))
+        source = opts.get("if", "")
+        if source == "/dev/zero":
+            entry: dict = {"zero": True, "size": size}
+        elif source in ("/dev/urandom", "/dev/random"):
+            seed = hashlib.sha256(f"{target[0]}{target[1]}{pod['metadata'].get('uid')}".encode()).hexdigest()
+            entry = {"seed": seed, "size": size}
+        else:
+            return 1, f"dd: can't open '{source}': No such file or directory", 0.0
+        data.setdefault(target[0], {})[target[1]] = entry
+        _account_write(lab, target[0], size)
+        count = int(opts.get("count", "1"))
+        text = "" if opts.get("status") == "none" else f"{count}+0 records in\n{count}+0 records out\n{size} bytes copied"
+        return 0, text, size / (200 * 2**20)  # ~200 MiB/s
+    if cmd in ("sha256sum", "cat", "wc"):
+        paths = [a for a in args if not a.startswith("-")]
+        targets = [(p, _resolve(lab, pod, container, p)) for p in paths]
+        if not targets or all(t is None for _p, t in targets):
+            return None
+        lines, code = [], 0
+        for p, t in targets:
+            entry = data.get(t[0], {}).get(t[1]) if t else None
+            if entry is None:
+                lines.append(f"{cmd}: {p}: No such file or directory")
+                code = 1
+                continue
+            content = file_bytes(entry)
+            if cmd == "sha256sum":
+                lines.append(f"{hashlib.sha256(content).hexdigest()}  {p}")
+            elif cmd == "wc":
+                lines.append(f"{len(content)} {p}")
+            else:
+                lines.append(content.decode(errors="replace").rstrip("\n"))
+        return code, "\n".join(lines), 0.1
+    return None
