@@ -1682,7 +1682,7 @@ class TalosCluster:
             return {"mode": effective, "warnings": warnings,
                     "mode_details": f"Dry run summary:\n{details} (skipped in dry-run).\nConfig diff:\n\n{diff}"}
         if effective == "try":
-            details += f"\nThe config is applied in 'try' mode and will be automatically reverted back in {_go_duration(try_timeout)}"
+            details += f"\nThe config is applied in 'try' mode and will be automatically reverted back in {go_duration(try_timeout)}"
             self._schedule(node, now + try_timeout, "rollback_config", config=copy.deepcopy(current),
                            expect=dump_config(docs))
             node.config = copy.deepcopy(docs)
@@ -2094,7 +2094,7 @@ def _selector(expression: str) -> Any:
     return DiskSelector(expression)
 
 
-def _go_duration(seconds: float) -> str:
+def go_duration(seconds: float) -> str:
     """Go ``time.Duration.String`` for whole seconds: ``1m0s``, ``30m0s``, ``1h0m0s``."""
     s = int(seconds)
     h, rem = divmod(s, 3600)

@@ -42,6 +42,7 @@ from .talos_model import (
     TalosAPIError,
     apply_config_patches,
     dump_config,
+    go_duration,
     go_yaml_dump,
     parse_config,
     parse_version,
@@ -212,7 +213,7 @@ def _flag_lines(flags: list[Flag]) -> list[str]:
         elif f.kind == "string" and f.default:
             default = f' (default "{f.default}")'
         elif f.kind == "duration":
-            default = f" (default {_go_duration(f.default)})"
+            default = f" (default {go_duration(f.default)})"
         rows.append((left, f.usage + default))
     width = max((len(r[0]) for r in rows), default=0)
     return [f"  {left.ljust(width)}   {text}" for left, text in rows]
@@ -245,15 +246,6 @@ def parse_duration(text: str) -> float:
     if not m:
         raise ValueError(f'time: invalid duration "{text}"')
     return sum(float(v) * units[u] for v, u in re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", text))
-
-
-def _go_duration(seconds: float) -> str:
-    s = int(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{h}h{m}m{sec}s"
-    return f"{m}m{sec}s" if m else f"{sec}s"
 
 
 def _parse_bool(text: str, flag: str) -> bool:
