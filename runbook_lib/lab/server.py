@@ -472,10 +472,11 @@ class LabHTTPServer(ThreadingHTTPServer):
 
     def _tick_loop(self) -> None:
         last_save = 0.0
-        while not self.stopping.wait(0.01):
+        # 25 ms: at the default x100 that is 2.5 lab seconds, far below any modeled duration.
+        while not self.stopping.wait(0.025):
             with self.lab.lock:
                 self.lab.tick()
-                if self.lab.dirty and self.state_dir and time.monotonic() - last_save > 0.2:
+                if self.lab.dirty and self.state_dir and time.monotonic() - last_save > 1.0:
                     self.save()
                     last_save = time.monotonic()
 

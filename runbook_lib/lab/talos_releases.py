@@ -8,6 +8,7 @@ rolling upgrade briefly runs mixed DRBD versions. ZFS versions are lab approxima
 
 from __future__ import annotations
 
+import functools
 import re
 
 # tag: (drbd, linux) at tags where siderolabs/pkgs was checked.
@@ -21,6 +22,7 @@ _LAST_PATCH = {(1, 10): 9, (1, 11): 6, (1, 12): 11, (1, 13): 9}
 _ZFS = {10: "2.3.1", 11: "2.3.3", 12: "2.3.4", 13: "2.4.0"}
 
 
+@functools.lru_cache(maxsize=256)
 def parse_version(tag: str) -> tuple[int, int, int]:
     """``v1.12.6`` (or ``1.12.6-beta.0``) -> (1, 12, 6)."""
     m = re.match(r"v?(\d+)\.(\d+)\.(\d+)", tag)
@@ -32,6 +34,7 @@ def parse_version(tag: str) -> tuple[int, int, int]:
 TALOS_VERSIONS: list[str] = [f"v{ma}.{mi}.{p}" for (ma, mi), last in sorted(_LAST_PATCH.items()) for p in range(last + 1)]
 
 
+@functools.lru_cache(maxsize=256)
 def _shipped(tag: str) -> tuple[str, str]:
     want = parse_version(tag)
     known = sorted((parse_version(k), v) for k, v in TALOS_PKGS.items())
