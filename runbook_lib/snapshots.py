@@ -261,8 +261,12 @@ def _run_pod(session: Session, p: dict) -> dict[str, str]:
         obj = kube.get_object(api, kube.object_path(p))
         return _phase(obj) in ("Succeeded", "Failed"), obj
 
+    def describe(obj: dict | None) -> str:
+        reasons = [c.get("message") for c in ((obj or {}).get("status") or {}).get("conditions") or [] if c.get("message")]
+        return f"{_phase(obj)} {'; '.join(reasons)}".strip()
+
     final = wait_until(probe, what=f"pod {p['metadata']['name']} finished", timeout=session.params.node_timeout,
-                       describe=_phase)
+                       describe=describe)
     log = kube.pod_log(api, p["metadata"]["namespace"], p["metadata"]["name"])
     print(f"{p['metadata']['name']}: {_phase(final)}\n{log.strip()}")
     if _phase(final) != "Succeeded":
@@ -380,7 +384,7 @@ def cleanup(session: Session, objs: TestObjects) -> None:
     content = ((vs or {}).get("status") or {}).get("boundVolumeSnapshotContentName")
     if content:
         patch = {"spec": {"deletionPolicy": "Delete"}}
-        ex.call(lambda: kube.request(api, "PATCH", f"{API}/volumesnapshotcontents/{content}", body=json.dumps(patch),
+        ex.call(lambda: kube.request(api, "PATCH", f"{API}/volumesnapshotcontents/{content}", body=patch,
                                      content_type="application/merge-patch+json"),
                 step="set the test snapshot's content to deletionPolicy Delete", target=f"VolumeSnapshotContent/{content}",
                 manifest=json.dumps(patch), command=["kubectl", "patch", "volumesnapshotcontent", content, "--type=merge"])

@@ -149,3 +149,13 @@ def test_watch_events_and_gone(store: KubeStore) -> None:
     with pytest.raises(ApiError) as exc:
         small.events_since(ns, None, 1, lambda labels: True, lambda o: True)
     assert exc.value.code == 410
+
+
+def test_malformed_patch_is_a_400(store: KubeStore) -> None:
+    rt = store.resolve("", "v1", "configmaps")
+    store.create(rt, "default", cm("a"))
+    for ctype, body in (("application/merge-patch+json", b'"just a string"'),
+                        ("application/json-patch+json", b'{"op": "add"}')):
+        with pytest.raises(ApiError) as exc:
+            store.patch(rt, "default", "a", ctype, body)
+        assert exc.value.code == 400

@@ -520,6 +520,10 @@ class KubeStore:
                 patch = json.loads(body.decode() or "null")
         except (ValueError, yaml.YAMLError) as exc:
             raise ApiError(400, "BadRequest", f"error decoding patch: {exc}") from exc
+        if ctype != "application/json-patch+json" and not isinstance(patch, dict):
+            raise ApiError(400, "BadRequest", f"error decoding patch: expected a JSON object, got {type(patch).__name__}")
+        if ctype == "application/json-patch+json" and not isinstance(patch, list):
+            raise ApiError(400, "BadRequest", "error decoding patch: a JSON patch is a list of operations")
         if current is None:
             if ctype == "application/apply-patch+yaml":
                 patch.setdefault("metadata", {})["name"] = name

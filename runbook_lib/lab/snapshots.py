@@ -45,6 +45,7 @@ CHART_VERSIONS = {"5.2.0": "v8.6.0"}  # chart -> snapshot-controller appVersion 
 DRIVER = "linstor.csi.linbit.com"
 VS_FINALIZERS = ["snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection",
                  "snapshot.storage.kubernetes.io/volumesnapshot-bound-protection"]
+CONTENT_FINALIZER = "snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection"
 DEFAULT_CLASS = "snapshot.storage.kubernetes.io/is-default-class"
 
 
@@ -153,7 +154,18 @@ def reconcile(lab: Any, now: float) -> None:
         _report_bug(lab)
 
 
+def _forget_data(lab: Any) -> None:
+    """Content of volumes and snapshots LINSTOR no longer has goes with them."""
+    ctl, data = lab.linstor, lab.workloads.state.volume_data
+    for key in list(data):
+        rd, _, snap = key.removeprefix("snapshot:").partition("/")
+        gone = snap not in ctl.snapshots.get(rd, {}) if key.startswith("snapshot:") else key not in ctl.rds
+        if gone:
+            del data[key]
+
+
 def _reconcile(lab: Any) -> None:
+    _forget_data(lab)
     from .csi import _controller_pod
 
     if _controller_ready(lab):
@@ -214,7 +226,7 @@ def _reconcile_snapshot(lab: Any, vs: dict) -> None:
         "finalizers", list(dict.fromkeys((o["metadata"].get("finalizers") or []) + VS_FINALIZERS))))
     wl.apply(lab, GROUP, "v1", "volumesnapshotcontents", {
         "apiVersion": f"{GROUP}/v1", "kind": "VolumeSnapshotContent",
-        "metadata": {"name": _content_name(vs)},
+        "metadata": {"name": _content_name(vs), "finalizers": [CONTENT_FINALIZER]},
         "spec": {"deletionPolicy": cls.get("deletionPolicy", "Delete"), "driver": cls["driver"],
                  "source": {"volumeHandle": handle}, "sourceVolumeMode": pv["spec"].get("volumeMode", "Filesystem"),
                  "volumeSnapshotClassName": cls["metadata"]["name"],
