@@ -633,3 +633,23 @@ def run_matrix(session: Any) -> tuple[pd.DataFrame, dict[str, dict]]:
         frames.append(frame)
     frames = [f for f in frames if not f.empty]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), topology
+
+
+def report_table(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """The readable summary: headline per class and pattern, change vs the baseline, percentiles, spread."""
+    change = compare(summary, baseline).set_index(["storage_class", "pattern"])["change_pct"]
+    rows = []
+    for _, r in summary.iterrows():
+        key = (r["storage_class"], r["pattern"])
+        rows.append({"class": r["storage_class"], "pattern": r["pattern"], "result": _fmt(r["metric"], r["value"]),
+                     f"change vs {baseline}": f"{change[key]:+.1f} %" if key in change.index else "baseline",
+                     "p50 µs": round(r["clat_p50_us"], 1), "p99 µs": round(r["clat_p99_us"], 1),
+                     "p99.9 µs": round(r["clat_p999_us"], 1), "spread %": round(r["spread_pct"], 1)})
+    return pd.DataFrame(rows)
+
+
+def limits_table(limits: pd.DataFrame) -> pd.DataFrame:
+    """The ceilings/floors with units, for display."""
+    return pd.DataFrame([{"class": r["storage_class"], "pattern": r["pattern"], "kind": r["kind"],
+                          "measured": _fmt(r["metric"], r["measured"]), "limit": _fmt(r["metric"], r["limit"]),
+                          "measured / limit": round(r["ratio"], 3), "basis": r["basis"]} for _, r in limits.iterrows()])

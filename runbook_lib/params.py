@@ -431,7 +431,7 @@ class Snapshots(_Strict):
     class_name: Annotated[str, AfterValidator(_node_name)] = "linstor-snapshots"
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
     storage_class: Annotated[str, AfterValidator(_node_name)] = "replicated"  # the class the round trip tests
-    test_size: PositiveSize = "1GiB"
+    test_size: Annotated[str, Field(pattern=r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$")] = "1Gi"  # a Kubernetes quantity (Gi, not GiB)
     test_file_mib: int = Field(default=64, ge=1, le=4096)  # the larger file the writer pod writes
     namespace_test: Annotated[str, AfterValidator(_node_name)] = "default"
     keep_test_objects: bool = False  # true: leave the test PVCs, pods and snapshot for inspection

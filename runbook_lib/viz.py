@@ -86,18 +86,18 @@ def pool_capacity_explorer(pools: pd.DataFrame):
 
     options = [("all", None)] + [(f"{n} / {p}", (n, p)) for n, p in zip(pools["node"], pools["pool"], strict=True)]
     picker = widgets.Dropdown(options=options, description="pool")
-    out = widgets.Output()
+    # An HTML widget (iframe) instead of an Output widget: displaying into an Output widget
+    # intermittently hangs headless execution (nbclient waits forever on the cell).
+    view = widgets.HTML()
 
     def render(change=None) -> None:
         sel = picker.value
         frame = pools if sel is None else pools[(pools["node"] == sel[0]) & (pools["pool"] == sel[1])]
-        out.clear_output(wait=True)
-        with out:
-            show(pool_capacity_figure(frame))
+        view.value = _iframe(pool_capacity_figure(frame), capacity_table(frame), height=520)
 
     picker.observe(render, names="value")
     render()
-    return widgets.VBox([picker, out])
+    return widgets.VBox([picker, view])
 
 
 # --------------------------------------------------------------------------- 07-benchmarks
@@ -188,22 +188,33 @@ def percentile_runs_table(results: pd.DataFrame, cls: str, pattern: str) -> pd.D
     return rows[["iteration", "iops", "lat_mean_us", *PERCENTILE_COLUMNS.values()]].round(1).reset_index(drop=True)
 
 
+def _iframe(fig: go.Figure, table: pd.DataFrame, height: int = 560) -> str:
+    """A figure and its table as one self-contained iframe (scripts run in ``srcdoc``, not in a widget's HTML)."""
+    import html
+
+    body = fig.to_html(include_plotlyjs="cdn", full_html=True) + table.to_html(index=False)
+    return (f'<iframe srcdoc="{html.escape(body, quote=True)}" style="width:100%;height:{height}px;border:0">'
+            "</iframe>")
+
+
 def bench_explorer(results: pd.DataFrame):
-    """Pick a class, pattern and percentile; the figure and table follow (static copies are shown beside)."""
+    """Pick a class, pattern and percentile; the figure and table follow (static copies are shown beside).
+
+    The view is an HTML widget holding an iframe rather than an ``Output`` widget: nothing is
+    displayed from inside a widget callback, so headless execution never waits on widget output.
+    """
     import ipywidgets as widgets
 
     cls = widgets.Dropdown(options=list(dict.fromkeys(results["storage_class"])), description="class")
     pattern = widgets.Dropdown(options=list(dict.fromkeys(results["pattern"])), description="pattern")
     pct = widgets.Dropdown(options=list(PERCENTILE_COLUMNS), value="p99", description="percentile")
-    out = widgets.Output()
+    view = widgets.HTML()
 
     def render(change=None) -> None:
-        out.clear_output(wait=True)
-        with out:
-            show(percentile_runs_figure(results, cls.value, pattern.value, pct.value),
-                 percentile_runs_table(results, cls.value, pattern.value))
+        view.value = _iframe(percentile_runs_figure(results, cls.value, pattern.value, pct.value),
+                             percentile_runs_table(results, cls.value, pattern.value))
 
     for w in (cls, pattern, pct):
         w.observe(render, names="value")
     render()
-    return widgets.VBox([widgets.HBox([cls, pattern, pct]), out])
+    return widgets.VBox([widgets.HBox([cls, pattern, pct]), view])

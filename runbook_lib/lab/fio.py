@@ -35,6 +35,7 @@ GBE_PAYLOAD = 0.9415  # TCP payload share of Ethernet line rate at MTU 1500
 PERCENTILES = ("1.000000", "5.000000", "10.000000", "20.000000", "30.000000", "40.000000", "50.000000",
                "60.000000", "70.000000", "80.000000", "90.000000", "95.000000", "99.000000", "99.500000",
                "99.900000", "99.950000", "99.990000")
+DRBD_HEADER = 64  # bytes of DRBD data-packet header per request on the wire
 PAGE_CACHE_BYTES = 16 * 2**30  # buffered reads of a file smaller than this come from RAM
 
 
@@ -199,33 +200,39 @@ class FioRunner:
             return wl.RunResult(1, str(exc), 0.5)
 
     def _run(self, lab: Any, pod: dict, container: dict, node: str, glob: dict, jobs: list[dict]) -> wl.RunResult:
-        if glob.get("output-format") != "json":
-            raise FioUsageError("lab fio: only --output-format=json is modelled")
-        perf = model(lab)
-        results, took = [], 0.0
-        for index, job in enumerate(jobs):
-            opts = {**glob, **job}
-            rw = opts.get("rw") or opts.get("readwrite") or "read"
-            if rw not in PATTERNS:
-                raise FioUsageError(f"lab fio: rw={rw} is not modelled (read, write, randread, randwrite)")
-            path = opts.get("filename") or (opts.get("directory", "/") + "/" + opts["name"])
-            vol = volume_of(lab, pod, container, node, path)
-            size = _bytes(opts.get("size", "1g"))
-            if vol.size is not None and size > vol.size:
-                return wl.RunResult(1, f"fio: pid=1, err=28/file:filesetup.c:240, func=write, error=No space left on device\n"
-                                       f"{opts['name']}: Laying out IO file ({size} bytes) failed", took + 1.0)
-            ramp, runtime = _seconds(opts.get("ramp_time", "0")), _seconds(opts.get("runtime", "10"))
-            if index == 0:
-                took += size / perf.disk_write_bw  # laying out the file
-            took += ramp + runtime
-            seed = f"{lab.options.get('seed', 1)}/{pod['metadata']['name']}/{index}"
-            results.append(job_json(perf, vol, opts, rw, size, runtime, index, random.Random(seed)))
-        doc = {"fio version": FIO_VERSION, "timestamp": int(time.time()), "timestamp_ms": int(time.time() * 1000),
-               "time": time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime()), "jobs": results,
-               "disk_util": [{"name": "nvme0n1", "read_ios": 0, "write_ios": 0,
-                              "read_merges": 0, "write_merges": 0, "read_ticks": 0, "write_ticks": 0, "in_queue": 0,
-                              "util": 99.0}]}
-        return wl.RunResult(0, json.dumps(doc, indent=2), took)
+        first = {**glob, **jobs[0]}
+        path = first.get("filename") or (first.get("directory", "/") + "/" + first["name"])
+        vol = volume_of(lab, pod, container, node, path)
+        seed = f"{lab.options.get('seed', 1)}/{pod['metadata']['name']}"
+        code, text, took = render(model(lab), vol, glob, jobs, seed)
+        return wl.RunResult(code, text, took)
+
+
+def render(perf: PerfModel, vol: Volume, glob: dict, jobs: list[dict], seed: str) -> tuple[int, str, float]:
+    """fio's result for ``jobs`` on ``vol``: (exit code, output text, lab seconds it takes)."""
+    if glob.get("output-format") != "json":
+        raise FioUsageError("lab fio: only --output-format=json is modelled")
+    results, took = [], 0.0
+    for index, job in enumerate(jobs):
+        opts = {**glob, **job}
+        rw = opts.get("rw") or opts.get("readwrite") or "read"
+        if rw not in PATTERNS:
+            raise FioUsageError(f"lab fio: rw={rw} is not modelled (read, write, randread, randwrite)")
+        size = _bytes(opts.get("size", "1g"))
+        if vol.size is not None and size > vol.size:
+            return 1, (f"fio: pid=1, err=28/file:filesetup.c:240, func=write, error=No space left on device\n"
+                       f"{opts['name']}: Laying out IO file ({size} bytes) failed"), took + 1.0
+        ramp, runtime = _seconds(opts.get("ramp_time", "0")), _seconds(opts.get("runtime", "10"))
+        if index == 0:
+            took += size / perf.disk_write_bw  # laying out the file
+        took += ramp + runtime
+        results.append(job_json(perf, vol, opts, rw, size, runtime, index, random.Random(f"{seed}/{index}")))
+    now = time.time()
+    doc = {"fio version": FIO_VERSION, "timestamp": int(now), "timestamp_ms": int(now * 1000),
+           "time": time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(now)), "jobs": results,
+           "disk_util": [{"name": "nvme0n1", "read_ios": 0, "write_ios": 0, "read_merges": 0, "write_merges": 0,
+                          "read_ticks": 0, "write_ticks": 0, "in_queue": 0, "util": 99.0}]}
+    return 0, json.dumps(doc, indent=2), took
 
 
 def service(perf: PerfModel, vol: Volume, direction: str, bs: int, fsync: bool, direct: bool, size: int) -> tuple[float, float]:
@@ -260,12 +267,12 @@ def throughput_iops(perf: PerfModel, vol: Volume, direction: str, bs: int, depth
         if vol.drbd:
             caps = [c * perf.drbd_bw_efficiency for c in caps]
             if not vol.local_replica:
-                caps.append(perf.link_bw / bs)
+                caps.append(perf.link_bw / (bs + DRBD_HEADER))
     else:
         caps += [perf.disk_write_iops, perf.disk_write_bw / bs]
         if vol.drbd and vol.peers:
             caps = [c * perf.drbd_bw_efficiency for c in caps]
-            caps.append(perf.link_bw / (bs * vol.peers))
+            caps.append(perf.link_bw / ((bs + DRBD_HEADER) * vol.peers))
     return min(caps)
 
 
