@@ -13,6 +13,23 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 LAB_PARAMS = ROOT / "parameters" / "lab.yaml"
 
+# The two volume documents of notebook 01, as a Talos config patch (100 GiB user volume minimum).
+VOLUME_DOCS = """---
+apiVersion: v1alpha1
+kind: VolumeConfig
+name: EPHEMERAL
+provisioning:
+  maxSize: 100GiB
+---
+apiVersion: v1alpha1
+kind: UserVolumeConfig
+name: linstor-storage
+provisioning:
+  diskSelector:
+    match: disk.transport == 'nvme'
+  minSize: 100GiB
+"""
+
 
 def runbook(*args: str, lab_dir: Path, check: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "RUNBOOK_LAB_DIR": str(lab_dir)}

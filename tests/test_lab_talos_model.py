@@ -20,6 +20,8 @@ from runbook_lib.lab.talos_model import (
     parse_config,
 )
 
+from .lab_helpers import VOLUME_DOCS
+
 NODES = [
     {"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"},
     {"name": "cp-2", "address": "10.5.0.3", "role": "controlplane"},
@@ -27,21 +29,6 @@ NODES = [
     {"name": "w-1", "address": "10.5.0.5", "role": "worker"},
 ]
 
-VOLUME_DOCS = """---
-apiVersion: v1alpha1
-kind: VolumeConfig
-name: EPHEMERAL
-provisioning:
-  maxSize: 100GiB
----
-apiVersion: v1alpha1
-kind: UserVolumeConfig
-name: linstor-storage
-provisioning:
-  diskSelector:
-    match: disk.transport == 'nvme'
-  minSize: 100GiB
-"""
 
 NOT_ENOUGH_SPACE = ("no disks matched for volume (1 matched selector): 1 have not enough space, 0 have wrong format, "
                     "0 have other issues")

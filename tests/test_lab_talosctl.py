@@ -32,6 +32,8 @@ from runbook_lib.lab.talosctl import (
     tabwrite,
 )
 
+from .lab_helpers import VOLUME_DOCS
+
 NODES = [
     {"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"},
     {"name": "cp-2", "address": "10.5.0.3", "role": "controlplane"},
@@ -40,21 +42,6 @@ NODES = [
     {"name": "w-2", "address": "10.5.0.6", "role": "worker"},
 ]
 
-VOLUME_DOCS = """---
-apiVersion: v1alpha1
-kind: VolumeConfig
-name: EPHEMERAL
-provisioning:
-  maxSize: 100GiB
----
-apiVersion: v1alpha1
-kind: UserVolumeConfig
-name: linstor-storage
-provisioning:
-  diskSelector:
-    match: disk.transport == 'nvme'
-  minSize: 100GiB
-"""
 
 
 def _flags(name: str) -> list:

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-FAULT_KINDS = (
-    "node-down",  # the node is powered off until the fault is cleared
-    "stuck-reboot",  # the node's next reboot never completes
-    "partition",  # node and peer cannot talk to each other
-    "api-errors",  # the next N Kubernetes API requests answer 500
-    "talosctl-fail",  # the next N talosctl calls for the node exit 1
-    "helm-fail",  # the next N helm calls exit 1
-    "pool-full",  # the node's storage pool has no free space
-)
+from ..params import FAULT_KINDS  # one list for the parameter file and the lab
 
 
 @dataclass
