@@ -42,6 +42,13 @@ class Helm:
         except json.JSONDecodeError as exc:
             raise ParseError("helm", f"`helm status -o json` is not JSON: {exc.msg}") from None
 
+    def deployed_version(self, release: str, namespace: str) -> str | None:
+        """The chart version of the release when it is deployed; None when absent or not deployed."""
+        status = self.status(release, namespace) or {}
+        if status.get("info", {}).get("status") != "deployed":
+            return None
+        return status.get("chart", {}).get("metadata", {}).get("version")
+
     def upgrade_install(self, release: str, chart: str, *, namespace: str, version: str, values: dict[str, str],
                         step: str, timeout: str = "10m") -> bool:
         argv = self._base() + ["upgrade", "--install", release, chart, "--namespace", namespace, "--create-namespace",

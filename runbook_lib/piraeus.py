@@ -57,12 +57,9 @@ def install_operator(session: Session) -> None:
     p = session.params.piraeus
     apply(session, namespace_manifest(p.namespace), step="namespace for Piraeus")
     helm = helm_for(session)
-    status = helm.status(p.release, p.namespace)
-    current = (status or {}).get("chart", {}).get("metadata", {}).get("version")
-    deployed = (status or {}).get("info", {}).get("status") == "deployed"
     argv = ["helm", "upgrade", "--install", p.release, p.chart, "--namespace", p.namespace, "--version",
             p.chart_version, "--set", "installCRDs=true"]
-    if deployed and current == p.chart_version:
+    if helm.deployed_version(p.release, p.namespace) == p.chart_version:
         session.executor.unchanged(step="install Piraeus operator", target=f"{p.namespace}/{p.release}", kind="helm",
                                    command=argv)
     else:

@@ -202,10 +202,8 @@ def install_controller(session: Session, found: Prerequisites) -> None:
     """The snapshot-controller chart (CRDs + controller), then wait until the API serves the kinds."""
     p = session.params.snapshots
     helm = helm_for(session)
-    status = helm.status(p.release, p.namespace)
-    deployed = (status or {}).get("info", {}).get("status") == "deployed"
-    current = (status or {}).get("chart", {}).get("metadata", {}).get("version")
-    if not found.missing and (not deployed or current == p.chart_version):
+    current = helm.deployed_version(p.release, p.namespace)
+    if not found.missing and current in (None, p.chart_version):
         # present and either ours at this version, or installed by someone else (a distribution's own)
         session.executor.unchanged(step="install snapshot-controller", target=f"{p.namespace}/{p.release}", kind="helm",
                                    command=["helm", "upgrade", "--install", p.release, p.chart, "--version", p.chart_version])
