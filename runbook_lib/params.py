@@ -115,7 +115,9 @@ def supports_ephemeral_resize_by_reset(version: str) -> bool:
 
 ACTIONS = ("reset", "wipe", "shutdown", "reboot")
 FaultKind = Literal[
-    "node-down", "stuck-reboot", "partition", "api-errors", "talosctl-fail", "helm-fail", "pool-full"
+    "node-down", "stuck-reboot", "partition", "api-errors", "talosctl-fail", "helm-fail", "pool-full",
+    # the lab's DRBD ignores quorum although LINSTOR configures it: a misconfiguration 06 must catch
+    "quorum-off",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 SECRET_KEY_SUFFIXES = ("_password", "_token", "_secret", "_passphrase")
@@ -438,6 +440,32 @@ class Snapshots(_Strict):
     image: NonEmpty = "docker.io/library/busybox:1.37"
 
 
+class Failover(_Strict):
+    """06-failover-drill: the workload, the fault and what the drill waits for.
+
+    ``reboot`` and ``shutdown`` run ``talosctl`` against the node (approvals ``reboot <node>`` /
+    ``shutdown <node>``; a shut-down node is powered on by the operator, the drill waits for
+    it). ``node-down`` (power loss) and ``isolate`` (the node cut off from every peer) are lab
+    faults, refused against a real cluster.
+    """
+
+    storage_class: Annotated[str, AfterValidator(_node_name)] = "replicated"
+    fault: Literal["reboot", "shutdown", "node-down", "isolate"] = "reboot"
+    #: the node to fault; null: the node the writer runs on (the interesting case)
+    node: str | None = None
+    #: the quorum-loss scenario: both other replicas' nodes go away at once (same fault kind,
+    #: isolate excepted: it becomes node-down); writes must freeze, not diverge
+    quorum_loss: bool = True
+    quorum_loss_fault: Literal["reboot", "shutdown", "node-down"] = "reboot"
+    test_size: Annotated[str, Field(pattern=r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$")] = "1Gi"
+    write_interval_s: float = Field(default=0.2, gt=0, le=60)  # the writer's pause between records
+    #: seconds of acknowledged writes before the fault and after recovery (cluster time)
+    steady_s: float = Field(default=20.0, ge=1, le=3600)
+    namespace_test: Annotated[str, AfterValidator(_node_name)] = "default"
+    keep_test_objects: bool = False
+    image: NonEmpty = "docker.io/library/busybox:1.37"
+
+
 class Params(_Strict):
     """All parameters of a run. Build it with :func:`load_params` or :func:`parse_params`."""
 
@@ -455,6 +483,7 @@ class Params(_Strict):
     lab: LabOptions = Field(default_factory=LabOptions)
     piraeus: Piraeus = Field(default_factory=Piraeus)
     snapshots: Snapshots = Field(default_factory=Snapshots)
+    failover: Failover = Field(default_factory=Failover)
     factory_url: FactoryUrl = "https://factory.talos.dev"
     extensions: list[ExtensionName] = Field(default_factory=lambda: ["siderolabs/drbd", "siderolabs/zfs"])
     #: seconds to wait for a node to come back (reboot, reset, upgrade) or a gate to pass
@@ -663,6 +692,19 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[Problem]:
     problems += _storage_problems(data.get("storage"))
     problems += _lab_problems(data.get("lab"), nodes, names)
     problems += _duplicates(data.get("extensions"), ("extensions",), "extension")
+    problems += _failover_problems(data.get("failover"), data.get("target", "lab"), names)
+    return problems
+
+
+def _failover_problems(failover: Any, target: Any, names: set[str] | None) -> list[Problem]:
+    if not isinstance(failover, Mapping):
+        return []
+    problems: list[Problem] = []
+    if target == "talos" and failover.get("fault") in ("node-down", "isolate"):
+        problems.append((("failover", "fault"), f"{failover['fault']!r} is a lab fault; against a real cluster use reboot or shutdown"))
+    node = failover.get("node")
+    if isinstance(node, str) and names is not None and node not in names:
+        problems.append((("failover", "node"), _unknown_node(node, names)))
     return problems
 
 
