@@ -30,13 +30,17 @@ class ParseError(RunbookError):
     """Output of a tool or API could not be understood.
 
     Names the tool (``talosctl``, ``helm``, ``linstor``, ``fio``...) and the field
-    or position that did not fit, never a bare ``KeyError``.
+    or position that did not fit, never a bare ``KeyError``. ``field`` is that field's
+    dotted path (``pools[0].node_name``, ``jobs[1].read.iops``) when one is known, so
+    code can tell which part of the output was wrong without reading the message.
     """
 
-    def __init__(self, tool: str, detail: str) -> None:
+    def __init__(self, tool: str, detail: str, *, field: str | None = None) -> None:
         self.tool = tool
         self.detail = detail
-        super().__init__(f"could not parse {tool} output: {detail}")
+        self.field = field
+        where = f"{field}: " if field and field not in detail else ""
+        super().__init__(f"could not parse {tool} output: {where}{detail}")
 
 
 class CommandError(RunbookError):

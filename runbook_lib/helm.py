@@ -9,6 +9,48 @@ from .errors import HelmError, ParseError
 from .execution import Executor
 
 
+def parse_status(text: str) -> dict:
+    """``helm status -o json`` → the release object (``name``, ``info``, ``chart``...), checked.
+
+    Raises :class:`ParseError` naming the field when the output is not a release: not JSON
+    (truncated, or a warning printed into stdout), not an object, or ``info.status`` missing.
+    """
+    try:
+        release = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError("helm", f"`helm status -o json` is not JSON: {exc.msg} at line {exc.lineno}, "
+                         f"column {exc.colno}") from None
+    except RecursionError:
+        raise ParseError("helm", "`helm status -o json` is nested too deeply to be a release") from None
+    if not isinstance(release, dict):
+        raise ParseError("helm", f"`helm status -o json` is a {type(release).__name__}, not a release object",
+                         field="(top level)")
+    info = _section(release, "info")
+    if not isinstance(info.get("status"), str):
+        raise ParseError("helm", f"info.status: expected a string, got {info.get('status')!r}", field="info.status")
+    return release
+
+
+def deployed_chart_version(release: dict) -> str | None:
+    """The chart version of a parsed release when its status is ``deployed``, else None."""
+    if _section(release, "info").get("status") != "deployed":
+        return None
+    metadata = _section(_section(release, "chart"), "metadata", "chart.")
+    version = metadata.get("version")
+    if not isinstance(version, str) or not version:
+        raise ParseError("helm", f"chart.metadata.version: expected a version string, got {version!r}",
+                         field="chart.metadata.version")
+    return version
+
+
+def _section(obj: dict, key: str, prefix: str = "") -> dict:
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        raise ParseError("helm", f"{prefix}{key}: expected an object, got {type(value).__name__}",
+                         field=f"{prefix}{key}")
+    return value
+
+
 class Helm:
     def __init__(self, executor: Executor, binary: str, kubeconfig: str | None) -> None:
         self.executor = executor
@@ -37,17 +79,12 @@ class Helm:
                 return None
             raise
         assert res is not None
-        try:
-            return json.loads(res.stdout)
-        except json.JSONDecodeError as exc:
-            raise ParseError("helm", f"`helm status -o json` is not JSON: {exc.msg}") from None
+        return parse_status(res.stdout)
 
     def deployed_version(self, release: str, namespace: str) -> str | None:
         """The chart version of the release when it is deployed; None when absent or not deployed."""
-        status = self.status(release, namespace) or {}
-        if status.get("info", {}).get("status") != "deployed":
-            return None
-        return status.get("chart", {}).get("metadata", {}).get("version")
+        status = self.status(release, namespace)
+        return None if status is None else deployed_chart_version(status)
 
     def upgrade_install(self, release: str, chart: str, *, namespace: str, version: str, values: dict[str, str],
                         step: str, timeout: str = "10m") -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ParseError
+from .errors import ParseError, RunbookError
 
 _TOOL = "linstor"
 _KIB = 1024
@@ -74,7 +74,7 @@ _DISKLESS_FLAGS = frozenset({"DISKLESS", "DRBD_DISKLESS", "TIE_BREAKER"})
 
 def _obj(value: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ParseError(_TOOL, f"{path}: expected an object, got {type(value).__name__}")
+        raise ParseError(_TOOL, f"{path}: expected an object, got {type(value).__name__}", field=path)
     return value
 
 
@@ -85,7 +85,7 @@ def _opt_obj(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any
 
 def _list(value: Any, path: str) -> list[Any]:
     if not isinstance(value, list):
-        raise ParseError(_TOOL, f"{path}: expected a list, got {type(value).__name__}")
+        raise ParseError(_TOOL, f"{path}: expected a list, got {type(value).__name__}", field=path)
     return value
 
 
@@ -96,17 +96,17 @@ def _opt_list(parent: Mapping[str, Any], key: str, path: str) -> list[Any]:
 
 def _req_str(parent: Mapping[str, Any], key: str, path: str) -> str:
     if key not in parent or parent[key] is None:
-        raise ParseError(_TOOL, f"{path}.{key} missing")
+        raise ParseError(_TOOL, f"{path}.{key} missing", field=f"{path}.{key}")
     value = parent[key]
     if not isinstance(value, str) or not value:
-        raise ParseError(_TOOL, f"{path}.{key}: expected a non-empty string, got {value!r}")
+        raise ParseError(_TOOL, f"{path}.{key}: expected a non-empty string, got {value!r}", field=f"{path}.{key}")
     return value
 
 
 def _opt_str(parent: Mapping[str, Any], key: str, path: str) -> str | None:
     value = parent.get(key)
     if value is not None and not isinstance(value, str):
-        raise ParseError(_TOOL, f"{path}.{key}: expected a string, got {value!r}")
+        raise ParseError(_TOOL, f"{path}.{key}: expected a string, got {value!r}", field=f"{path}.{key}")
     return value
 
 
@@ -115,14 +115,16 @@ def _opt_int(parent: Mapping[str, Any], key: str, path: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ParseError(_TOOL, f"{path}.{key}: expected an integer, got {value!r}")
+        raise ParseError(_TOOL, f"{path}.{key}: expected an integer, got {value!r}", field=f"{path}.{key}")
+    if not -_LONG_MAX - 1 <= value <= _LONG_MAX:  # LINSTOR's integers are Java longs
+        raise ParseError(_TOOL, f"{path}.{key}: {value} does not fit a 64-bit integer", field=f"{path}.{key}")
     return value
 
 
 def _opt_bool(parent: Mapping[str, Any], key: str, path: str) -> bool | None:
     value = parent.get(key)
     if value is not None and not isinstance(value, bool):
-        raise ParseError(_TOOL, f"{path}.{key}: expected true or false, got {value!r}")
+        raise ParseError(_TOOL, f"{path}.{key}: expected true or false, got {value!r}", field=f"{path}.{key}")
     return value
 
 
@@ -131,6 +133,9 @@ def _kib_to_bytes(parent: Mapping[str, Any], key: str, path: str) -> int | None:
     kib = _opt_int(parent, key, path)
     if kib is None or kib < 0 or kib >= _LONG_MAX:
         return None
+    if kib > _LONG_MAX // _KIB:
+        raise ParseError(_TOOL, f"{path}.{key}: {kib} KiB is more bytes than a 64-bit integer holds",
+                         field=f"{path}.{key}")
     return kib * _KIB
 
 
@@ -138,7 +143,7 @@ def _str_list(parent: Mapping[str, Any], key: str, path: str) -> list[str]:
     items = _opt_list(parent, key, path)
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise ParseError(_TOOL, f"{path}.{key}[{i}]: expected a string, got {item!r}")
+            raise ParseError(_TOOL, f"{path}.{key}[{i}]: expected a string, got {item!r}", field=f"{path}.{key}[{i}]")
     return items
 
 
@@ -156,7 +161,8 @@ def _supports_snapshots(pool: Mapping[str, Any], path: str) -> bool | None:
         raw = traits["SupportsSnapshots"]
         if not isinstance(raw, str) or raw.lower() not in ("true", "false"):
             raise ParseError(
-                _TOOL, f"{path}.static_traits.SupportsSnapshots: expected 'true' or 'false', got {raw!r}"
+                _TOOL, f"{path}.static_traits.SupportsSnapshots: expected 'true' or 'false', got {raw!r}",
+                field=f"{path}.static_traits.SupportsSnapshots",
             )
         return raw.lower() == "true"
     return _opt_bool(pool, "supports_snapshots", path)
@@ -242,7 +248,7 @@ def _connections(drbd: Mapping[str, Any] | None, path: str) -> dict[str, tuple[b
         conn = _obj(conn, cpath)
         connected = _opt_bool(conn, "connected", cpath)
         if connected is None:
-            raise ParseError(_TOOL, f"{cpath}.connected missing")
+            raise ParseError(_TOOL, f"{cpath}.connected missing", field=f"{cpath}.connected")
         message = _opt_str(conn, "message", cpath) or ("Connected" if connected else "Unknown")
         peers[str(peer)] = (connected, message)
     return peers
@@ -299,7 +305,8 @@ def _replication(state: Mapping[str, Any] | None, path: str) -> tuple[dict[str, 
         pct = rep.get("done_percentage")
         if pct is not None:
             if isinstance(pct, bool) or not isinstance(pct, int | float):
-                raise ParseError(_TOOL, f"{rpath}.done_percentage: expected a number, got {pct!r}")
+                raise ParseError(_TOOL, f"{rpath}.done_percentage: expected a number, got {pct!r}",
+                                 field=f"{rpath}.done_percentage")
             done.append(float(pct))
     return states, (min(done) if done else None)
 
@@ -309,7 +316,7 @@ def _volume_fields(
 ) -> dict:
     number = _opt_int(volume, "volume_number", path)
     if number is None:
-        raise ParseError(_TOOL, f"{path}.volume_number missing")
+        raise ParseError(_TOOL, f"{path}.volume_number missing", field=f"{path}.volume_number")
     state = _opt_obj(volume, "state", path)
     usable = _kib_to_bytes(volume, "usable_size_kib", path)
     if usable is None:
@@ -432,21 +439,28 @@ class LinstorClient:
         return cls(http, f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy")
 
     def get(self, path: str) -> Any:
-        from .errors import RunbookError
-
         resp = self.http.get(self.base + path)
         if resp.status_code >= 400:
             raise RunbookError(f"LINSTOR {path}: HTTP {resp.status_code}: {resp.text[:300]}")
         try:
             return resp.json()
-        except ValueError:
-            raise ParseError(_TOOL, f"{path}: response is not JSON") from None
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+            raise ParseError(_TOOL, f"{path}: response is not JSON ({resp.content[:80]!r})", field=path) from None
 
     def controller_version(self) -> dict:
-        return _obj(self.get("/v1/controller/version"), "controller/version")
+        """``/v1/controller/version``: ``version`` and ``rest_api_version`` are strings when present."""
+        version = _obj(self.get("/v1/controller/version"), "controller/version")
+        for key in ("version", "rest_api_version"):
+            _opt_str(version, key, "controller/version")
+        return dict(version)
 
     def nodes(self) -> list[dict]:
-        return _list(self.get("/v1/nodes"), "nodes")
+        """``/v1/nodes``: each node an object with a ``name`` and, when reported, a ``connection_status``."""
+        nodes = _list(self.get("/v1/nodes"), "nodes")
+        for i, node in enumerate(nodes):
+            _req_str(_obj(node, f"nodes[{i}]"), "name", f"nodes[{i}]")
+            _opt_str(node, "connection_status", f"nodes[{i}]")
+        return nodes
 
     def storage_pools(self) -> list[dict]:
         return _list(self.get("/v1/view/storage-pools"), "view/storage-pools")

@@ -28,47 +28,73 @@ def parse_resources(text: str) -> list[dict]:
 
     ``-o json`` prints concatenated, indented JSON objects (not an array), one per
     resource; ``-o yaml`` prints documents separated by ``---``. Each resource has
-    ``node``, ``metadata`` and ``spec``.
+    ``node``, ``metadata`` and ``spec``. Anything else raises :class:`ParseError` naming
+    the resource and field (``resources[1].metadata.id``), never a bare ``KeyError``.
     """
+    if not isinstance(text, str):
+        raise ParseError("talosctl", f"expected text, got {type(text).__name__}")
     stripped = text.strip()
     if not stripped:
         return []
+    try:
+        items = _json_stream(stripped) if stripped[0] in "{[" else _yaml_documents(stripped)
+    except RecursionError:
+        raise ParseError("talosctl", "output is nested too deeply to be a Talos resource") from None
+    return [_resource(item, i) for i, item in enumerate(items)]
+
+
+def _json_stream(text: str) -> list:
     items: list = []
-    if stripped[0] in "{[":
-        pos = 0
-        while pos < len(stripped):
-            while pos < len(stripped) and stripped[pos].isspace():
-                pos += 1
-            if pos >= len(stripped):
-                break
-            try:
-                obj, pos = _DECODER.raw_decode(stripped, pos)
-            except json.JSONDecodeError as exc:
-                raise ParseError("talosctl", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-            items.extend(obj if isinstance(obj, list) else [obj])
-    else:
+    pos = 0
+    while pos < len(text):
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
         try:
-            items = [d for d in yaml.safe_load_all(stripped) if d is not None]
-        except yaml.YAMLError as exc:
-            raise ParseError("talosctl", f"invalid YAML: {exc}") from None
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ParseError("talosctl", f"resource #{i} is a {type(item).__name__}, not a mapping")
-        for key in ("metadata", "spec"):
-            if key not in item:
-                raise ParseError("talosctl", f"resource #{i} has no '{key}' field")
-        if not isinstance(item["metadata"], dict) or "id" not in item["metadata"]:
-            raise ParseError("talosctl", f"resource #{i}: metadata.id missing")
-        item.setdefault("node", "")
-        # YAML re-typing turns numeric IDs into numbers; IDs are strings in Talos.
-        item["metadata"]["id"] = str(item["metadata"]["id"])
-        out.append(item)
-    return out
+            obj, pos = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise ParseError("talosctl", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg} "
+                             f"(truncated or garbled `talosctl get -o json` output?)") from None
+        items.extend(obj if isinstance(obj, list) else [obj])
+    return items
+
+
+def _yaml_documents(text: str) -> list:
+    try:
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise ParseError("talosctl", f"invalid YAML: {exc}") from None
+
+
+def _resource(item: object, i: int) -> dict:
+    """One resource, checked: a mapping with ``metadata.id`` (a string) and a ``spec``."""
+    where = f"resources[{i}]"
+    if not isinstance(item, dict):
+        raise ParseError("talosctl", f"resource #{i} is a {type(item).__name__}, not a mapping", field=where)
+    for key in ("metadata", "spec"):
+        if key not in item:
+            raise ParseError("talosctl", f"resource #{i} has no '{key}' field", field=f"{where}.{key}")
+    metadata = item["metadata"]
+    if not isinstance(metadata, dict) or "id" not in metadata:
+        raise ParseError("talosctl", f"resource #{i}: metadata.id missing", field=f"{where}.metadata.id")
+    rid = metadata["id"]
+    # YAML re-typing turns numeric IDs into numbers; IDs are strings in Talos.
+    if isinstance(rid, bool) or not isinstance(rid, str | int | float):
+        raise ParseError("talosctl", f"resource #{i}: metadata.id is a {type(rid).__name__}, not a string",
+                         field=f"{where}.metadata.id")
+    metadata["id"] = str(rid)
+    node = item.setdefault("node", "")
+    if not isinstance(node, str):
+        raise ParseError("talosctl", f"resource #{i}: node is a {type(node).__name__}, not a string",
+                         field=f"{where}.node")
+    return item
 
 
 def parse_version(text: str) -> dict[str, str]:
     """``talosctl version`` output → ``{"client": tag, "server": tag}`` (server absent with --client)."""
+    if not isinstance(text, str):
+        raise ParseError("talosctl", f"expected text, got {type(text).__name__}")
     tags: dict[str, str] = {}
     section = None
     for line in text.splitlines():
@@ -78,7 +104,7 @@ def parse_version(text: str) -> dict[str, str]:
         if m and section:
             tags[section] = m.group(1)
     if "client" not in tags:
-        raise ParseError("talosctl", "no 'Client: Tag:' line in `talosctl version` output")
+        raise ParseError("talosctl", "no 'Client: Tag:' line in `talosctl version` output", field="Client.Tag")
     return tags
 
 
@@ -141,7 +167,11 @@ class Talosctl:
         return parse_resources(self._read(node, args, step=f"read {resource}"))
 
     def version(self, node: NodeRef) -> str:
-        return parse_version(self._read(node, ["version"], step="read version"))["server"]
+        tags = parse_version(self._read(node, ["version"], step="read version"))
+        if "server" not in tags:
+            raise ParseError("talosctl", f"`talosctl version` printed no 'Server: Tag:' line for {node.name}",
+                             field="Server.Tag")
+        return tags["server"]
 
     def client_version(self) -> str:
         return parse_version(self._read(None, ["version", "--client"], step="talosctl version"))["client"]
