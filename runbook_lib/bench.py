@@ -108,11 +108,14 @@ def _number(section: Mapping[str, Any], key: str, path: str, *, required: bool =
     value = section.get(key)
     if value is None:
         if required:
-            raise ParseError(_TOOL, f"{path}.{key} missing")
+            raise ParseError(_TOOL, f"{path}.{key} missing", field=f"{path}.{key}")
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ParseError(_TOOL, f"{path}.{key}: expected a number, got {value!r}")
-    return float(value)
+        raise ParseError(_TOOL, f"{path}.{key}: expected a number, got {value!r}", field=f"{path}.{key}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float: no real measurement
+        raise ParseError(_TOOL, f"{path}.{key}: {value} is out of range", field=f"{path}.{key}") from None
 
 
 def _int_or_none(section: Mapping[str, Any], key: str, path: str) -> int | None:
@@ -120,13 +123,15 @@ def _int_or_none(section: Mapping[str, Any], key: str, path: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ParseError(_TOOL, f"{path}.{key}: expected an integer, got {value!r}")
+        raise ParseError(_TOOL, f"{path}.{key}: expected an integer, got {value!r}", field=f"{path}.{key}")
+    if not -(2**63) <= value < 2**63:  # fio's counters are 64-bit
+        raise ParseError(_TOOL, f"{path}.{key}: {value} does not fit a 64-bit integer", field=f"{path}.{key}")
     return value
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ParseError(_TOOL, f"{path}: expected an object, got {type(value).__name__}")
+        raise ParseError(_TOOL, f"{path}: expected an object, got {type(value).__name__}", field=path)
     return value
 
 
@@ -152,24 +157,23 @@ def _percentiles(stats: Mapping[str, Any] | None, per_us: float, path: str) -> d
         try:
             by_value[round(float(key), 6)] = value
         except ValueError as exc:
-            raise ParseError(_TOOL, f"{path}.percentile: key {key!r} is not a number") from exc
+            raise ParseError(_TOOL, f"{path}.percentile: key {key!r} is not a number",
+                             field=f"{path}.percentile") from exc
     for column, pct in _PERCENTILES:
         value = by_value.get(round(pct, 6))
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ParseError(_TOOL, f"{path}.percentile[{pct}]: expected a number, got {value!r}")
-        out[column] = float(value) / per_us
+        out[column] = _number({str(pct): value}, str(pct), f"{path}.percentile") / per_us
     return out
 
 
 def _has_io(section: Mapping[str, Any], path: str) -> tuple[bool, int | None, int | None]:
     io_bytes = _int_or_none(section, "io_bytes", path)
     if io_bytes is None and (kib := _int_or_none(section, "io_kbytes", path)) is not None:
-        io_bytes = kib * 1024
+        io_bytes = _int_or_none({"io_kbytes": kib * 1024}, "io_kbytes", path)
     total_ios = _int_or_none(section, "total_ios", path)
     if io_bytes is None and total_ios is None:
-        raise ParseError(_TOOL, f"{path}: neither io_bytes nor total_ios present")
+        raise ParseError(_TOOL, f"{path}: neither io_bytes nor total_ios present", field=f"{path}.io_bytes")
     return (total_ios or 0) > 0 or (io_bytes or 0) > 0, io_bytes, total_ios
 
 
@@ -203,7 +207,8 @@ def _job_rows(job: Any, index: int) -> tuple[list[dict[str, Any]], dict[str, Any
     name = job.get("jobname")
     if not isinstance(name, str):
         raise ParseError(
-            _TOOL, f"{path}.jobname missing" if name is None else f"{path}.jobname: expected a string"
+            _TOOL, f"{path}.jobname missing" if name is None else f"{path}.jobname: expected a string",
+            field=f"{path}.jobname",
         )
     error = _int_or_none(job, "error", path)
     groupid = _int_or_none(job, "groupid", path)
@@ -246,7 +251,7 @@ def parse_fio(output: str) -> pd.DataFrame:
     doc = extract_fio_json(output)
     jobs = doc["jobs"]
     if not isinstance(jobs, list):
-        raise ParseError(_TOOL, f"jobs: expected a list, got {type(jobs).__name__}")
+        raise ParseError(_TOOL, f"jobs: expected a list, got {type(jobs).__name__}", field="jobs")
     rows: list[dict[str, Any]] = []
     summaries = []
     for index, job in enumerate(jobs):
@@ -625,6 +630,9 @@ def _topology(session: Any, api: Any, pvc: dict, node: str | None, resources_fra
 
 def run_matrix(session: Any) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Run every class of ``params.bench.classes`` in order; (all rows, topology per class)."""
+    from .storage_classes import require_classes
+
+    require_classes(session, list(session.params.bench.classes))  # before the first PVC: say to run 04 first
     frames, topology = [], {}
     for cls in session.params.bench.classes:
         print(f"{cls}: {session.params.bench.iterations} x {len(MATRIX)} fio jobs, about "

@@ -60,16 +60,23 @@ class CommandError(RunbookError):
         self.stderr = stderr
         self.target = target
         self.hint = hint
-        tool = argv[0].rsplit("/", 1)[-1] if argv else "command"
-        status = "timed out" if exit_code is None else f"exited {exit_code}"
-        where = f" on {target}" if target else ""
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        tool = self.argv[0].rsplit("/", 1)[-1] if self.argv else "command"
+        status = "timed out" if self.exit_code is None else f"exited {self.exit_code}"
+        where = f" on {self.target}" if self.target else ""
         msg = f"{tool} {status}{where}"
-        last = stderr.strip().splitlines()[-3:] if stderr else []
+        last = self.stderr.strip().splitlines()[-3:] if self.stderr else []
         if last:
             msg += ": " + " | ".join(line.strip() for line in last)
-        if hint:
-            msg += f"\n  what to do: {hint}"
-        super().__init__(msg)
+        if self.hint:
+            msg += f"\n  what to do: {self.hint}"
+        return msg
+
+    def __str__(self) -> str:
+        # built when shown: wrappers add a hint after the error was raised (talos.hint_for)
+        return self._message()
 
 
 class TalosError(CommandError):

@@ -20,9 +20,10 @@ import plotly.graph_objects as go
 
 from . import kube, manifests
 from .errors import PreconditionFailed
-from .linstor import resources_frame
+from .linstor import resources_frame, storage_pools_frame
 from .piraeus import apply, linstor
 from .session import Session
+from .sizes import parse_size
 from .waiting import wait_until
 
 PROVISIONER = "linstor.csi.linbit.com"
@@ -102,7 +103,45 @@ def check_parameters(sc: dict) -> list[str]:
     return problems
 
 
+def require_linstor(session: Session) -> None:
+    """Stop before the first change when 03 has not run: no LINSTOR, or no storage pool on a node.
+
+    In plan mode the gap is only reported, so a plan of the whole suite on a fresh cluster still renders.
+    """
+    pool = session.params.storage.pool_name
+    ns = session.params.piraeus.namespace
+    missing = None
+    if kube.get_object(session.kube(), f"/apis/apps/v1/namespaces/{ns}/deployments/linstor-controller") is None:
+        missing = f"LINSTOR is not installed (no Deployment {ns}/linstor-controller)"
+    else:
+        pools = storage_pools_frame(linstor(session).storage_pools())
+        have = set(pools[pools["pool"] == pool]["node"])
+        lacking = [n.name for n in session.nodes if n.name not in have]
+        if lacking:
+            missing = f"LINSTOR has no storage pool {pool} on {', '.join(lacking)}"
+    if missing is None:
+        return
+    if session.dry_run:
+        print(f"plan mode: {missing}; the classes below are planned as if 03-piraeus-install had run")
+        return
+    raise PreconditionFailed(f"{missing}: run 03-piraeus-install first, then this notebook again")
+
+
+def require_classes(session: Session, names: list[str]) -> None:
+    """Stop before the first change when a StorageClass a notebook uses does not exist (04 has not run)."""
+    api = session.kube()
+    absent = [n for n in names if kube.get_object(api, f"/apis/storage.k8s.io/v1/storageclasses/{n}") is None]
+    if not absent:
+        return
+    what = f"StorageClass {', '.join(absent)} does not exist"
+    if session.dry_run:
+        print(f"plan mode: {what}; planned as if 04-storage-classes had run")
+        return
+    raise PreconditionFailed(f"{what}: run 04-storage-classes first (after 03-piraeus-install), then this notebook again")
+
+
 def apply_classes(session: Session, scs: list[dict]) -> None:
+    require_linstor(session)
     api = session.kube()
     ours = {sc["metadata"]["name"] for sc in scs}
     others = [sc["metadata"]["name"] for sc in kube.list_objects(api, "/apis/storage.k8s.io/v1/storageclasses")
@@ -147,8 +186,9 @@ def prove(session: Session, sc: dict) -> pd.DataFrame | None:
     if session.dry_run:
         return None
     try:
-        running = wait_until(lambda: _running(api, pod), what=f"test pod for {cls} Running",
-                             timeout=session.params.node_timeout, describe=_phase)
+        running = wait_until(lambda: _provisioned_and_running(session, sc, pvc, pod),
+                             what=f"test pod for {cls} Running", timeout=session.params.node_timeout,
+                             describe=_describe_probe)
         claim = kube.get_object(api, kube.object_path(pvc)) or {}
         volume = (claim.get("spec") or {}).get("volumeName")
         node = running["spec"].get("nodeName")
@@ -166,9 +206,58 @@ def _phase(obj: dict | None) -> str:
     return ((obj or {}).get("status") or {}).get("phase", "absent")
 
 
-def _running(api, pod: dict):
+def _describe_probe(state: tuple[dict | None, str]) -> str:
+    pod, why = state
+    return f"pod {_phase(pod)}" + (f"; {why}" if why else "")
+
+
+def _provisioned_and_running(session: Session, sc: dict, pvc: dict, pod: dict) -> tuple[bool, tuple[dict | None, str]]:
+    """Probe for the test pod; stops at once when linstor-csi cannot provision because pools are full."""
+    api = session.kube()
     obj = kube.get_object(api, kube.object_path(pod))
-    return _phase(obj) == "Running", obj
+    if _phase(obj) == "Running":
+        return True, (obj, "")
+    failure = _provisioning_failure(api, pvc)
+    if failure:
+        _raise_if_pools_lack_room(session, sc, pvc, failure)
+    return False, (obj, f"PVC {pvc['metadata']['name']}: {failure}" if failure else "")
+
+
+def _provisioning_failure(api, pvc: dict) -> str:
+    """The latest ``ProvisioningFailed`` event message for the claim ('' when there is none)."""
+    meta = pvc["metadata"]
+    selector = f"involvedObject.kind=PersistentVolumeClaim,involvedObject.name={meta['name']}"
+    data = kube.request(api, "GET", f"/api/v1/namespaces/{meta['namespace']}/events",
+                        query=[("fieldSelector", selector)]) or {}
+    failed = [e for e in data.get("items") or [] if e.get("reason") == "ProvisioningFailed"]
+    if not failed:
+        return ""
+    latest = max(failed, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return str(latest.get("message") or "").splitlines()[0] if latest.get("message") else "ProvisioningFailed"
+
+
+def _raise_if_pools_lack_room(session: Session, sc: dict, pvc: dict, failure: str) -> None:
+    """linstor-csi failed: when pools of the class have no room for the test volume, say which, and stop."""
+    cls = sc["metadata"]["name"]
+    names = sc["parameters"][f"{PROVISIONER}/storagePool"].split()
+    wanted = int(sc["parameters"][f"{PROVISIONER}/placementCount"])
+    size = parse_size(pvc["spec"]["resources"]["requests"]["storage"])  # "1Gi": the unit means GiB
+    pools = storage_pools_frame(linstor(session).storage_pools())
+    pools = pools[pools["pool"].isin(names)]
+    full = pools[pools["free_bytes"].fillna(0) < size]
+    if full.empty:
+        return  # not a capacity problem we can see: keep waiting (linstor-csi retries)
+    roomy = len(pools) - len(full)
+    where = ", ".join(f"{r.pool} on {r.node} ({_gib(r.free_bytes)} free)" for r in full.itertuples())
+    raise PreconditionFailed(
+        f"the test volume of StorageClass {cls} ({pvc['spec']['resources']['requests']['storage']}, {wanted} "
+        f"replica(s)) cannot be provisioned: storage pool {where} has no room ({roomy} of {len(pools)} pools do). "
+        f"linstor-csi says: {failure}. What to do: free space in or grow the full pool, then run 04 again; the test "
+        f"objects are deleted")
+
+
+def _gib(value) -> str:
+    return "unknown" if pd.isna(value) else f"{int(value) / 2**30:.1f} GiB"
 
 
 def check_placement(session: Session, sc: dict, replicas: pd.DataFrame, consumer: str) -> None:

@@ -110,6 +110,8 @@ def parse_version(text: str) -> dict[str, str]:
 
 _HINTS = [
     ("connection refused", "the node does not answer on the Talos API: is it powered on and reachable?"),
+    ("context deadline exceeded", "the node did not come back in time: check that it is powered on and booting "
+     "(console, `talosctl dmesg`), then run this notebook again: it resumes with the nodes not yet done"),
     ("is the system disk", "the device is the node's system disk; pick another device"),
     ("blockdevice is in use by volume", "remove the volume from the machine configuration before wiping it"),
     ("failed to get volume status", "the node has no such volume; check `talosctl get volumestatus`"),
@@ -233,6 +235,16 @@ class Talosctl:
             args += ["--system-labels-to-wipe", label]
         argv = self._base(node) + args
         return self._write(node, argv, argv, step=step, manifest=manifest, destructive="reset", timeout=_seconds(timeout) + 60) is not None
+
+    def reboot(self, node: NodeRef, *, step: str) -> bool:
+        """Start a reboot and return (``--wait=false``): the caller watches the node go and come back."""
+        argv = self._base(node) + ["reboot", "--wait=false"]
+        return self._write(node, argv, argv, step=step, manifest=None, destructive="reboot") is not None
+
+    def shutdown(self, node: NodeRef, *, step: str) -> bool:
+        """Power the node off (it stays off until someone powers it on)."""
+        argv = self._base(node) + ["shutdown", "--wait=false"]
+        return self._write(node, argv, argv, step=step, manifest=None, destructive="shutdown") is not None
 
     def _write(self, node: NodeRef, argv: list[str], shown: list[str], *, step: str, manifest: str | None,
                destructive: str | None = None, timeout: float = 300.0):
