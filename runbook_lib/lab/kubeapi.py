@@ -13,6 +13,7 @@ import copy
 import json
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -20,6 +21,48 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
+
+
+def _condition_true(obj: dict, ctype: str) -> bool:
+    return any(c.get("type") == ctype and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+# (group, plural) -> (name, predicate): the states runbooks wait for, timed by the reaction benchmark.
+MILESTONES = {
+    ("", "nodes"): ("node Ready", lambda o: _condition_true(o, "Ready")),
+    ("", "pods"): ("pod Running", lambda o: (o.get("status") or {}).get("phase") == "Running"),
+    ("snapshot.storage.k8s.io", "volumesnapshots"): (
+        "snapshot readyToUse", lambda o: (o.get("status") or {}).get("readyToUse") is True),
+}
+
+
+class TypedObjects(dict):
+    """Stored objects by ``(group, plural, namespace, name)``, also indexed by ``(group, plural)``.
+
+    Controllers read "every object of one type" many times per tick; without the index each
+    read scanned the whole store, which made a tick quadratic in the number of nodes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_type: dict[tuple[str, str], dict[tuple, dict]] = {}
+
+    def __setitem__(self, key: tuple, obj: dict) -> None:
+        super().__setitem__(key, obj)
+        self._by_type.setdefault(key[:2], {})[key] = obj
+
+    def __delitem__(self, key: tuple) -> None:
+        super().__delitem__(key)
+        self._by_type.get(key[:2], {}).pop(key, None)
+
+    def pop(self, key: tuple, *default: Any) -> Any:
+        if key in self:
+            self._by_type.get(key[:2], {}).pop(key, None)
+        return super().pop(key, *default)
+
+    def of_type(self, group: str, plural: str) -> dict[tuple, dict]:
+        """The objects of one type (a live view: do not modify it)."""
+        return self._by_type.get((group, plural), {})
 
 
 @dataclass(frozen=True)
@@ -328,9 +371,12 @@ class KubeStore:
         self.lock = lock or threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.types: dict[tuple[str, str], ResourceType] = {}
-        self.objects: dict[tuple, dict] = {}
+        self.objects: TypedObjects = TypedObjects()
         self.rv = 1
         self.events: deque[WatchEvent] = deque(maxlen=self.EVENT_LOG)
+        # Real (time.monotonic, the same clock in every process) instants of waited-for states.
+        self.milestones: deque[dict] = deque(maxlen=self.EVENT_LOG)
+        self._reached: set[tuple] = set()
         for rt in BUILTIN_TYPES:
             self.register(rt)
 
@@ -377,8 +423,19 @@ class KubeStore:
 
     def _record(self, etype: str, key: tuple, obj: dict) -> None:
         self.events.append(WatchEvent(int(obj["metadata"]["resourceVersion"]), etype, key, copy.deepcopy(obj)))
+        self._note_milestone(key, obj if etype != "DELETED" else None)
         with self.changed:  # re-entrant: callers usually hold the lab lock already
             self.changed.notify_all()
+
+    def _note_milestone(self, key: tuple, obj: dict | None) -> None:
+        """Remember the real instant an object reached a state runbooks wait for (reaction-time benchmark)."""
+        what = MILESTONES.get(key[:2])
+        reached = what is not None and obj is not None and what[1](obj)
+        if reached and key not in self._reached:
+            self._reached.add(key)
+            self.milestones.append({"what": what[0], "namespace": key[2], "name": key[3], "at": time.monotonic()})
+        elif not reached:
+            self._reached.discard(key)
 
     def _check_namespace(self, rt: ResourceType, namespace: str | None) -> None:
         if rt.namespaced and namespace and ("", "namespaces", None, namespace) not in self.objects:
@@ -396,8 +453,9 @@ class KubeStore:
     ) -> dict:
         lmatch, fmatch = label_matcher(label_selector), field_matcher(field_selector)
         items = []
-        for (g, p, ns, _name), obj in sorted(self.objects.items(), key=lambda kv: (kv[0][2] or "", kv[0][3])):
-            if (g, p) != (rt.group, rt.plural) or (namespace and rt.namespaced and ns != namespace):
+        of_type = self.objects.of_type(rt.group, rt.plural)
+        for (_g, _p, ns, _name), obj in sorted(of_type.items(), key=lambda kv: (kv[0][2] or "", kv[0][3])):
+            if namespace and rt.namespaced and ns != namespace:
                 continue
             if lmatch(obj["metadata"].get("labels") or {}) and fmatch(obj):
                 items.append(copy.deepcopy(obj))
@@ -607,6 +665,10 @@ class KubeStore:
             rt = store.type_for_kind(obj["apiVersion"], obj["kind"])
             store.objects[store._key(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
         store.rv = int(data.get("rv", 1))
+        for key, obj in store.objects.items():  # states reached before the restart are no new milestones
+            what = MILESTONES.get(key[:2])
+            if what is not None and what[1](obj):
+                store._reached.add(key)
         return store
 
     # -- discovery
