@@ -41,6 +41,7 @@ from . import snapshots  # --- CSI snapshots (05): snapshot-controller + csi-sna
 
 KUBERNETES_VERSION = "v1.35.0"
 STATE_FILE = "state.json"
+MAX_CALL_KEYS = 5000  # distinct "METHOD path" counters kept; the rest are lumped together
 
 
 class Lab:
@@ -58,6 +59,10 @@ class Lab:
         self.schematics: dict[str, dict] = {}  # Image Factory schematics by ID (see factory_api)
         self.dirty = True
         self.stats = {"requests": 0, "kube_requests": 0, "talos_requests": 0}
+        # Benchmarks: Kubernetes API calls per "METHOD path" and the ticker's cost (GET /lab/v1/stats).
+        self.calls: dict[str, int] = {}
+        self.ticks = 0
+        self.tick_seconds = 0.0
 
     # -- construction and persistence
     @classmethod
@@ -111,7 +116,24 @@ class Lab:
         self.dirty = True
 
     # -- time-driven behaviour
+    def count_call(self, method: str, path: str) -> None:
+        key = f"{method} {path}" if len(self.calls) < MAX_CALL_KEYS else "(other)"
+        self.calls[key] = self.calls.get(key, 0) + 1
+
+    def perf_stats(self) -> dict:
+        return {"stats": self.stats, "calls": self.calls, "ticks": self.ticks, "tick_seconds": self.tick_seconds,
+                "nodes": len(self.talos.nodes), "objects": len(self.kube.objects),
+                "milestones": list(self.kube.milestones)}
+
     def tick(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._tick()
+        finally:
+            self.ticks += 1
+            self.tick_seconds += time.perf_counter() - started
+
+    def _tick(self) -> None:
         now = self.clock.now()
         if self.talos.advance(now, self.faults):
             self.dirty = True
@@ -292,6 +314,8 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/lab/v1/perf" and method == "GET":
                 self._json(200, perf_model(lab).truth())
             # --- end benchmarks (07)
+            elif path == "/lab/v1/stats" and method == "GET":  # benchmarks: calls, tick cost, milestones
+                self._json(200, {**lab.perf_stats(), "rss_bytes": _rss_bytes()})
             elif path == "/lab/v1/shutdown" and method == "POST":
                 self._json(200, {"stopping": True})
                 threading.Thread(target=self.server.stop, daemon=True).start()
@@ -307,6 +331,7 @@ class Handler(BaseHTTPRequestHandler):
         with lab.lock:
             lab.tick()
             lab.stats["kube_requests"] += 1
+            lab.count_call(method, path)
             if lab.faults.take("api-errors"):
                 lab.mark_dirty()
                 raise ApiError(500, "InternalError", "Internal error occurred: injected fault (runbook lab fault api-errors)")
@@ -446,6 +471,17 @@ class Handler(BaseHTTPRequestHandler):
             chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+def _rss_bytes() -> int | None:
+    """Resident memory of the lab process (Linux), for the scale benchmark."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 class LabHTTPServer(ThreadingHTTPServer):

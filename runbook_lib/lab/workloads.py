@@ -168,8 +168,8 @@ def rtype(lab: Any, group: str, version: str, plural: str) -> ResourceType | Non
 
 def objects(lab: Any, group: str, plural: str, namespace: str | None = None) -> list[dict]:
     """Stored objects of one type (read-only views, sorted by namespace and name)."""
-    out = [obj for (g, p, ns, _n), obj in lab.kube.objects.items()
-           if g == group and p == plural and (namespace is None or ns == namespace)]
+    out = [obj for (_g, _p, ns, _n), obj in lab.kube.objects.of_type(group, plural).items()
+           if namespace is None or ns == namespace]
     out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
     return out
 
