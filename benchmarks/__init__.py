@@ -1,0 +1,1 @@
+"""Performance measurements of the runbooks themselves (not timed tests): ``python -m benchmarks``."""

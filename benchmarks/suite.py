@@ -1,0 +1,161 @@
+"""Suite time: every notebook on a fresh lab through ``runbook run``, against a floor measured in the same run.
+
+The floor is what no runbook can avoid: N papermill runs (N = the suite's notebooks) of a notebook
+that only imports what the runbooks import, in the same kernel through the same engine. The ratio
+suite / floor is the runbooks' own cost; the slowest cells show where it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from runbook_lib.runner import _register_engine, notebooks_dir, resolve_names
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "parameters" / "lab.yaml"
+IMPORT_LINE = re.compile(r"^(from \S+ import .+|import \S+.*)$")
+
+
+@dataclass
+class SuiteResult:
+    notebooks: list[str]
+    suite_s: float  # wall time of `runbook run`, lab start and lock included
+    per_notebook_s: dict[str, float]
+    floor_s: float  # N papermill runs of the import-only notebook
+    floor_runs_s: list[float]
+    slowest_cells: list[dict] = field(default_factory=list)
+    lab_stats: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.suite_s / self.floor_s
+
+
+def import_lines(names: list[str]) -> list[str]:
+    """The import statements of the suite's notebooks, in first-seen order (the floor imports exactly these)."""
+    lines: list[str] = []
+    for name in names:
+        nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            for line in cell.source.splitlines():
+                if IMPORT_LINE.match(line.strip()) and line.strip() not in lines:
+                    lines.append(line.strip())
+    return lines
+
+
+def floor_notebook(lines: list[str]) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("\n".join(lines))]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def measure_floor(names: list[str], work: Path) -> list[float]:
+    """One papermill run of the import-only notebook per suite notebook, same kernel and engine."""
+    import papermill as pm
+
+    _register_engine()
+    src = work / "floor.ipynb"
+    nbformat.write(floor_notebook(import_lines(names)), src)
+    times = []
+    for i in range(len(names)):
+        t0 = time.monotonic()
+        pm.execute_notebook(str(src), str(work / f"floor-{i}.ipynb"), engine_name="runbook", kernel_name="python3",
+                            progress_bar=False, cwd=str(notebooks_dir()), log_output=False)
+        times.append(time.monotonic() - t0)
+    return times
+
+
+def _lab_env(lab_dir: Path) -> dict[str, str]:
+    return {**os.environ, "RUNBOOK_LAB_DIR": str(lab_dir)}
+
+
+def _lab_stats(lab_dir: Path) -> dict:
+    from runbook_lib.lab import control
+
+    return (control.status(lab_dir) or {}).get("stats", {})
+
+
+def _slowest_cells(run_dir: Path, top: int) -> list[dict]:
+    cells = []
+    for path in sorted(run_dir.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            duration = (cell.metadata.get("papermill") or {}).get("duration")
+            if cell.cell_type == "code" and duration is not None:
+                first = next((ln for ln in cell.source.splitlines() if ln and not ln.startswith("#")), "")
+                cells.append({"notebook": path.stem, "cell": i, "seconds": round(duration, 2), "code": first[:80]})
+    return sorted(cells, key=lambda c: -c["seconds"])[:top]
+
+
+def run_suite(work: Path, echo=print) -> tuple[float, Path]:
+    """``runbook run -f parameters/lab.yaml`` on a fresh lab in a private lab directory; (seconds, run dir)."""
+    lab_dir, out = work / "lab", work / "outputs"
+    cmd = [sys.executable, "-m", "runbook_lib.cli", "run", "-f", str(PARAMS), "--out", str(out)]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=_lab_env(lab_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines = []
+    for line in proc.stdout:  # type: ignore[union-attr]
+        lines.append(line.rstrip())
+        echo("  " + line.rstrip())
+    code = proc.wait()
+    seconds = time.monotonic() - t0
+    if code != 0:
+        raise RuntimeError("the suite failed:\n" + "\n".join(lines[-20:]))
+    run_dir = next(p.parent for p in out.glob("*/*/run.json"))
+    return seconds, run_dir
+
+
+def stop_lab(lab_dir: Path) -> None:
+    """``runbook lab stop`` for the private lab: no server outlives the benchmark."""
+    from runbook_lib.lab import control
+
+    control.stop(lab_dir)
+
+
+def measure(echo=print, top_cells: int = 10) -> SuiteResult:
+    names = resolve_names([])
+    with tempfile.TemporaryDirectory(prefix="runbook-bench-suite-") as tmp:
+        work = Path(tmp)
+        echo(f"suite: {len(names)} notebooks: {', '.join(names)}")
+        echo(f"floor: {len(names)} papermill runs of an import-only notebook ...")
+        floor = measure_floor(names, work)
+        echo(f"floor: {sum(floor):.1f}s ({', '.join(f'{t:.1f}' for t in floor)})")
+        try:
+            suite_s, run_dir = run_suite(work, echo)
+            stats = _lab_stats(work / "lab")
+        finally:
+            stop_lab(work / "lab")
+        index = json.loads((run_dir / "run.json").read_text())
+        per = {n["name"]: n["duration_s"] for n in index["notebooks"]}
+        return SuiteResult(names, suite_s, per, sum(floor), floor, _slowest_cells(run_dir, top_cells), stats)
+
+
+def report(res: SuiteResult) -> list[str]:
+    floor_each = res.floor_s / len(res.floor_runs_s)
+    out = [f"Suite: {len(res.notebooks)} notebooks in {res.suite_s:.1f}s; floor {res.floor_s:.1f}s "
+           f"({len(res.floor_runs_s)} x {floor_each:.1f}s); ratio {res.ratio:.2f} (target <= 1.5)",
+           "  notebook                      seconds  over floor"]
+    for name, sec in res.per_notebook_s.items():
+        out.append(f"  {name:<28} {sec:7.1f}  {sec - floor_each:+7.1f}")
+    other = res.suite_s - sum(res.per_notebook_s.values())
+    out.append(f"  {'(runbook run: start, lab, lock)':<28} {other:7.1f}")
+    if res.slowest_cells:
+        out.append("  slowest cells:")
+        out += [f"    {c['seconds']:6.2f}s  {c['notebook']}[{c['cell']}]  {c['code']}" for c in res.slowest_cells]
+    if res.lab_stats:
+        out.append("  lab requests: " + ", ".join(f"{k} {v}" for k, v in res.lab_stats.items()))
+    return out
