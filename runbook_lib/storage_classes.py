@@ -186,7 +186,7 @@ def prove(session: Session, sc: dict) -> pd.DataFrame | None:
     if session.dry_run:
         return None
     try:
-        running = wait_until(lambda: _provisioned_and_running(session, sc, pvc, pod),
+        running, _ = wait_until(lambda: _provisioned_and_running(session, sc, pvc, pod),
                              what=f"test pod for {cls} Running", timeout=session.params.node_timeout,
                              describe=_describe_probe)
         claim = kube.get_object(api, kube.object_path(pvc)) or {}
