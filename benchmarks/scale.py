@@ -46,7 +46,7 @@ class SizeResult:
     state_mib: float
     rss_mib: float | None
     tick_ms: float  # mean cost of one lab tick at this size
-    idle_cpu_pct: float  # ticker CPU share while idle (ticks every 25 ms)
+    idle_cpu_pct: float  # share of an idle lab's wall time spent in ticks (one every 25 ms)
     views: list[ViewFigure]
 
 
@@ -196,7 +196,7 @@ def report(results: list[SizeResult]) -> list[str]:
     out.append("  " + f"{'rows (nodes / pools / resources)':<48}"
                + "".join(f"{'/'.join(str(v.rows) for v in r.views):>22}" for r in results))
     out.append("  lab: " + "; ".join(
-        f"{r.nodes} nodes: start {r.start_s:.1f}s, tick {r.tick_ms:.2f} ms ({r.idle_cpu_pct:.0f}% CPU idle), "
+        f"{r.nodes} nodes: start {r.start_s:.1f}s, tick {r.tick_ms:.2f} ms (ticking {min(100.0, r.idle_cpu_pct):.0f}% of idle time), "
         f"state {r.state_mib:.1f} MiB, RSS {r.rss_mib:.0f} MiB" for r in results))
     constant = all(len({r.views[i].calls for r in results}) == 1 for i in range(len(names)))
     out.append(f"  calls per view constant across sizes: {'yes' if constant else 'NO'}")
