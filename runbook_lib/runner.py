@@ -23,7 +23,7 @@ import yaml
 
 from .errors import RunbookError
 from .lock import take as take_lock
-from .params import load_params, parse_params, split_secrets
+from .params import load_params, parse_params, read_params_file, split_secrets
 from .record import RECORD_ENV, utcnow
 from .runs import RUN_INDEX, previous_run, sha256_file
 from .session import RUN_ID_ENV, SECRETS_ENV, connection_for, new_run_id, operator_identity
@@ -129,8 +129,8 @@ def run(
     An applying run holds the cluster's lock (:mod:`runbook_lib.lock`) from before the first
     notebook to after the last; its notebooks find it held under their own run ID.
     """
-    raw = yaml.safe_load(params_file.read_text()) or {}
-    load_params(params_file)  # report every problem of the file itself first
+    load_params(params_file)  # report every problem of the file itself first (a YAML syntax error included)
+    raw = read_params_file(params_file)
     merged = {**raw, **overrides}
     params = parse_params(merged, source=str(params_file))
     public, secret = split_secrets(merged)
