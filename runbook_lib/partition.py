@@ -54,18 +54,29 @@ class NodePlan:
 
 
 def observe(session: Session, node: NodeRef, docs: list[dict]) -> NodeLayout:
-    version = session.talos.version(node)
-    volumes = {r["metadata"]["id"]: r["spec"] for r in session.talos.get(node, "volumestatus")}
-    discovered = [r["spec"] for r in session.talos.get(node, "discoveredvolumes")]
-    current = machineconfig.split_documents(session.talos.machine_config(node))
-    return NodeLayout(
-        node=node.name,
-        talos_version=version,
-        volumes=volumes,
-        partitions=[d for d in discovered if d.get("type") == "partition"],
-        disks=[d for d in discovered if d.get("type") == "disk"],
-        config_current=not machineconfig.missing_or_different(current, docs),
-    )
+    return observe_nodes(session, [node], docs)[0]
+
+
+def observe_nodes(session: Session, nodes: list[NodeRef], docs: list[dict]) -> list[NodeLayout]:
+    """Read the nodes' layouts: four ``talosctl`` calls for all of them (version, volumes, disks, config)."""
+    talos = session.talos
+    versions = talos.versions(nodes)
+    volumes = talos.get_many(nodes, "volumestatus")
+    discovered = talos.get_many(nodes, "discoveredvolumes")
+    configs = talos.machine_configs(nodes)
+    layouts = []
+    for node in nodes:
+        found = [r["spec"] for r in discovered[node.name]]
+        current = machineconfig.split_documents(configs[node.name])
+        layouts.append(NodeLayout(
+            node=node.name,
+            talos_version=versions[node.name],
+            volumes={r["metadata"]["id"]: r["spec"] for r in volumes[node.name]},
+            partitions=[d for d in found if d.get("type") == "partition"],
+            disks=[d for d in found if d.get("type") == "disk"],
+            config_current=not machineconfig.missing_or_different(current, docs),
+        ))
+    return layouts
 
 
 def plan_node(layout: NodeLayout, params: Params, node: NodeRef) -> NodePlan:
@@ -218,7 +229,7 @@ __all__ = ["documents", "to_yaml", "validate_documents", "observe_all", "plan_al
 
 
 def observe_all(session: Session, docs: list[dict]) -> list[NodeLayout]:
-    return [observe(session, node, docs) for node in session.nodes]
+    return observe_nodes(session, list(session.nodes), docs)
 
 
 def plan_all(session: Session, layouts: list[NodeLayout]) -> list[NodePlan]:

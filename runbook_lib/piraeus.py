@@ -98,14 +98,18 @@ class Partition:
 def find_partitions(session: Session) -> list[Partition]:
     """Each node's ``u-<name>`` partition from ``VolumeStatus``, and its current signature."""
     label = session.params.storage.partition_label
+    nodes = list(session.nodes)
+    volumes = session.talos.get_many(nodes, "volumestatus", label)  # one call for every node
+    specs = {n.name: (volumes[n.name][0]["spec"] if volumes[n.name] else {}) for n in nodes}
+    with_device = [n for n in nodes if specs[n.name].get("location")]
+    discovered = session.talos.get_many(with_device, "discoveredvolumes") if with_device else {}
     out = []
-    for node in session.nodes:
-        vols = session.talos.get(node, "volumestatus", label)
-        spec = vols[0]["spec"] if vols else {}
+    for node in nodes:
+        spec = specs[node.name]
         device = spec.get("location")
         signature = ""
         if device:
-            for dv in session.talos.get(node, "discoveredvolumes"):
+            for dv in discovered[node.name]:
                 if dv["spec"].get("dev_path") == device:
                     signature = dv["spec"].get("name") or ""
         out.append(Partition(node.name, device, spec.get("phase", "absent"), signature))

@@ -189,6 +189,108 @@ class Talosctl:
         spec = items[0]["spec"]
         return spec if isinstance(spec, str) else yaml.safe_dump(spec)
 
+    # -- reads of several nodes in one call
+    #
+    # ``talosctl --nodes a,b,c get ...`` runs the request against each node in turn and prints one
+    # object stream, each object's ``node`` being the value given to ``--nodes``; ``version`` prints
+    # one ``NODE:`` block per node. A node that fails does not stop the others: its error is
+    # collected (``N error(s) occurred:``) and the command exits 1. ``read`` and ``health`` refuse
+    # several nodes, and writes stay per node, so those keep the one-node methods above.
+    #
+    # A failure is reported against one node, as the one-node reads do: the first node (in the
+    # given order) whose address the error text names (dial errors do), else the first node whose
+    # own read fails when the nodes are read again one by one. If every one-node read then
+    # succeeds, the batch error was transient and their results are used.
+
+    def get_many(self, nodes: Sequence[NodeRef], resource: str, resource_id: str | None = None, *,
+                 namespace: str | None = None) -> dict[str, list[dict]]:
+        """``get`` on every node in one call: node name → its resources (in the given node order)."""
+        nodes = list(nodes)
+        if len(nodes) <= 1:
+            return {n.name: self.get(n, resource, resource_id, namespace=namespace) for n in nodes}
+        args = ["get", resource] + ([resource_id] if resource_id else []) + ["-o", "json"]
+        if namespace:
+            args += ["--namespace", namespace]
+        out = self._read_many(nodes, args, step=f"read {resource}",
+                              one=lambda n: self.get(n, resource, resource_id, namespace=namespace))
+        if not isinstance(out, str):
+            return out
+        by_address = {n.address: n.name for n in nodes}
+        result: dict[str, list[dict]] = {n.name: [] for n in nodes}
+        for i, item in enumerate(parse_resources(out)):
+            name = by_address.get(item["node"])
+            if name is None:
+                raise ParseError("talosctl", f"resource #{i} is from node {item['node']!r}, which was not asked for "
+                                 f"(asked: {', '.join(by_address)})", field=f"resources[{i}].node")
+            result[name].append(item)
+        return result
+
+    def versions(self, nodes: Sequence[NodeRef]) -> dict[str, str]:
+        """Talos version (server tag) of every node in one call: node name → tag."""
+        nodes = list(nodes)
+        if len(nodes) <= 1:
+            return {n.name: self.version(n) for n in nodes}
+        out = self._read_many(nodes, ["version"], step="read version", one=self.version)
+        if not isinstance(out, str):
+            return out
+        tags = self._server_tags(out)
+        result = {}
+        for n in nodes:
+            if n.address not in tags:
+                raise ParseError("talosctl", f"`talosctl version` printed no 'Server: NODE: {n.address}' block with a "
+                                 f"'Tag:' line for {n.name}", field="Server.Tag")
+            result[n.name] = tags[n.address]
+        return result
+
+    def machine_configs(self, nodes: Sequence[NodeRef]) -> dict[str, str]:
+        """Every node's running machine configuration in one call (secret material: never record or print it)."""
+        result = {}
+        for name, items in self.get_many(nodes, "machineconfig", "v1alpha1").items():
+            if not items:
+                raise ParseError("talosctl", f"no machineconfig resource on {name}")
+            spec = items[0]["spec"]
+            result[name] = spec if isinstance(spec, str) else yaml.safe_dump(spec)
+        return result
+
+    @staticmethod
+    def _server_tags(text: str) -> dict[str, str]:
+        """``talosctl version`` with several nodes → ``{node: server tag}`` (the ``NODE:`` line opens a block)."""
+        parse_version(text)  # the client block must be there (raises ParseError otherwise)
+        tags: dict[str, str] = {}
+        in_server, node = False, None
+        for line in text.splitlines():
+            if line.strip() in ("Client:", "Server:"):
+                in_server, node = line.strip() == "Server:", None
+                continue
+            if not in_server:
+                continue
+            m = re.match(r"\s+NODE:\s+(\S+)", line)
+            if m:
+                node = m.group(1)
+                continue
+            m = re.match(r"\s+Tag:\s+(\S+)", line)
+            if m and node is not None:
+                tags.setdefault(node, m.group(1))
+        return tags
+
+    def _read_many(self, nodes: list[NodeRef], args: Sequence[str], *, step: str, one, timeout: float = 60.0):
+        """Run a read against all ``nodes`` in one call; its stdout, or ``{name: one(node)}`` after a failure
+        that named no node and did not repeat (see above). A failure raises :class:`TalosError` for one node."""
+        argv = self._base(None) + ["--nodes", ",".join(n.address for n in nodes)] + list(args)
+        try:
+            res = self.executor.run(argv, step=step, target=",".join(n.name for n in nodes), timeout=timeout,
+                                    error=TalosError)
+        except TalosError as err:
+            named = next((n for n in nodes if _names(err.stderr, n.address)), None)
+            if named is None:
+                # The error does not say which node failed: read them one by one (each failure names its node).
+                return {n.name: one(n) for n in nodes}
+            err.target = named.name
+            err.hint = err.hint or hint_for(err.stderr)
+            raise
+        assert res is not None  # reads are never planned
+        return res.stdout
+
     def health(self, node: NodeRef, *, control_plane: Sequence[str], workers: Sequence[str], wait_timeout: str = "5m",
                timeout: float = 600.0) -> None:
         args = ["health", "--wait-timeout", wait_timeout, "--control-plane-nodes", ",".join(control_plane)]
@@ -254,6 +356,11 @@ class Talosctl:
         except TalosError as err:
             err.hint = err.hint or hint_for(err.stderr)
             raise
+
+
+def _names(text: str, address: str) -> bool:
+    """Whether ``text`` names ``address`` as a whole word (``10.5.0.2`` is not in ``10.5.0.20``)."""
+    return bool(address) and re.search(rf"(?<![\w.-]){re.escape(address)}(?![\w-]|\.\w)", text or "") is not None
 
 
 def _seconds(duration: str) -> float:

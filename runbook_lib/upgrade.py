@@ -107,24 +107,38 @@ class NodeState:
 
 
 def observe_node(session: Session, node: NodeRef) -> NodeState:
+    return observe_nodes(session, [node])[0]
+
+
+def observe_nodes(session: Session, nodes: list[NodeRef]) -> list[NodeState]:
+    """Version and extensions of all nodes in one ``talosctl`` call each; loaded modules per node
+    (``talosctl read`` takes one node)."""
     talos = session.talos
-    version = talos.version(node)
-    exts = {}
-    schematic = None
-    for r in talos.get(node, "extensions"):
-        meta = r["spec"].get("metadata", {})
-        if meta.get("name") == "schematic":
-            schematic = str(meta.get("version"))
-        elif meta.get("name"):
-            exts[meta["name"]] = str(meta.get("version", ""))
-    modules = [line.split()[0] for line in talos.read(node, "/proc/modules").splitlines() if line.strip()]
-    helper = None
-    if "drbd" in modules:
-        try:
-            helper = talos.read(node, "/sys/module/drbd/parameters/usermode_helper").strip()
-        except TalosError:
-            helper = None
-    return NodeState(node.name, version, schematic, exts, modules, helper)
+    versions = talos.versions(nodes)
+    extensions = talos.get_many(nodes, "extensions")
+    states = []
+    for node in nodes:
+        exts = {}
+        schematic = None
+        for r in extensions[node.name]:
+            meta = r["spec"].get("metadata", {})
+            if meta.get("name") == "schematic":
+                schematic = str(meta.get("version"))
+            elif meta.get("name"):
+                exts[meta["name"]] = str(meta.get("version", ""))
+        modules = [line.split()[0] for line in talos.read(node, "/proc/modules").splitlines() if line.strip()]
+        helper = None
+        if "drbd" in modules:
+            try:
+                helper = talos.read(node, "/sys/module/drbd/parameters/usermode_helper").strip()
+            except TalosError:
+                helper = None
+        states.append(NodeState(node.name, versions[node.name], schematic, exts, modules, helper))
+    return states
+
+
+def observe_all(session: Session) -> list[NodeState]:
+    return observe_nodes(session, list(session.nodes))
 
 
 def states_frame(states: list[NodeState]) -> pd.DataFrame:
@@ -150,14 +164,15 @@ def apply_config_patch(session: Session, installer: Installer) -> None:
     before this first change, so a missing approval leaves no node half done.
     """
     params = session.params
-    for node in session.nodes:
-        state = observe_node(session, node)
+    for node, state in zip(session.nodes, observe_all(session), strict=True):
         if not (state.matches(installer, params.talos_version, params.extensions) and state.modules_ok(params.extensions)):
             session.executor.require_approval("reboot", node.name, f"upgrade {node.name}")
     patch = machine_config_patch(installer.image, session.params.extensions)
     wanted = yaml.safe_load(patch)["machine"]
+    # One read for every node: a patch changes only its own node's configuration.
+    configs = session.talos.machine_configs(list(session.nodes))
     for node in session.nodes:
-        current = yaml.safe_load(session.talos.machine_config(node).split("\n---", 1)[0]) or {}
+        current = yaml.safe_load(configs[node.name].split("\n---", 1)[0]) or {}
         machine = current.get("machine", {})
         have = {"install": {"image": machine.get("install", {}).get("image")},
                 "kernel": {"modules": machine.get("kernel", {}).get("modules", [])}}
@@ -172,8 +187,8 @@ def rolling_upgrade(session: Session, installer: Installer, *, timeout: float) -
     """Upgrade node by node; a node already on the target is verified and skipped."""
     params = session.params
     timeline: list[Downtime] = []
-    for node in session.nodes:
-        state = observe_node(session, node)
+    # Every node's state read once up front: an upgrade changes only the node it runs on.
+    for node, state in zip(session.nodes, observe_all(session), strict=True):
         if state.matches(installer, params.talos_version, params.extensions) and state.modules_ok(params.extensions):
             print(f"{node.name}: already on {params.talos_version} with schematic {installer.factory_id[:12]}; skipped")
             session.executor.unchanged(step=f"upgrade {node.name}", target=node.name, kind="talosctl", destructive=True,
@@ -207,7 +222,7 @@ def wait_ready(session: Session, node: NodeRef, *, timeout: float) -> None:
 
 def verify(session: Session, installer: Installer) -> list[NodeState]:
     params = session.params
-    states = [observe_node(session, n) for n in session.nodes]
+    states = observe_all(session)
     if session.dry_run:
         print("plan mode: nothing was changed, so the result is not verified")
         return states
