@@ -33,16 +33,19 @@ the shim tags its requests with ``X-Talosctl-Call`` and the fault is consumed on
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
 
 from .talos_model import (
     EXTENSION_CATALOG,
+    GO_VERSIONS,
     RESOURCE_DEFS,
     TalosAPIError,
     TalosCluster,
     TalosNode,
+    parse_version,
     resolve_resource_type,
 )
 
@@ -67,8 +70,12 @@ def handle(lab: Any, method: str, path: str, query: dict[str, list[str]], body: 
         if parts[:2] != ["talos", "v1"]:
             raise TalosAPIError("Unimplemented", f"unknown method {method} {path}")
         if parts[2:] == ["info"]:
-            return _ok(out_headers, {"now": now, "scale": lab.clock.scale,
-                                     "talosctl_version": cluster.talosctl_version})
+            # The client block of `talosctl version` (SHA, Go version) comes from here, so that the
+            # talosctl shim need not import the model for it.
+            tag = cluster.talosctl_version
+            return _ok(out_headers, {"now": now, "scale": lab.clock.scale, "talosctl_version": tag,
+                                     "talosctl_go_version": GO_VERSIONS.get(parse_version(tag)[:2], "go1.25.5"),
+                                     "talosctl_sha": hashlib.sha1(tag.encode()).hexdigest()[:8]})
         if len(parts) < 5 or parts[2] != "nodes":
             raise TalosAPIError("Unimplemented", f"unknown method {method} {path}")
         node = _node(cluster, parts[3])

@@ -15,6 +15,12 @@ real talosctl prints (reference notes §2.1 and §3; talosctl ``cmd/talosctl``):
   ``N error(s) occurred:`` (talosctl ``helpers.AppendErrors``).
 - ``--wait`` (reset, upgrade, reboot, shutdown) prints one ``"<node>": <message>`` line per
   update on stderr (the non-TTY reporter) and waits in *lab* time, polling the lab.
+
+It starts as a fresh process for every call (the runbooks make hundreds), so it imports
+only what a call needs: no ``urllib``/``http.client`` (a few lines of HTTP/1.1 over a
+socket), no ``dataclasses`` or ``typing``, and the Talos model (machine-config parsing,
+go-yaml output) only for the commands that use it (``apply-config``, ``patch``, ``-o yaml``).
+``python -X importtime -m runbook_lib.lab.talosctl version --client`` shows what is left.
 """
 
 from __future__ import annotations
@@ -22,33 +28,38 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from urllib.parse import quote
 
-import yaml
-
-from .talos_model import (
-    DEFAULT_TALOS_VERSION,
-    EMPTY,
-    GO_VERSIONS,
-    Raw,
-    TalosAPIError,
-    apply_config_patches,
-    dump_config,
-    go_duration,
-    go_yaml_dump,
-    parse_config,
-    parse_version,
-)
+# Not imported here, to keep the start of each call short (see the module docstring):
+# yaml (when the talosconfig is read), .talos_model (apply-config, patch, -o yaml), datetime.
+# Annotations are not evaluated (``from __future__ import annotations``), so ``Any`` and
+# ``Callable`` below need no import.
 
 POLL_INTERVAL = 0.02  # real seconds between --wait / health polls
+
+
+class TalosAPIError(Exception):
+    """An error the lab's Talos endpoint answered (a gRPC code and message): the client side of
+    :class:`.talos_model.TalosAPIError`, defined here so that a call does not import the model."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def grpc(self) -> str:
+        """The text talosctl prints for it (``rpc error: code = X desc = ...``)."""
+        return f"rpc error: code = {self.code} desc = {self.message}"
+
+
+def _model():
+    """The Talos model module, imported on first use (it is the slowest import of the lab)."""
+    from . import talos_model
+
+    return talos_model
 
 
 class CLIError(Exception):
@@ -64,29 +75,41 @@ class CLIError(Exception):
 # ----------------------------------------------------------------------------- flags (a small pflag)
 
 
-@dataclass
 class Flag:
-    name: str
-    kind: str  # bool | string | strings (comma-separated slice) | array (no splitting) | duration
-    default: Any = None
-    short: str = ""
-    usage: str = ""
-    hidden: bool = False
+    __slots__ = ("name", "kind", "default", "short", "usage", "hidden")
+
+    def __init__(self, name: str, kind: str, default: Any = None, short: str = "", usage: str = "",
+                 hidden: bool = False) -> None:
+        self.name = name
+        self.kind = kind  # bool | string | strings (comma-separated slice) | array (no splitting) | duration
+        self.default = default
+        self.short = short
+        self.usage = usage
+        self.hidden = hidden
+
+    def __repr__(self) -> str:
+        return f"Flag({self.name!r}, {self.kind!r}, {self.default!r})"
 
     def type_name(self) -> str:
         return {"bool": "", "string": "string", "strings": "strings", "array": "stringArray",
                 "duration": "duration"}[self.kind]
 
 
-@dataclass
 class Command:
-    path: str  # "get", "etcd members", "wipe disk", "patch"
-    use: str
-    short: str
-    min_args: int = 0
-    max_args: int | None = 0
-    flags: list[Flag] = field(default_factory=list)
-    aliases: tuple[str, ...] = ()
+    __slots__ = ("path", "use", "short", "min_args", "max_args", "flags", "aliases")
+
+    def __init__(self, path: str, use: str, short: str, min_args: int = 0, max_args: int | None = 0,
+                 flags: list[Flag] | None = None, aliases: tuple[str, ...] = ()) -> None:
+        self.path = path  # "get", "etcd members", "wipe disk", "patch"
+        self.use = use
+        self.short = short
+        self.min_args = min_args
+        self.max_args = max_args
+        self.flags = list(flags or [])
+        self.aliases = aliases
+
+    def __repr__(self) -> str:
+        return f"Command({self.path!r})"
 
 
 GLOBAL_FLAGS = [
@@ -213,7 +236,7 @@ def _flag_lines(flags: list[Flag]) -> list[str]:
         elif f.kind == "string" and f.default:
             default = f' (default "{f.default}")'
         elif f.kind == "duration":
-            default = f" (default {go_duration(f.default)})"
+            default = f" (default {_model().go_duration(f.default)})"
         rows.append((left, f.usage + default))
     width = max((len(r[0]) for r in rows), default=0)
     return [f"  {left.ljust(width)}   {text}" for left, text in rows]
@@ -357,11 +380,13 @@ def _split_command(argv: list[str]) -> tuple[Command | None, list[str], list[str
 # ----------------------------------------------------------------------------- talosconfig and transport
 
 
-@dataclass
 class Context:
-    endpoints: list[str]
-    nodes: list[str]
-    key: str
+    __slots__ = ("endpoints", "nodes", "key")
+
+    def __init__(self, endpoints: list[str], nodes: list[str], key: str) -> None:
+        self.endpoints = endpoints
+        self.nodes = nodes
+        self.key = key
 
 
 def load_context(opts: dict) -> Context:
@@ -369,6 +394,8 @@ def load_context(opts: dict) -> Context:
     if not os.path.exists(path) and not opts["talosconfig"] and not os.environ.get("TALOSCONFIG"):
         alt = "/var/run/secrets/talos.dev/config"
         path = alt if os.path.exists(alt) else path
+    import yaml
+
     try:
         with open(path) as fh:
             data = yaml.safe_load(fh) or {}
@@ -388,55 +415,77 @@ def load_context(opts: dict) -> Context:
 
 
 class Client:
-    """HTTP client for the lab's Talos endpoint; every response updates ``lab_time``."""
+    """HTTP client for the lab's Talos endpoint; every response updates ``lab_time``.
+
+    One HTTP/1.1 request per connection (``Connection: close``), written and read over a plain
+    socket: the lab answers every Talos call with a ``Content-Length`` JSON body.
+    """
 
     def __init__(self, ctx: Context) -> None:
         endpoint = ctx.endpoints[0]
         if ":" not in endpoint.rsplit("]", 1)[-1]:
             endpoint += ":50000"
         self.endpoint = endpoint
-        self.base = f"http://{endpoint}/talos/v1"
+        host, _, port = endpoint.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
         self.key = ctx.key
-        self.call_id = uuid.uuid4().hex
+        self.call_id = os.urandom(16).hex()
         self.lab_time = 0.0
         self.scale = 1.0
         self.client_version = ""
+        self.client_go_version = ""
+        self.client_sha = ""
 
     def call(self, method: str, path: str, body: dict | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.key}", "X-Talosctl-Call": self.call_id,
-            "Content-Type": "application/json"})
+        data = json.dumps(body).encode() if body is not None else b""
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                self._clock(resp.headers)
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            self._clock(err.headers)
-            try:
-                payload = json.loads(err.read() or b"{}")
-            except ValueError:
-                payload = {}
-            raise TalosAPIError(payload.get("code", "Unknown"), payload.get("message", f"HTTP {err.code}")) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            detail = "connect: connection refused" if "refused" in str(reason).lower() else str(reason)
+            status, headers, payload = self._http(method, "/talos/v1" + path, data)
+        except (OSError, ValueError) as exc:
+            detail = "connect: connection refused" if "refused" in str(exc).lower() else str(exc)
             raise TalosAPIError("Unavailable", 'connection error: desc = "transport: Error while dialing: dial tcp '
                                 f'{self.endpoint}: {detail}"') from None
-
-    def _clock(self, headers: Any) -> None:
-        value = headers.get("X-Lab-Time") if headers else None
+        value = headers.get("x-lab-time")
         if value:
             self.lab_time = float(value)
+        if status >= 400:
+            try:
+                err = json.loads(payload or b"{}")
+            except ValueError:
+                err = {}
+            raise TalosAPIError(err.get("code", "Unknown"), err.get("message", f"HTTP {status}"))
+        return json.loads(payload or b"null")
+
+    def _http(self, method: str, path: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.endpoint}\r\nAuthorization: Bearer {self.key}\r\n"
+                f"X-Talosctl-Call: {self.call_id}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n")
+        with socket.create_connection((self.host, self.port), timeout=30) as sock, sock.makefile("rb") as rfile:
+            sock.sendall(head.encode("latin-1") + data)
+            status_line = rfile.readline(65537)
+            parts = status_line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+                raise ConnectionResetError(f"malformed HTTP status line {status_line[:80]!r}")
+            headers: dict[str, str] = {}
+            while True:
+                line = rfile.readline(65537)
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = headers.get("content-length")
+            payload = rfile.read(int(length)) if length is not None else rfile.read()
+        return int(parts[1]), headers, payload
 
     def info(self) -> None:
         data = self.call("GET", "/info")
         self.lab_time, self.scale = float(data["now"]), float(data["scale"])
-        self.client_version = str(data.get("talosctl_version") or DEFAULT_TALOS_VERSION)
+        self.client_version = str(data.get("talosctl_version") or "") or _model().DEFAULT_TALOS_VERSION
+        self.client_go_version = str(data.get("talosctl_go_version") or "")
+        self.client_sha = str(data.get("talosctl_sha") or "")
 
 
 def node_path(node: str, rest: str) -> str:
-    return f"/nodes/{urllib.request.quote(node, safe='')}/{rest}"
+    return f"/nodes/{quote(node, safe='')}/{rest}"
 
 
 def append_errors(errors: list[str]) -> str:
@@ -516,13 +565,15 @@ def format_json(obj: Any) -> str:
 
 
 def resource_yaml(node: str, res: dict) -> str:
+    m = _model()
+    Raw, EMPTY = m.Raw, m.EMPTY  # noqa: N806 - the model's names
     md = res["metadata"]
     meta: dict[str, Any] = {k: Raw(str(md[k])) for k in ("namespace", "type", "id", "version")}
     meta["owner"] = Raw(md["owner"]) if md.get("owner") else EMPTY
     meta.update({k: Raw(str(md[k])) for k in ("phase", "created", "updated")})
     if md.get("labels"):
         meta["labels"] = {k: (EMPTY if v == "" else Raw(v)) for k, v in md["labels"].items()}
-    return f"node: {node}\n" + go_yaml_dump({"metadata": meta, "spec": res["spec"]})
+    return f"node: {node}\n" + m.go_yaml_dump({"metadata": meta, "spec": res["spec"]})
 
 
 def format_resources(output: str, definition: dict, items: list[tuple[str, dict]]) -> str:
@@ -597,13 +648,13 @@ class Talosctl:
         nodes = self.nodes()
         ins = "&insecure=true" if o["insecure"] else ""
         try:
-            rd = self.client.call("GET", node_path(nodes[0], "resolve?type=" + urllib.request.quote(self.args[0]) + ins))
+            rd = self.client.call("GET", node_path(nodes[0], "resolve?type=" + quote(self.args[0]) + ins))
         except TalosAPIError as e:
             raise CLIError(e.grpc()) from None
         items: list[tuple[str, dict]] = []
         errors: list[str] = []
-        rid = "/" + urllib.request.quote(self.args[1], safe="") if len(self.args) > 1 else ""
-        q = f"?namespace={urllib.request.quote(o['namespace'])}" if o["namespace"] else "?"
+        rid = "/" + quote(self.args[1], safe="") if len(self.args) > 1 else ""
+        q = f"?namespace={quote(o['namespace'])}" if o["namespace"] else "?"
         for node in nodes:
             try:
                 data = self.client.call("GET", node_path(node, f"resources/{rd['type']}{rid}{q}{ins}"))
@@ -643,7 +694,8 @@ class Talosctl:
         except OSError as exc:
             raise CLIError(f"failed to read configuration from {o['file']!r}: {exc.strerror}") from None
         if o["config_patch"]:
-            text = dump_config(apply_config_patches(parse_config(text), [_read_patch(p) for p in o["config_patch"]]))
+            m = _model()
+            text = m.dump_config(m.apply_config_patches(m.parse_config(text), [_read_patch(p) for p in o["config_patch"]]))
         errors = []
         for node in self.nodes():
             try:
@@ -655,9 +707,9 @@ class Talosctl:
 
     def cmd_patch(self) -> None:
         o = self.opts
-        from .talos_model import resolve_resource_type
+        m = _model()
 
-        if resolve_resource_type(self.args[0]) != "MachineConfigs.config.talos.dev":
+        if m.resolve_resource_type(self.args[0]) != "MachineConfigs.config.talos.dev":
             raise CLIError(f"patching {self.args[0]!r} is not supported: only machineconfig can be patched")
         patches = [_read_patch(p) for p in o["patch"]]
         if o["patch_file"]:
@@ -668,12 +720,12 @@ class Talosctl:
         for node in self.nodes():
             try:
                 data = self.client.call("GET", node_path(node, "resources/MachineConfigs.config.talos.dev/v1alpha1"))
-                current = parse_config(data["items"][0]["spec"])
+                current = m.parse_config(data["items"][0]["spec"])
                 try:
-                    patched = apply_config_patches(current, patches)
+                    patched = m.apply_config_patches(current, patches)
                 except ValueError as exc:
                     raise CLIError(str(exc)) from None
-                resp = self._apply(node, dump_config(patched), o["mode"], o["dry_run"])
+                resp = self._apply(node, m.dump_config(patched), o["mode"], o["dry_run"])
                 if not o["dry_run"]:
                     self.out(f"patched MachineConfigs.config.talos.dev/v1alpha1 at the node {node}\n")
                 self._print_apply(resp)
@@ -697,6 +749,8 @@ class Talosctl:
                 except TalosAPIError as e:
                     errors.append(f"{err_prefix}: {e.grpc()}")
             if kind == "upgrade" and acks:
+                from datetime import UTC, datetime
+
                 started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC")
                 self.out(tabwrite([["NODE", "ACK", "STARTED"], *[[n, r.get("ack", ""), started] for n, r in acks]]))
             if errors:
@@ -843,13 +897,15 @@ class Talosctl:
     # -- version
     def cmd_version(self) -> None:
         o = self.opts
+        client = {}
         try:
             self.client.info()
             tag = self.client.client_version
+            client = {"go_version": self.client.client_go_version, "sha": self.client.client_sha}
         except (TalosAPIError, CLIError):
-            tag = DEFAULT_TALOS_VERSION
+            tag = _model().DEFAULT_TALOS_VERSION
         lines = ["Client:"]
-        lines += [f"\tTag:         {tag}"] if o["short"] else _version_block(tag)
+        lines += [f"\tTag:         {tag}"] if o["short"] else _version_block(tag, client)
         self.out("\n".join(lines) + "\n")
         if o["client"]:
             return
@@ -875,7 +931,7 @@ class Talosctl:
         errors = []
         for node in self.nodes():
             try:
-                data = self.client.call("GET", node_path(node, "read?path=" + urllib.request.quote(self.args[0])))
+                data = self.client.call("GET", node_path(node, "read?path=" + quote(self.args[0])))
                 self.out(data["content"])
             except TalosAPIError as e:
                 errors.append(e.grpc())
@@ -944,7 +1000,9 @@ class Talosctl:
 
 
 def _version_block(tag: str, server: dict | None = None) -> list[str]:
-    go = (server or {}).get("go_version") or GO_VERSIONS.get(parse_version(tag)[:2], "go1.25.5")
+    """``Tag``/``SHA``/``Go version`` lines; the values come from the lab (``/info`` for the client,
+    the node's version answer for a server), else are derived from the tag as the model does."""
+    go = (server or {}).get("go_version") or _model().GO_VERSIONS.get(_model().parse_version(tag)[:2], "go1.25.5")
     sha = (server or {}).get("sha") or __import__("hashlib").sha1(tag.encode()).hexdigest()[:8]
     return [f"\tTag:         {tag}", f"\tSHA:         {sha}", "\tBuilt:       ", f"\tGo version:  {go}",
             "\tOS/Arch:     linux/amd64"]
