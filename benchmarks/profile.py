@@ -40,7 +40,7 @@ class Tally:
 def _kind(argv: list[str]) -> str:
     tool = Path(str(argv[0])).name
     words = [a for a in argv[1:] if not a.startswith("-") and "/" not in a and "=" not in a
-             and not a.replace(".", "").isdigit()]
+             and not a.replace(".", "").replace(",", "").isdigit()]  # node addresses, one or a list
     return f"{tool} {' '.join(words[:2])}".strip()
 
 
@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for name in names:
                 nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
-                ns: dict = {**params, "__name__": "__main__"}
+                from IPython.display import display  # what a kernel puts in a notebook's namespace
+
+                ns: dict = {**params, "__name__": "__main__", "display": display}
                 total = 0.0
                 for i, cell in enumerate(nb.cells):
                     if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
