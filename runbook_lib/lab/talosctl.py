@@ -35,8 +35,11 @@ from urllib.parse import quote
 
 # Not imported here, to keep the start of each call short (see the module docstring):
 # yaml (when the talosconfig is read), .talos_model (apply-config, patch, -o yaml), datetime.
-# Annotations are not evaluated (``from __future__ import annotations``), so ``Any`` and
-# ``Callable`` below need no import.
+# Annotations are not evaluated (``from __future__ import annotations``): typing is for checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 POLL_INTERVAL = 0.02  # real seconds between --wait / health polls
 
