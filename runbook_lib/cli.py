@@ -106,8 +106,14 @@ def _cmd_lab(args: argparse.Namespace) -> int:
                 print(f"#{f['id']} {f['kind']} node={f['node']} peer={f['peer']} count={f['count']}")
             if not faults:
                 print("no faults")
+        elif args.fault_cmd == "remove":
+            fault = control.fault_remove(args.id)
+            print(f"fault #{fault['id']} removed: {fault['kind']}")
         else:
             print(f"cleared {len(control.fault_clear())} fault(s)")
+    elif action == "power-on":
+        control.power_on(args.node)
+        print(f"{args.node}: powered on")
     return 0
 
 
@@ -150,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--count", type=int)
     fsub.add_parser("list")
     fsub.add_parser("clear")
+    r = fsub.add_parser("remove")
+    r.add_argument("id", type=int)
+    c = lsub.add_parser("power-on", help="power on a node that was shut down")
+    c.add_argument("node")
     p.set_defaults(func=_cmd_lab)
     return parser
 

@@ -245,6 +245,21 @@ def fault_clear(d: Path | None = None) -> list[dict]:
     return _request("DELETE", "/lab/v1/faults", d).json()
 
 
+def fault_remove(fault_id: int, d: Path | None = None) -> dict:
+    resp = _request("DELETE", f"/lab/v1/faults/{fault_id}", d)
+    if resp.status_code >= 400:
+        raise RunbookError(resp.json().get("error", resp.text))
+    return resp.json()
+
+
+def power_on(node: str, d: Path | None = None) -> dict:
+    """Press a shut-down node's power button (what the operator does after ``talosctl shutdown``)."""
+    resp = _request("POST", f"/lab/v1/nodes/{node}/power-on", d)
+    if resp.status_code >= 400:
+        raise RunbookError(resp.json().get("error", resp.text))
+    return resp.json()
+
+
 def remove(d: Path | None = None) -> None:
     """Stop the lab and delete its directory (tests use this)."""
     d = d or lab_dir()

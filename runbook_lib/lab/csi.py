@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from . import drbd
 from . import workloads as wl
 from .linstor_model import (
     DISKLESS_POOL,
@@ -611,10 +612,14 @@ def _attach_detach(lab: Any, now: float, up: bool) -> None:
             st.users[key] = users
             continue
         del st.users[key]
+    # NodeUnpublish closes the device and DRBD demotes; a node the API cannot reach keeps it open
+    in_use = set()
+    for key in st.users:
+        pv_name, node = key.rsplit("/", 1)
         pv = wl.get(lab, "", "persistentvolumes", None, pv_name)
-        rd_name = ((pv or {}).get("spec", {}).get("csi") or {}).get("volumeHandle", pv_name)
-        if rd_name in ctl.rds and node in ctl.rds[rd_name].replicas:
-            ctl.set_primary(rd_name, node, False)
+        in_use.add((((pv or {}).get("spec", {}).get("csi") or {}).get("volumeHandle", pv_name), node))
+    in_use |= {(w["rd"], w["node"]) for w in lab.drbd.writers.values()}
+    drbd.demote_unused(lab, in_use)
     for name, va in vas.items():
         if name in wanted:
             continue
@@ -654,7 +659,8 @@ def volume_hook(lab: Any, pod: dict, vol: dict, node: str) -> tuple[bool, str | 
     st: CsiState = lab.csi
     key = f"{pv_name}/{node}"
     try:
-        if key not in st.users:
+        rep = lab.linstor.rds[rd_name].replicas.get(node) if rd_name in lab.linstor.rds else None
+        if key not in st.users or (rep is not None and rep.role != "Primary"):  # a rebooted node comes back Secondary
             lab.linstor.set_primary(rd_name, node, True)
     except LinstorError as exc:
         return False, f'MountVolume.SetUp failed for volume "{pv_name}" : rpc error: code = Internal desc = NodePublishVolume failed for {rd_name}: {_rc_text(exc)}'

@@ -71,6 +71,12 @@ class FaultBook:
     def partitioned(self, a: str, b: str) -> bool:
         return any(f.kind == "partition" and {f.node, f.peer} == {a, b} for f in self.faults)
 
+    def remove(self, fault_id: int) -> Fault | None:
+        found = next((f for f in self.faults if f.id == fault_id), None)
+        if found is not None:
+            self.faults.remove(found)
+        return found
+
     def clear(self) -> list[Fault]:
         cleared, self.faults = self.faults, []
         return cleared

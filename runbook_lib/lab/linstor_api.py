@@ -17,7 +17,7 @@ errors are ``ApiCallRc`` lists):
 - ``GET /v1/resource-definitions[?with_volume_definitions=true]``,
   ``GET /v1/resource-definitions/{rd}/resources``, ``GET /v1/resource-definitions/{rd}/sync-status``,
   ``GET|POST /v1/resource-definitions/{rd}/snapshots``, ``DELETE .../snapshots/{snap}``
-- ``GET /v1/resource-groups``
+- ``GET /v1/resource-definitions/{rd}``, ``GET /v1/resource-groups[/{rg}]``
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ from .linstor_model import (
     CONTROLLER_VERSION,
     FAIL_NOT_FOUND_NODE,
     FAIL_NOT_FOUND_RSC_DFN,
+    FAIL_NOT_FOUND_RSC_GRP,
     MASK_ERROR,
     MASK_NODE,
     MASK_RSC_DFN,
+    MASK_RSC_GRP,
     LinstorError,
     api_rc,
     not_found,
@@ -171,6 +173,9 @@ def _route(lab: Any, ctl: Any, method: str, path: str, query: dict[str, list[str
         items = [ctl.rd_json(rd, with_volume_definitions=with_vd) for name, rd in sorted(ctl.rds.items())
                  if not wanted or name.lower() in wanted]
         return 200, _page(items, query)
+    m = re.fullmatch(r"/v1/resource-definitions/([^/]+)", p)
+    if m and method == "GET":
+        return 200, ctl.rd_json(_rd(ctl, m.group(1)), with_volume_definitions=False)
     m = re.fullmatch(r"/v1/resource-definitions/([^/]+)/resources", p)
     if m and method == "GET":
         rd = _rd(ctl, m.group(1))
@@ -196,6 +201,12 @@ def _route(lab: Any, ctl: Any, method: str, path: str, query: dict[str, list[str
     if p == "/v1/resource-groups" and method == "GET":
         wanted = _multi(query, "resource_groups")
         return 200, _page([ctl.rg_json(rg) for name, rg in sorted(ctl.groups.items()) if not wanted or name.lower() in wanted], query)
+    m = re.fullmatch(r"/v1/resource-groups/([^/]+)", p)
+    if m and method == "GET":
+        group = next((rg for name, rg in ctl.groups.items() if name.lower() == m.group(1).lower()), None)
+        if group is None:
+            raise not_found(FAIL_NOT_FOUND_RSC_GRP, MASK_RSC_GRP, f"Resource group '{m.group(1)}'")
+        return 200, ctl.rg_json(group)
     return 404, [api_rc(UNKNOWN_API_CALL, f"No such API call: {method} {path}")]
 
 

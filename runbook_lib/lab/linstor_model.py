@@ -302,6 +302,10 @@ class LinstorController:
         self.next_minor = 1000
         # Set by the lab before each use (not persisted): network partitions and the wall clock.
         self.partitioned: Callable[[str, str], bool] = lambda a, b: False
+        # The lab's DRBD data plane (:mod:`.drbd`) answers these once it is attached.
+        self.link: Callable[[str, str, str], bool] | None = None  # (resource, node, peer) -> connected
+        self.quorum_enforced: Callable[[], bool] = lambda: True
+        self.alive: Callable[[str], bool] | None = None  # DRBD runs on the node (with or without the controller)
         self.now_ms: Callable[[], int] = lambda: 0
         self.ensure_defaults()
 
@@ -836,7 +840,9 @@ class LinstorController:
         return min(options, key=lambda n: (load[n], n)) if options else None
 
     # -- DRBD roles and state
-    def connected(self, a: str, b: str) -> bool:
+    def connected(self, a: str, b: str, rd_name: str = "") -> bool:
+        if self.link is not None and rd_name:
+            return self.link(rd_name, a, b)
         na, nb = self.nodes.get(a), self.nodes.get(b)
         return bool(na and nb and na.online and nb.online and not self.partitioned(a, b))
 
@@ -849,10 +855,10 @@ class LinstorController:
         return default
 
     def has_quorum(self, rd: ResourceDefinition, node: str) -> bool:
-        if self.effective_prop(rd, "DrbdOptions/Resource/quorum", "off") == "off":
+        if self.effective_prop(rd, "DrbdOptions/Resource/quorum", "off") == "off" or not self.quorum_enforced():
             return True
         voters = list(rd.replicas)
-        reach = sum(1 for n in voters if n == node or self.connected(node, n))
+        reach = sum(1 for n in voters if n == node or self.connected(node, n, rd.name))
         return reach * 2 > len(voters)
 
     def data_accessible(self, rd: ResourceDefinition, node: str) -> bool:
@@ -861,20 +867,23 @@ class LinstorController:
             return True
         if not rep.diskless and rep.disk_state == "UpToDate":
             return True
-        return any(not r.diskless and r.disk_state == "UpToDate" and self.connected(node, r.node)
+        return any(not r.diskless and r.disk_state == "UpToDate" and self.connected(node, r.node, rd.name)
                    for r in rd.replicas.values() if r.node != node)
 
     def may_promote(self, rd: ResourceDefinition, node: str) -> bool:
-        if not self.nodes.get(node) or not self.nodes[node].online:
+        """DRBD's answer, which does not need the LINSTOR controller once the data plane is modelled."""
+        up = self.alive(node) if self.alive is not None else bool(self.nodes.get(node) and self.nodes[node].online)
+        if not up or node not in rd.replicas:
             return False
-        other_primary = any(r.role == "Primary" and r.node != node and self.connected(node, r.node) for r in rd.replicas.values())
+        other_primary = any(r.role == "Primary" and r.node != node and self.connected(node, r.node, rd.name)
+                            for r in rd.replicas.values())
         return (rd.replicas[node].role != "Primary" and not other_primary and self.data_accessible(rd, node)
                 and self.has_quorum(rd, node) and not rd.replicas[node].tiebreaker)
 
     def promotion_score(self, rd: ResourceDefinition, node: str) -> int:
         rep = rd.replicas[node]
         uptodate = sum(1 for r in rd.replicas.values() if not r.diskless and r.disk_state == "UpToDate"
-                       and (r.node == node or self.connected(node, r.node)))
+                       and (r.node == node or self.connected(node, r.node, rd.name)))
         return (10000 if not rep.diskless and rep.disk_state == "UpToDate" else 0) + (100 if self.has_quorum(rd, node) else 0) + uptodate
 
     def set_primary(self, rd_name: str, node: str, primary: bool) -> None:
@@ -892,15 +901,6 @@ class LinstorController:
             rd.props.setdefault("DrbdPrimarySetOn", node.upper())
         elif not primary:
             rep.role = "Secondary"
-
-    def advance(self, dt: float, resync_kib_s: float) -> None:
-        """Time passes: resyncs progress while source and target are connected."""
-        for rd in self.rds.values():
-            for rep in rd.replicas.values():
-                if rep.sync and self.connected(rep.node, rep.sync["source"]):
-                    rep.sync["done_kib"] = min(rep.sync["total_kib"], rep.sync["done_kib"] + int(resync_kib_s * dt))
-                    if rep.sync["done_kib"] >= rep.sync["total_kib"]:
-                        rep.sync, rep.disk_state = None, "UpToDate"
 
     # -- snapshots
     def create_snapshot(self, rd_name: str, name: str) -> list[dict]:
@@ -1035,9 +1035,7 @@ class LinstorController:
                 "drbd_volumes": drbd_vols,
             }
             if online:
-                drbd["connections"] = {p: {"connected": self.connected(rep.node, p),
-                                           "message": "Connected" if self.connected(rep.node, p) else "Connecting"}
-                                       for p in rd.replicas if p != rep.node}
+                drbd["connections"] = {p: self._connection(rd, rep.node, p) for p in rd.replicas if p != rep.node}
                 drbd["promotion_score"] = self.promotion_score(rd, rep.node)
                 drbd["may_promote"] = self.may_promote(rd, rep.node)
             layer = {"type": "DRBD", "drbd": drbd, "children": [storage_layer] if not rep.diskless else []}
@@ -1053,6 +1051,12 @@ class LinstorController:
             out["volumes"] = volumes
         return out
 
+    def _connection(self, rd: ResourceDefinition, node: str, peer: str) -> dict:
+        if self.connected(node, peer, rd.name):
+            return {"connected": True, "message": "Connected"}
+        standalone = self.link is not None and self.connected(node, peer) and self.nodes[peer].online
+        return {"connected": False, "message": "StandAlone" if standalone else "Connecting"}
+
     def _disk_state(self, rd: ResourceDefinition, rep: Replica) -> str:
         if not rd.drbd:
             return "Created"
@@ -1067,7 +1071,7 @@ class LinstorController:
         for peer, other in rd.replicas.items():
             if peer == rep.node:
                 continue
-            if not self.connected(rep.node, peer):
+            if not self.connected(rep.node, peer, rd.name):
                 out[peer] = {"replication_state": "Off"}
             elif rep.sync and rep.sync["source"] == peer:
                 pct = 100.0 * rep.sync["done_kib"] / max(1, rep.sync["total_kib"])

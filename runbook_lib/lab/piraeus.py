@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from . import drbd
 from . import workloads as wl
 from .kubeapi import ApiError, strategic_merge
 from .linstor_model import (
@@ -278,7 +279,7 @@ def reconcile_cluster(lab: Any, now: float) -> None:
     """One pass of every controller the storage stack needs, in dependency order."""
     if not lab.api_available():
         return
-    from . import csi
+    from . import csi, ha_controller
 
     st = lab.workloads.state
     if lab.kube.rv == st.last_rv and now < st.next_due:
@@ -289,7 +290,8 @@ def reconcile_cluster(lab: Any, now: float) -> None:
     for _ in range(3):  # converge chains (deployment -> pod -> operator -> ...) within one tick
         rv = lab.kube.rv
         for step in (lambda: wl.reconcile(lab, now, force=True), lambda: sync_linstor(lab, now),
-                     lambda: reconcile_operator(lab, now), lambda: csi.reconcile(lab, now)):
+                     lambda: reconcile_operator(lab, now), lambda: csi.reconcile(lab, now),
+                     lambda: ha_controller.reconcile(lab, now)):
             try:
                 step()
             except Exception:  # noqa: BLE001 - a model bug must not take the whole lab (and its API) down
@@ -363,7 +365,7 @@ def api_reachable(lab: Any) -> tuple[bool, str]:
 
 
 def sync_linstor(lab: Any, now: float) -> None:
-    """Satellites connect when their pod is ready; report host facts; resyncs progress."""
+    """Satellites connect when their pod is ready and report host facts (DRBD itself: :mod:`.drbd`)."""
     ctl = lab.linstor
     state: OperatorState = lab.operator
     found = linstor_service(lab)
@@ -392,10 +394,6 @@ def sync_linstor(lab: Any, now: float) -> None:
         ctl.set_online(name, online, sat)
         for pool in ctl.pools.get(name, {}).values():
             pool.full = lab.faults.has("pool-full", name)
-    if state.last_resync is not None and now > state.last_resync:
-        rate = float(lab.options.get("drbd_resync_mib_s", 110.0)) * 1024
-        ctl.advance(now - state.last_resync, rate)
-    state.last_resync = now
 
 
 # ----------------------------------------------------------------------------- operator
@@ -1049,8 +1047,12 @@ def attach(lab: Any, data: dict | None = None) -> None:
     lab.linstor = LinstorController.from_dict(saved) if saved else LinstorController(seed=int(lab.options.get("seed", 1)))
     lab.operator = OperatorState.from_dict(data.get("operator"))
     lab.csi = csi.CsiState.from_dict(data.get("csi"))
+    lab.drbd = drbd.DrbdState.from_dict(data.get("drbd"))
+    lab.linstor.link = lambda rd, a, b: drbd.link_up(lab, rd, a, b)
+    lab.linstor.quorum_enforced = lambda: drbd.quorum_enforced(lab)
+    lab.linstor.alive = lambda node: drbd.node_up(lab, node)
 
 
 def state_dict(lab: Any) -> dict:
     return {"workloads": lab.workloads.to_dict(), "linstor": lab.linstor.to_dict(),
-            "operator": lab.operator.to_dict(), "csi": lab.csi.to_dict()}
+            "operator": lab.operator.to_dict(), "csi": lab.csi.to_dict(), "drbd": lab.drbd.to_dict()}

@@ -28,7 +28,7 @@ from .talos_model import TalosCluster
 
 # --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
 # isort: split
-from . import linstor_api, workloads
+from . import drbd, linstor_api, record_writer, workloads
 from .fio import FioRunner  # --- benchmarks (07)
 from .fio import model as perf_model  # --- benchmarks (07)
 from .piraeus import attach as attach_storage
@@ -138,7 +138,9 @@ class Lab:
         if self.talos.advance(now, self.faults):
             self.dirty = True
         self._sync_nodes(now)
-        # --- piraeus/linstor: workloads, operator, LINSTOR and CSI follow lab time
+        # --- piraeus/linstor: the kernel side runs without the API; controllers need it
+        drbd.tick(self, now)
+        record_writer.tick(self, now)
         rv = self.kube.rv
         reconcile_cluster(self, now)
         snapshots.reconcile(self, now)  # --- CSI snapshots: snapshot-controller + csi-snapshotter
@@ -149,14 +151,21 @@ class Lab:
     def api_available(self) -> bool:
         return self.talos.etcd_quorum(self.clock.now())
 
+    def node_reachable(self, name: str) -> bool:
+        """Can this node's kubelet reach the API server? Not when partitioned from most control planes."""
+        cps = [n for n in self.talos.nodes.values() if n.role == "controlplane"]
+        reach = sum(1 for n in cps if n.name == name or not self.faults.partitioned(name, n.name))
+        return reach * 2 > len(cps)
+
     def _sync_nodes(self, now: float) -> None:
         """Mirror Talos nodes into Kubernetes Node objects (the kubelet's job on a real node)."""
         nodes_rt = self.kube.resolve("", "v1", "nodes")
         for node in self.talos.nodes.values():
-            ready = node.kubelet_ready(now)
+            reachable = self.node_reachable(node.name)
+            ready = node.kubelet_ready(now) and reachable
             key = ("", "nodes", None, node.name)
             current = self.kube.objects.get(key)
-            status = "True" if ready else "Unknown" if not node.is_up(now) else "False"
+            status = "True" if ready else "Unknown" if not (node.is_up(now) and reachable) else "False"
             if current is None:
                 if not ready:
                     continue  # a node registers itself when its kubelet first starts
@@ -303,6 +312,22 @@ class Handler(BaseHTTPRequestHandler):
                 lab.mark_dirty()
                 lab.tick()
                 self._json(200, [f.__dict__ for f in cleared])
+            elif path.startswith("/lab/v1/faults/") and method == "DELETE":
+                fault = lab.faults.remove(int(path.rsplit("/", 1)[1]) if path.rsplit("/", 1)[1].isdigit() else -1)
+                if fault is None:
+                    self._json(404, {"error": f"no fault #{path.rsplit('/', 1)[1]}; see `runbook lab fault list`"})
+                    return
+                lab.mark_dirty()
+                lab.tick()
+                self._json(200, fault.__dict__)
+            elif path.startswith("/lab/v1/nodes/") and path.endswith("/power-on") and method == "POST":
+                node = lab.talos.nodes.get(path.split("/")[4])
+                if node is None:
+                    self._json(404, {"error": f"unknown node; lab nodes: {', '.join(lab.talos.nodes)}"})
+                    return
+                lab.talos.power_on(node, lab.clock.now())
+                lab.mark_dirty()
+                self._json(200, {"node": node.name, "power": node.power})
             # --- piraeus/linstor: the helm shim consumes one use of a helm-fail fault per call
             elif path == "/lab/v1/helm/fault" and method == "POST":
                 failed = lab.faults.take("helm-fail")

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from . import drbd
 from .kubeapi import ApiError, ResourceType, label_matcher, now_iso
 
 # Lab-second durations (realistic orders of magnitude, divided by the clock's scale).
@@ -123,7 +124,8 @@ def node_facts(lab: Any, name: str) -> NodeFacts | None:
             if target not in unmounted:
                 mounted[st["location"]] = target
     return NodeFacts(
-        name=name, address=node.address, up=node.is_up(now), ready=node.kubelet_ready(now), boot_id=node.boot_id,
+        name=name, address=node.address, up=node.is_up(now), ready=node.kubelet_ready(now) and lab.node_reachable(name),
+        boot_id=node.boot_id,
         drbd_loaded=drbd is not None, drbd_version=node.drbd_version() if drbd else None,
         usermode_helper_disabled=params.get("usermode_helper") == "disabled",
         drbd_transport_tcp=node.loaded_module("drbd_transport_tcp") is not None,
@@ -953,7 +955,8 @@ def _pick_node(lab: Any, pod: dict, nodes: list[dict], load: dict[str, int]) -> 
     unbound_immediate = [c for c in claims if (c.get("status") or {}).get("phase") != "Bound" and _binding_mode(lab, c) != "WaitForFirstConsumer"]
     if unbound_immediate:
         return None, ["pod has unbound immediate PersistentVolumeClaims"] * 1, False
-    choice = min(fits, key=lambda n: (load.get(n, 0), n))
+    by_name = {n["metadata"]["name"]: n for n in nodes}
+    choice = min(fits, key=lambda n: (-_preference(by_name[n], pod["spec"]), load.get(n, 0), n))
     waiting = False
     for c in claims:
         if (c.get("status") or {}).get("phase") == "Bound":
@@ -966,6 +969,12 @@ def _pick_node(lab: Any, pod: dict, nodes: list[dict], load: dict[str, int]) -> 
     if waiting:
         return None, [], True
     return choice, [], False
+
+
+def _preference(node: dict, spec: dict) -> int:
+    """kube-scheduler's NodeAffinity score: the weights of the preferred terms the node matches."""
+    terms = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("preferredDuringSchedulingIgnoredDuringExecution") or []
+    return sum(int(t.get("weight", 0)) for t in terms if _term_matches(node, t.get("preference") or {}))
 
 
 def _binding_mode(lab: Any, pvc: dict) -> str:
@@ -1368,6 +1377,12 @@ def pod_log(lab: Any, namespace: str, pod: str, container: str | None, tail: int
     obj = get(lab, "", "pods", namespace, pod)
     if obj is None:
         return None
+    node = obj["spec"].get("nodeName")
+    facts = node_facts(lab, node) if node else None
+    if facts is not None and not (facts.up and lab.node_reachable(node)):
+        # the API server proxies logs from the node's kubelet, which does not answer
+        raise ApiError(500, "InternalError", f'Get "https://{facts.address}:10250/containerLogs/{namespace}/{pod}": '
+                                             f"dial tcp {facts.address}:10250: connect: no route to host")
     names = [c["name"] for c in obj["spec"].get("containers") or []]
     if container is None:
         if len(names) > 1:
@@ -1481,6 +1496,9 @@ def volume_command(lab: Any, pod: dict, container: dict, cmd: str, args: list[st
         lines, code = [], 0
         for p, t in targets:
             entry = data.get(t[0], {}).get(t[1]) if t else None
+            if t and drbd.holds_files(lab, t[0], t[1]):  # appended per replica (the drill's record log)
+                replica = drbd.read(lab, t[0], pod["spec"].get("nodeName", ""), t[1])
+                entry = None if replica is None else {"text": "".join(line + "\n" for line in replica)}
             if entry is None:
                 lines.append(f"{cmd}: {p}: No such file or directory")
                 code = 1

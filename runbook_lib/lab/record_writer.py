@@ -1,0 +1,113 @@
+"""The failover drill's record writer, run by the lab's kubelet.
+
+06 deploys a busybox loop (``runbook_lib.failover.WRITER_SCRIPT``, recognised here by its
+marker) that appends one record per interval to a file on the volume, fsyncs it and only
+then prints ``ack <record>``. The lab runs that loop as a process on the pod's node:
+
+- A record is ``<seq> <unix time> <pod> <nonce> <sha256(body)[:16]>``; the time is the
+  wall-clock instant of the lab moment it was formed, so gaps are what the cluster saw.
+- Each append goes through :func:`.drbd.append`: suspended I/O blocks the loop (the record
+  is written and acknowledged when I/O resumes), an I/O error kills the container, which
+  restarts after a back-off and continues after the last record it can read.
+- The process lives on its node, not in the API: it dies with the node (power, reboot) or
+  when the kubelet can tell the pod is gone; a node cut off from the API keeps running it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from . import drbd
+from . import workloads as wl
+
+MARKER = "runbook-record-writer/1"
+RESTART_BACKOFF = 10.0  # lab seconds before a crashed container runs again
+MAX_WRITES_PER_TICK = 5000
+
+
+def _writer_container(pod: dict) -> dict | None:
+    for c in pod["spec"].get("containers") or []:
+        if any(MARKER in str(word) for word in (c.get("command") or []) + (c.get("args") or [])):
+            return c
+    return None
+
+
+def _env(container: dict, name: str, default: str) -> str:
+    return next((str(e.get("value", default)) for e in container.get("env") or [] if e.get("name") == name), default)
+
+
+def checksum(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def _wall(lab: Any, t: float) -> float:
+    return time.time() + (t - lab.clock.now()) / max(lab.clock.scale, 1e-9)
+
+
+def tick(lab: Any, now: float) -> None:
+    writers: dict[str, dict] = lab.drbd.writers
+    pods = {p["metadata"]["uid"]: p for p in wl.objects(lab, "", "pods")}
+    for uid, pod in pods.items():
+        if uid in writers or pod["metadata"].get("deletionTimestamp"):
+            continue
+        c = _writer_container(pod)
+        rt = lab.workloads.state.pods.get(uid)
+        if c is None or rt is None or rt.stage != "running" or rt.started.get(c["name"], now + 1) > now:
+            continue
+        path = _env(c, "RECORDS", "/data/records.log")
+        target = wl._resolve(lab, pod, c, path)
+        if target is None:
+            continue
+        node = lab.talos.nodes[rt.node]
+        writers[uid] = {"namespace": pod["metadata"]["namespace"], "pod": pod["metadata"]["name"], "container": c["name"],
+                        "node": rt.node, "boot_id": node.boot_id, "rd": target[0], "path": target[1],
+                        "interval": float(_env(c, "INTERVAL", "1")), "next_at": rt.started[c["name"]],
+                        "seq": None, "pending": None}
+    for uid, w in list(writers.items()):
+        node = lab.talos.nodes.get(w["node"])
+        gone = uid not in pods and lab.node_reachable(w["node"])
+        if node is None or not node.kubelet_ready(now) or node.boot_id != w["boot_id"] or gone:
+            del writers[uid]
+            continue
+        _run(lab, w, now)
+
+
+def _run(lab: Any, w: dict, now: float) -> None:
+    acks: list[str] = []
+    for _ in range(MAX_WRITES_PER_TICK):
+        if w["next_at"] > now:
+            break
+        if w["pending"] is None:
+            if w["seq"] is None:
+                lines = drbd.read(lab, w["rd"], w["node"], w["path"])
+                if lines is None:
+                    break  # no UpToDate data reachable: the read blocks (on-no-data-accessible suspend-io)
+                w["seq"] = _last_seq(lines)
+            w["seq"] += 1
+            nonce = checksum(f"{w['pod']}/{w['seq']}")[:12]
+            body = f"{w['seq']} {_wall(lab, w['next_at']):.6f} {w['pod']} {nonce}"
+            w["pending"] = f"{body} {checksum(body)}"
+        outcome = drbd.append(lab, w["rd"], w["node"], w["path"], w["pending"])
+        if outcome == "blocked":
+            w["blocked"] = True
+            break
+        if outcome == "error":
+            acks.append("sh: write error: I/O error")
+            w.update(seq=None, pending=None, next_at=now + RESTART_BACKOFF)
+            break
+        acks.append(f"ack {w['pending']}")
+        w["pending"] = None
+        # after a freeze the loop sleeps from the moment the write returned
+        w["next_at"] = (now if w.pop("blocked", False) else w["next_at"]) + w["interval"]
+    if acks:
+        wl.append_log(lab, w["namespace"], w["pod"], w["container"], "\n".join(acks))
+
+
+def _last_seq(lines: list[str]) -> int:
+    """The script's rule: the last line's first field, else the number of lines."""
+    if not lines:
+        return 0
+    first = lines[-1].split(" ", 1)[0]
+    return int(first) if first.isdigit() else len(lines)
