@@ -66,6 +66,7 @@ class Executor:
         timeout: float = 120.0,
         error: type[CommandError] = CommandError,
         hint: str | None = None,
+        env: dict | None = None,
     ) -> ToolResult | None:
         """Run ``argv``; for a mutating call in plan mode, record it as planned and return None.
 
@@ -87,7 +88,8 @@ class Executor:
                 return None
         started, t0 = utcnow(), time.monotonic()
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env or self.env,
+                                  stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
             duration = time.monotonic() - t0
             if mutating or destructive:

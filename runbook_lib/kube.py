@@ -114,6 +114,7 @@ KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
     ("v1", "PersistentVolumeClaim"): ("/api/v1", "persistentvolumeclaims", True),
     ("v1", "ConfigMap"): ("/api/v1", "configmaps", True),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs", True),
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments", True),
     ("storage.k8s.io/v1", "StorageClass"): ("/apis/storage.k8s.io/v1", "storageclasses", False),
     ("piraeus.io/v1", "LinstorCluster"): ("/apis/piraeus.io/v1", "linstorclusters", False),
     ("piraeus.io/v1", "LinstorSatelliteConfiguration"): ("/apis/piraeus.io/v1", "linstorsatelliteconfigurations", False),
@@ -144,8 +145,11 @@ class ApiCallError(RunbookError):
 
 
 def request(api: k8s.ApiClient, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
-            body: Any = None, content_type: str | None = None) -> Any:
-    """One REST call with the client's own auth and TLS settings; the decoded JSON answer."""
+            body: Any = None, content_type: str | None = None, retry: bool = True) -> Any:
+    """One REST call with the client's own auth and TLS settings; the decoded JSON answer.
+
+    ``retry=False`` makes one attempt: for observers that must see an outage, not ride it out.
+    """
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
@@ -160,7 +164,7 @@ def request(api: k8s.ApiClient, method: str, path: str, *, query: list[tuple[str
         return resp
 
     try:
-        resp = retrying(call, f"{method} {path}")
+        resp = retrying(call, f"{method} {path}") if retry else call()
     except ApiException as exc:
         raise ApiCallError(method, path, exc.status or 0, exc.reason or exc.body or str(exc)) from None
     return json.loads(resp.data) if resp.data else None

@@ -28,7 +28,7 @@ def utcnow() -> str:
 @dataclass
 class Action:
     step: str
-    kind: Literal["talosctl", "helm", "kube", "http"]
+    kind: Literal["talosctl", "helm", "kube", "http", "lab"]  # lab: `runbook lab` control (faults, power)
     mutating: bool
     destructive: bool
     target: str

@@ -113,3 +113,50 @@ def test_second_run_of_01_to_03_applies_nothing_and_verifies(suite) -> None:
     nb.write_text(nb.read_text().replace("LINSTOR node", "LINSTOR n0de"))
     bad = runbook("verify", str(run), lab_dir=lab_dir)
     assert bad.returncode != 0 and "03-piraeus-install.ipynb" in bad.stderr
+
+
+# --- 06-failover-drill on the same lab (needs only 03's HA controller and 04's replicated class)
+
+
+def test_failover_drill_times_the_phases_and_loses_nothing(suite) -> None:
+    lab_dir, out, _ = suite
+    proc = runbook("run", "-f", str(LAB_PARAMS), "06", "--out", str(out), lab_dir=lab_dir)
+    rec = record(run_dir_of(proc), "06-failover-drill")
+    failed = [c for c in rec["checks"] if not c["ok"]]
+    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stderr[-3000:]}"
+    phases = {p["phase"]: p["seconds"] for p in rec["results"]["phases"] if p["scenario"] == "failover"}
+    for phase in ("node NotReady", "pod running elsewhere", "writes acknowledged again", "node back", "resync done"):
+        assert phase in phases, phases
+    # the HA controller moved the pod within seconds, not Kubernetes' ~15 minutes (lab.time_scale applied)
+    assert phases["pod running elsewhere"] < 60 and phases["lost-quorum taint"] <= phases["pod running elsewhere"]
+    quorum = [p["phase"] for p in rec["results"]["phases"] if p["scenario"] == "quorum-loss"]
+    assert {"quorum lost", "nodes back", "writes resumed", "resync done"} <= set(quorum)
+    assert any(c["name"].startswith("no write completed while quorum was lost") for c in rec["checks"])
+    integrity = rec["results"]["integrity"]
+    assert integrity["ok"] and integrity["acknowledged"] > 50
+    summary = {s["scenario"]: s for s in rec["results"]["summary"]}
+    assert summary["quorum-loss"]["I/O stall (s)"] >= 10  # frozen for the whole outage
+    lab_faults = [a for a in rec["actions"] if a["kind"] == "lab"]
+    assert [a["command"][2:4] for a in lab_faults][:2] == [["fault", "add"], ["fault", "remove"]]
+    assert not control.fault_list(lab_dir)  # every fault the drill injected is gone
+
+
+def test_drill_names_lost_and_diverged_records_when_drbd_ignores_quorum(suite, tmp_path) -> None:
+    """A cut-off node that keeps writing (quorum not enforced) diverges from the failed-over copy."""
+    lab_dir, out, _ = suite
+    params = write_params(tmp_path / "isolate.yaml", failover={"fault": "isolate", "quorum_loss": False, "steady_s": 10})
+    control.fault_add("quorum-off", d=lab_dir)
+    try:
+        proc = runbook("run", "-f", str(params), "06", "--out", str(out), lab_dir=lab_dir)
+    finally:
+        control.fault_clear(lab_dir)
+    assert proc.returncode != 0
+    rec = record(run_dir_of(proc), "06-failover-drill")
+    failed = {c["name"]: c["observed"] for c in rec["checks"] if not c["ok"]}
+    assert "failover: resync completes" in failed and "StandAlone" in str(failed["failover: resync completes"])
+    lost = failed["every acknowledged record on every replica, unchanged"]
+    diverged = failed["replicas hold identical records"]
+    assert " on lab-cp-" in str(lost) and "differ between replicas" in str(diverged), failed
+    assert not rec["results"]["integrity"]["ok"]
+    # the test volume (and its split brain) is cleaned up with it
+    assert any(a["step"].startswith("delete PersistentVolumeClaim") and a["outcome"] == "applied" for a in rec["actions"])

@@ -1,0 +1,839 @@
+"""Notebook 06: a failover drill that proves no acknowledged write is lost.
+
+The drill, in the order the notebook runs it:
+
+1. **Preconditions** (nothing changes until they hold): the class places three diskful
+   replicas (or two and a tie-breaker), the HA controller runs on every replica's node,
+   LINSTOR has ``quorum majority`` on the writer's resource with ``on-no-quorum suspend-io``,
+   every replica is UpToDate, and the node to fault is not the last healthy one.
+2. **A writer** (a Deployment of one busybox pod on the replicated class) appends
+   sequence-numbered, checksummed records to a file, fsyncs each and only then prints
+   ``ack <record>``. The runbook collects the acknowledgements from the pod logs as it goes.
+3. **The fault** hits the writer's node: ``talosctl reboot`` or ``shutdown`` (approval
+   ``reboot <node>`` / ``shutdown <node>``), or in the lab a power loss (``node-down``) or a
+   network cut (``isolate``) through ``runbook lab fault``. One observer loop timestamps every
+   phase: node NotReady, the HA controller's ``drbd.linbit.com/lost-quorum`` taint, the pod
+   running elsewhere, writes acknowledged again, the node back, the resync done.
+4. **The node comes back** (fault cleared, node powered on, or its reboot finishing), in a
+   ``finally`` so a failed step never leaves it down.
+5. **Quorum loss**: both other replicas' nodes go away at once. The writer's primary has no
+   quorum, so I/O must freeze (``suspend-io``) rather than go on alone; when the nodes return
+   the writes resume and nothing diverged.
+6. **Verification**: the writer is stopped and a reader pod on every diskful replica's node
+   reads the record file. Every acknowledged record must be there, unchanged, in every copy;
+   the copies must be identical; checksums must match. Lost and diverged records are named.
+
+Times are cluster seconds: in the lab the observer's wall-clock times are multiplied by
+``lab.time_scale`` (the lab runs that much faster than a real cluster), so the numbers read
+like a real cluster's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from . import kube, manifests
+from .errors import PreconditionFailed, RunbookError
+from .linstor import resources_frame
+from .piraeus import linstor
+from .session import Session
+from .storage_classes import PROVISIONER
+from .talos import NodeRef
+from .waiting import wait_until
+
+MARKER = "runbook-record-writer/1"  # the lab recognises the writer by this line
+MOUNT = "/data"
+RECORDS = f"{MOUNT}/records.log"
+NAME = "runbook-failover"
+APP_LABEL = {"app.kubernetes.io/name": NAME}
+TAINT = "drbd.linbit.com/lost-quorum"
+POLL = 0.02  # seconds between observations: the lab runs 100x faster than a cluster
+
+# busybox sh. Continues after the last record on the volume (a restarted pod, a new node).
+WRITER_SCRIPT = f"""# {MARKER}: append sequence-numbered, checksummed records; "ack" only after fsync
+set -eu
+f="$RECORDS"
+last=$(tail -n 1 "$f" 2>/dev/null | cut -d' ' -f1)
+case "$last" in ''|*[!0-9]*) last=$(grep -c '' "$f" 2>/dev/null || true);; esac
+seq=${{last:-0}}
+while true; do
+  seq=$((seq + 1))
+  body="$seq $(date -u +%s.%N) $HOSTNAME $(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \\n')"
+  sum=$(printf '%s' "$body" | sha256sum | cut -c1-16)
+  printf '%s %s\\n' "$body" "$sum" >> "$f"
+  sync "$f"
+  echo "ack $body $sum"
+  sleep "$INTERVAL"
+done
+"""
+
+
+# ----------------------------------------------------------------------------- records (pure)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record line: ``<seq> <unix time> <pod> <nonce> <sha256(body)[:16]>``."""
+
+    seq: int
+    stamp: float
+    pod: str
+    line: str
+    valid: bool
+
+
+def parse_entry(line: str) -> Entry | None:
+    parts = line.strip().split(" ")
+    if len(parts) != 5 or not parts[0].isdigit():
+        return None
+    body, digest = " ".join(parts[:4]), parts[4]
+    try:
+        stamp = float(parts[1])
+    except ValueError:
+        return None
+    valid = hashlib.sha256(body.encode()).hexdigest()[:16] == digest
+    return Entry(int(parts[0]), stamp, parts[2], line.strip(), valid)
+
+
+def parse_records(text: str) -> list[Entry | None]:
+    """Every line of the record file; None for a line that is not a record (torn or garbage)."""
+    return [parse_entry(line) for line in text.splitlines() if line.strip()]
+
+
+def parse_acks(log: str) -> list[Entry]:
+    """The ``ack <record>`` lines of a writer's log."""
+    return [e for line in log.splitlines() if line.startswith("ack ") and (e := parse_entry(line[4:])) is not None]
+
+
+@dataclass
+class Verdict:
+    acknowledged: int
+    copies: dict[str, int]  # node -> records read there
+    lost: list[str] = field(default_factory=list)  # acknowledged, missing or changed in some copy
+    diverged: list[str] = field(default_factory=list)  # same sequence number, different record between copies
+    corrupt: list[str] = field(default_factory=list)  # lines whose checksum does not match
+    unreadable: list[str] = field(default_factory=list)  # nodes whose copy could not be read
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.diverged or self.corrupt or self.unreadable)
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"all {self.acknowledged} acknowledged records present and identical on {len(self.copies)} replicas"
+        parts = []
+        for label, items in (("lost", self.lost), ("diverged", self.diverged), ("corrupt", self.corrupt),
+                             ("unreadable", self.unreadable)):
+            if items:
+                parts.append(f"{label}: {len(items)} ({', '.join(items[:5])}{', ...' if len(items) > 5 else ''})")
+        return "; ".join(parts)
+
+
+def _ranges(seqs: list[int]) -> list[str]:
+    """[3, 4, 5, 9] -> ["3-5", "9"]."""
+    spans: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if spans and spans[-1][1] == seq - 1:
+            spans[-1][1] = seq
+        else:
+            spans.append([seq, seq])
+    return [str(a) if a == b else f"{a}-{b}" for a, b in spans]
+
+
+def judge(acks: dict[int, Entry], copies: dict[str, list[Entry | None] | None]) -> Verdict:
+    """Compare what was acknowledged with what each replica holds."""
+    verdict = Verdict(acknowledged=len(acks), copies={n: len(c or []) for n, c in copies.items()})
+    by_node: dict[str, dict[int, Entry]] = {}
+    for node, lines in sorted(copies.items()):
+        if lines is None:
+            verdict.unreadable.append(node)
+            continue
+        by_node[node] = {}
+        for i, e in enumerate(lines):
+            if e is None or not e.valid:
+                # a torn last line was never acknowledged (the ack follows the fsync)
+                if not (i == len(lines) - 1 and (e is None or e.seq not in acks)):
+                    verdict.corrupt.append(f"{node} line {i + 1}")
+                continue
+            by_node[node][e.seq] = e
+    lost: dict[str, list[int]] = {}
+    for seq, ack in sorted(acks.items()):
+        for node, held in by_node.items():
+            if held.get(seq) is None or held[seq].line != ack.line:
+                lost.setdefault(node, []).append(seq)
+    verdict.lost = [f"{', '.join(_ranges(seqs))} on {node}" for node, seqs in sorted(lost.items())]
+    seqs = sorted(set().union(*[set(h) for h in by_node.values()])) if by_node else []
+    diverged = [s for s in seqs if len({h[s].line if s in h else None for h in by_node.values()}) > 1]
+    if diverged:
+        writers = sorted({h[s].pod for h in by_node.values() for s in diverged if s in h})
+        verdict.diverged = [f"records {', '.join(_ranges(diverged))} differ between replicas (written by {', '.join(writers)})"]
+    return verdict
+
+
+# ----------------------------------------------------------------------------- manifests (pure)
+
+
+def writer_claim(name: str, namespace: str, storage_class: str, size: str) -> dict:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": namespace,
+                                                                              "labels": dict(APP_LABEL)},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class,
+                     "resources": {"requests": {"storage": size}}}}
+
+
+def writer_deployment(name: str, namespace: str, claim: str, image: str, interval_s: float, replicas: int = 1,
+                      prefer: tuple[str, list[str]] | None = None) -> dict:
+    """The writer; ``prefer`` = (operator, nodes): ``("In", [n])`` to start on ``n``, ``("NotIn", ns)`` to keep off them.
+
+    A preference, not a rule: after the fault the pod must be free to go anywhere.
+    """
+    labels = {**APP_LABEL, "app.kubernetes.io/component": "writer"}
+    affinity = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": {
+        "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": prefer[0], "values": prefer[1]}]}}]}} if prefer else None
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"replicas": replicas, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"terminationGracePeriodSeconds": 10, **({"affinity": affinity} if affinity else {}),
+                                           "containers": [{"name": "writer", "image": image,
+                                                           "command": ["sh", "-c", WRITER_SCRIPT],
+                                                           "env": [{"name": "RECORDS", "value": RECORDS},
+                                                                   {"name": "INTERVAL", "value": f"{interval_s:g}"}],
+                                                           "volumeMounts": [{"name": "data", "mountPath": MOUNT}]}],
+                                           "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}}}}
+
+
+def reader_pod(name: str, namespace: str, claim: str, image: str, node: str) -> dict:
+    """Reads the record file on ``node`` (a diskful replica: DRBD serves the read from that disk)."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": dict(APP_LABEL)},
+            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "nodeName": node,
+                     "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+                     "containers": [{"name": "reader", "image": image, "command": ["cat", RECORDS],
+                                     "volumeMounts": [{"name": "data", "mountPath": MOUNT, "readOnly": True}]}],
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}]}}
+
+
+# ----------------------------------------------------------------------------- the cluster, observed
+
+
+@dataclass
+class Snapshot:
+    """One observation: what the runbook saw at ``at`` (wall clock)."""
+
+    at: float
+    api: bool = True
+    nodes: dict[str, kube.NodeState] = field(default_factory=dict)
+    pods: list[dict] = field(default_factory=list)
+    replicas: pd.DataFrame | None = None
+    standalone: list[str] = field(default_factory=list)  # "node/peer" connections DRBD gave up on (split brain)
+
+    def writer(self) -> dict | None:
+        running = [p for p in self.pods if not p["metadata"].get("deletionTimestamp")
+                   and (p.get("status") or {}).get("phase") == "Running"
+                   and kube.condition(p, "Ready").get("status") == "True"]
+        return running[0] if running else None
+
+    def writer_node(self) -> str | None:
+        pod = self.writer()
+        return pod["spec"].get("nodeName") if pod else None
+
+    def ready(self, node: str) -> bool:
+        return node in self.nodes and self.nodes[node].ready == "True"
+
+    def tainted(self, node: str) -> bool:
+        return node in self.nodes and TAINT in self.nodes[node].taints
+
+    def diskful(self) -> pd.DataFrame:
+        if self.replicas is None or self.replicas.empty:
+            return pd.DataFrame()
+        return self.replicas[~self.replicas["diskless"].astype(bool)]
+
+    def in_sync(self) -> bool:
+        d = self.diskful()
+        return (not d.empty and bool((d["disk_state"] == "UpToDate").all())
+                and bool((d["disconnected_peers"].fillna(0) == 0).all()))
+
+    def sync_progress(self) -> list[dict]:
+        d = self.diskful()
+        return [{"node": r.node, "disk_state": r.disk_state} for r in d.itertuples()]
+
+
+@dataclass
+class Writer:
+    claim: dict
+    deployment: dict
+    pv: str | None = None  # the LINSTOR resource (named after the PV)
+    acks: dict[int, Entry] = field(default_factory=dict)
+    records: dict[int, Entry] = field(default_factory=dict)  # the file as read back (verification)
+    logs_read: float = 0.0
+
+    @property
+    def namespace(self) -> str:
+        return self.deployment["metadata"]["namespace"]
+
+
+class Observer:
+    """Polls nodes, the writer's pods, its LINSTOR resource and the writer's acknowledgements."""
+
+    def __init__(self, session: Session, writer: Writer) -> None:
+        self.session, self.writer = session, writer
+        self.api = session.kube()
+        self.scale = session.params.lab.time_scale if session.params.target == "lab" else 1.0
+        self.samples: list[dict] = []  # resync progress
+        self.looks: list[float] = []  # when each observation was taken
+
+    def look(self) -> Snapshot:
+        snap = Snapshot(at=time.time())
+        self.looks.append(snap.at)
+        try:
+            nodes = kube.request(self.api, "GET", "/api/v1/nodes", retry=False)["items"]
+            snap.nodes = {n["metadata"]["name"]: kube.NodeState(
+                n["metadata"]["name"], kube.condition(n, "Ready").get("status", "Unknown"),
+                [t["key"] for t in n["spec"].get("taints") or []], "") for n in nodes}
+            selector = ",".join(f"{k}={v}" for k, v in {**APP_LABEL, "app.kubernetes.io/component": "writer"}.items())
+            snap.pods = kube.request(self.api, "GET", f"/api/v1/namespaces/{self.writer.namespace}/pods",
+                                     query=[("labelSelector", selector)], retry=False)["items"]
+            if self.writer.pv:
+                raw = linstor(self.session).get(f"/v1/view/resources?resources={self.writer.pv}")
+                snap.replicas = resources_frame(raw)
+                snap.standalone = standalone_connections(raw)
+        except (RunbookError, OSError, KeyError, TypeError):
+            snap.api = False  # an outage is an observation, not an error (quorum loss takes the API with it)
+        if snap.api and time.time() - self.writer.logs_read > 0.05:
+            self.collect_acks(snap.pods)
+        if snap.replicas is not None:
+            self.samples.append({"t": snap.at, "replicas": snap.sync_progress()})
+        return snap
+
+    def collect_acks(self, pods: list[dict]) -> None:
+        for pod in pods:
+            log = _log(self.api, pod["metadata"]["namespace"], pod["metadata"]["name"])
+            for e in parse_acks(log or ""):
+                self.writer.acks.setdefault(e.seq, e)
+        self.writer.logs_read = time.time()
+
+    def until(self, done: Callable[[Snapshot], bool], what: str, timeout: float) -> Snapshot:
+        """Observe until ``done``; the error names what was awaited, how long, and the last observation."""
+        return wait_until(lambda: (done(s := self.look()), s), what=what, timeout=timeout, describe=describe,
+                          interval=POLL, max_interval=POLL * 5)
+
+    def resolution_s(self) -> float:
+        """Median time between observations, in cluster seconds: phase times are this precise."""
+        gaps = sorted(b - a for a, b in zip(self.looks, self.looks[1:], strict=False))
+        return round(gaps[len(gaps) // 2] * self.scale, 2) if gaps else 0.0
+
+    def cluster_seconds(self, wall: float, since: float) -> float:
+        return round((wall - since) * self.scale, 1)
+
+
+def standalone_connections(resources: list[dict]) -> list[str]:
+    """``node/peer`` pairs whose DRBD connection is StandAlone: a split brain waits for a human."""
+    out = []
+    for r in resources:
+        conns = (((r.get("layer_object") or {}).get("drbd") or {}).get("connections") or {})
+        out += [f"{r.get('node_name')}/{peer}" for peer, c in sorted(conns.items()) if (c or {}).get("message") == "StandAlone"]
+    return out
+
+
+def describe(s: Snapshot) -> str:
+    if not s.api:
+        return "Kubernetes API unavailable"
+    nodes = ", ".join(f"{n}={st.ready}{'+lost-quorum' if TAINT in st.taints else ''}" for n, st in sorted(s.nodes.items()))
+    pods = ", ".join(f"{p['metadata']['name']}@{p['spec'].get('nodeName')}:{(p.get('status') or {}).get('phase')}" for p in s.pods)
+    reps = ", ".join(f"{r['node']}={r['disk_state']}" for r in s.sync_progress())
+    return f"nodes {nodes}; writer pods {pods or 'none'}; replicas {reps or 'unknown'}"
+
+
+def _log(api, namespace: str, name: str) -> str | None:
+    from kubernetes import client as k8s
+    from kubernetes.client.rest import ApiException
+
+    try:
+        return k8s.CoreV1Api(api).read_namespaced_pod_log(name, namespace, _request_timeout=5)
+    except (ApiException, OSError):
+        return None  # the node's kubelet is unreachable: try again later
+
+
+# ----------------------------------------------------------------------------- preconditions
+
+
+@dataclass
+class Preconditions:
+    storage_class: dict
+    ha_ready: dict[str, bool]  # node -> an HA controller agent runs there
+
+
+def check_setup(session: Session) -> Preconditions:
+    """The class and the HA controller, before anything is created."""
+    api = session.kube()
+    p = session.params
+    sc = kube.get_object(api, f"/apis/storage.k8s.io/v1/storageclasses/{p.failover.storage_class}")
+    if sc is None:
+        raise PreconditionFailed(f"StorageClass {p.failover.storage_class!r} does not exist: run 04-storage-classes first "
+                                 "(or set failover.storage_class)")
+    params = sc.get("parameters") or {}
+    replicas = int(params.get(f"{PROVISIONER}/placementCount", params.get(f"{PROVISIONER}/autoPlace", "1")))
+    session.check(f"class {p.failover.storage_class} places at least 2 diskful replicas", replicas >= 2 and sc.get("provisioner") == PROVISIONER,
+                  f"{sc.get('provisioner')}, placementCount {replicas}", f"{PROVISIONER}, 3 (or 2 + a tie-breaker)")
+    if replicas < 2:
+        raise PreconditionFailed(f"StorageClass {p.failover.storage_class!r} keeps {replicas} replica: there is nothing to fail over to")
+    pods = kube.list_objects(api, f"/api/v1/namespaces/{p.piraeus.namespace}/pods", "app.kubernetes.io/component=ha-controller")
+    ready = {pod["spec"].get("nodeName"): kube.condition(pod, "Ready").get("status") == "True" for pod in pods}
+    storage_nodes = [n.name for n in session.nodes]
+    ok = all(ready.get(n) for n in storage_nodes)
+    session.check("HA controller runs on every node", ok, {n: ready.get(n, False) for n in storage_nodes}, "Ready everywhere")
+    if not ok:
+        raise PreconditionFailed("the Piraeus HA controller (DaemonSet ha-controller) is not ready on every node: without it a "
+                                 "crashed node's pod waits ~15 minutes for Kubernetes to give up its volume. Check "
+                                 "LinstorCluster.spec.highAvailabilityController and the ha-controller pods.")
+    return Preconditions(sc, ready)
+
+
+def linstor_property(session: Session, resource: str, key: str) -> tuple[str | None, str]:
+    """A DRBD option as the resource gets it: its definition, its group, or the controller (value, where)."""
+    client = linstor(session)
+    rd = client.get(f"/v1/resource-definitions/{resource}")
+    rd = rd[0] if isinstance(rd, list) and rd else rd
+    if key in (rd.get("props") or {}):
+        return rd["props"][key], "resource definition"
+    group = rd.get("resource_group_name")
+    if group:
+        rg = client.get(f"/v1/resource-groups/{group}")
+        rg = rg[0] if isinstance(rg, list) and rg else rg
+        if key in (rg.get("props") or {}):
+            return rg["props"][key], f"resource group {group}"
+    ctrl = client.get("/v1/controller/properties") or {}
+    return (ctrl.get(key), "controller") if key in ctrl else (None, "unset")
+
+
+def check_resource(session: Session, writer: Writer, snap: Snapshot, target: str) -> None:
+    """Replica layout, quorum and sync state of the writer's volume; the target is not the last healthy node."""
+    replicas = snap.replicas if snap.replicas is not None else pd.DataFrame()
+    diskful = snap.diskful()
+    tiebreakers = int(replicas["tiebreaker"].astype(bool).sum()) if not replicas.empty else 0
+    layout_ok = len(diskful) >= 3 or (len(diskful) == 2 and tiebreakers >= 1)
+    session.check("three diskful replicas, or two and a tie-breaker", layout_ok,
+                  f"{len(diskful)} diskful ({', '.join(diskful['node']) if not diskful.empty else '-'}), {tiebreakers} tie-breaker",
+                  ">= 3 diskful, or 2 + 1 tie-breaker")
+    quorum, where = linstor_property(session, writer.pv or "", "DrbdOptions/Resource/quorum")
+    session.check("quorum majority on the resource", quorum == "majority", f"{quorum} ({where})", "majority")
+    policy, where = linstor_property(session, writer.pv or "", "DrbdOptions/Resource/on-no-quorum")
+    session.check("a primary without quorum suspends I/O", policy == "suspend-io", f"{policy} ({where})", "suspend-io")
+    session.check("every diskful replica UpToDate and connected", snap.in_sync(),
+                  ", ".join(f"{r['node']}={r['disk_state']}" for r in snap.sync_progress()), "all UpToDate")
+    if target in control_nodes(session):
+        print(f"note: {target} runs the LINSTOR or CSI controller; a replacement pod can only attach once Kubernetes "
+              "has rescheduled them (about 5 minutes after the node goes NotReady by default)")
+    healthy = [n for n in diskful["node"] if n != target and snap.ready(n)] if not diskful.empty else []
+    session.check(f"{target} is not the last healthy replica", bool(healthy), healthy, "another Ready node with an UpToDate replica")
+    if not (layout_ok and quorum == "majority" and policy == "suspend-io" and snap.in_sync() and healthy):
+        raise PreconditionFailed("the drill would not prove anything (or would risk data) with this setup: see the failed "
+                                 "checks above. Quorum comes from the class (04-storage-classes); wait for resyncs to finish.")
+
+
+# ----------------------------------------------------------------------------- the writer
+
+
+def control_nodes(session: Session) -> list[str]:
+    """Where the LINSTOR controller and the CSI controller run: attaching a volume anywhere needs both."""
+    pods = kube.list_objects(session.kube(), f"/api/v1/namespaces/{session.params.piraeus.namespace}/pods",
+                             "app.kubernetes.io/component in (linstor-controller,linstor-csi-controller)")
+    return sorted({p["spec"]["nodeName"] for p in pods if p["spec"].get("nodeName")})
+
+
+def render_writer(session: Session) -> Writer:
+    """The claim and the Deployment.
+
+    Unless ``failover.node`` names a node, the writer prefers a node that runs neither the LINSTOR controller
+    nor the CSI controller: if their node fails, attaching the volume elsewhere waits until Kubernetes
+    reschedules them (about five minutes by default), which is a drill of its own.
+    """
+    f = session.params.failover
+    avoid = [] if f.node else control_nodes(session)
+    prefer = ("In", [f.node]) if f.node else ("NotIn", avoid) if avoid else None
+    return Writer(claim=writer_claim(f"{NAME}-data", f.namespace_test, f.storage_class, f.test_size),
+                  deployment=writer_deployment(f"{NAME}-writer", f.namespace_test, f"{NAME}-data", f.image,
+                                               f.write_interval_s, prefer=prefer))
+
+
+def _apply(session: Session, obj: dict, what: str) -> None:
+    api = session.kube()
+    session.executor.call(lambda: kube.server_side_apply(api, obj), step=what,
+                          target=f"{obj['kind']}/{obj['metadata']['name']}", manifest=manifests.to_yaml([obj]),
+                          command=["kubectl", "apply", "-f", "-"])
+
+
+def start_writer(session: Session, writer: Writer, obs: Observer) -> Snapshot:
+    """Claim, Deployment, and a steady stream of acknowledged records."""
+    _apply(session, writer.claim, "writer claim")
+    _apply(session, writer.deployment, "writer Deployment")
+    if session.dry_run:
+        return Snapshot(at=time.time())
+    api = session.kube()
+    timeout = session.params.node_timeout
+    snap = obs.until(lambda s: s.writer() is not None, "writer pod running", timeout)
+    pvc = kube.get_object(api, kube.object_path(writer.claim)) or {}
+    writer.pv = (pvc.get("spec") or {}).get("volumeName")
+    steady = session.params.failover.steady_s / obs.scale
+    begin = time.time()
+    return obs.until(lambda s: s.replicas is not None and time.time() - begin >= steady and len(writer.acks) > 0,
+                     "writer acknowledging records", timeout)
+
+
+def stop_writer(session: Session, writer: Writer, obs: Observer) -> None:
+    """Scale the writer to zero (its last acknowledgements collected first) and wait until its pods are gone."""
+    obs.collect_acks(obs.look().pods)
+    stopped = {**writer.deployment, "spec": {**writer.deployment["spec"], "replicas": 0}}
+    _apply(session, stopped, "stop the writer (replicas 0)")
+    if not session.dry_run:
+        obs.until(lambda s: s.api and not s.pods, "writer pods gone", session.params.node_timeout)
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def _lab(session: Session, method: str, path: str, body: dict | None, *, step: str, target: str, cli: list[str]) -> dict:
+    """A call to the lab's control API (what ``runbook lab ...`` does), recorded with that command.
+
+    HTTP rather than the CLI: starting a process takes long enough to blur the phase timings.
+    """
+    import httpx
+
+    def call() -> dict:
+        resp = httpx.request(method, session.connection["url"] + path, json=body, timeout=30)
+        if resp.status_code >= 400:
+            raise RunbookError(f"lab: {' '.join(cli)}: {resp.json().get('error', resp.text)}")
+        return resp.json()
+
+    return session.executor.call(call, step=step, target=target, kind="lab", command=["runbook", "lab", *cli]) or {}
+
+
+def inject(session: Session, fault: str, node: NodeRef, *, step: str) -> list[int]:
+    """Fault ``node``; the lab fault ids to remove later (empty for talosctl faults)."""
+    if fault == "reboot":
+        session.talos.reboot(node, step=step)
+        return []
+    if fault == "shutdown":
+        session.talos.shutdown(node, step=step)
+        return []
+    if session.params.target != "lab":
+        raise RunbookError(f"failover.fault {fault!r} exists only in the lab")
+    pairs = [(node.name, None)] if fault == "node-down" else [(node.name, n.name) for n in session.nodes if n.name != node.name]
+    kind = "node-down" if fault == "node-down" else "partition"  # isolate: cut the node off from every peer
+    ids = []
+    for name, peer in pairs:
+        cli = ["fault", "add", kind, "--node", name] + (["--peer", peer] if peer else [])
+        ids.append(int(_lab(session, "POST", "/lab/v1/faults", {"kind": kind, "node": name, "peer": peer},
+                            step=step, target=name, cli=cli).get("id", -1)))
+    return ids
+
+
+def restore(session: Session, fault: str, node: NodeRef, fault_ids: list[int]) -> None:
+    """Bring ``node`` back: remove the lab faults, power it on, or let its reboot finish."""
+    for fid in fault_ids:
+        if fid >= 0:
+            _lab(session, "DELETE", f"/lab/v1/faults/{fid}", None, step=f"bring {node.name} back", target=node.name,
+                 cli=["fault", "remove", str(fid)])
+    if fault == "shutdown":
+        if session.params.target == "lab":
+            _lab(session, "POST", f"/lab/v1/nodes/{node.name}/power-on", None, step=f"power on {node.name}",
+                 target=node.name, cli=["power-on", node.name])
+        else:
+            print(f"==> power {node.name} ({node.address}) on now (BMC, power button); waiting up to "
+                  f"{session.params.node_timeout:.0f}s for it to come back")
+
+
+def _approvals(session: Session, fault: str, nodes: list[NodeRef], step: str) -> None:
+    action = {"reboot": "reboot", "shutdown": "shutdown"}.get(fault)
+    if action:
+        for n in nodes:
+            session.executor.require_approval(action, n.name, step)
+
+
+# ----------------------------------------------------------------------------- the drill
+
+
+@dataclass
+class DrillResult:
+    scenario: str
+    fault: str
+    nodes: list[str]
+    start: float  # wall clock of the fault
+    phases: list[dict] = field(default_factory=list)  # {"phase", "seconds", "detail"}
+    stall_s: float | None = None
+    resync: dict = field(default_factory=dict)
+    #: wall-clock span in which the writer must not have written (quorum loss: no quorum observed)
+    frozen: list[float] = field(default_factory=list)
+
+    def mark(self, obs: Observer, phase: str, at: float, detail: str = "") -> None:
+        if not any(p["phase"] == phase for p in self.phases):
+            self.phases.append({"phase": phase, "seconds": obs.cluster_seconds(at, self.start), "detail": detail})
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.phases, columns=["phase", "seconds", "detail"]).assign(scenario=self.scenario)
+
+
+def _node(session: Session, name: str) -> NodeRef:
+    return next(n for n in session.nodes if n.name == name)
+
+
+def _watch(obs: Observer, res: DrillResult, done: Callable[[Snapshot], bool], what: str, timeout: float,
+           marks: Callable[[Snapshot], None]) -> Snapshot:
+    def check(s: Snapshot) -> bool:
+        marks(s)
+        return done(s)
+
+    return obs.until(check, what, timeout)
+
+
+def failover(session: Session, writer: Writer, obs: Observer, before: Snapshot) -> DrillResult:
+    """Fault the writer's node; time every phase; bring the node back whatever happens."""
+    p = session.params
+    f = p.failover
+    target = _node(session, f.node or before.writer_node() or session.nodes[0].name)
+    _approvals(session, f.fault, [target], "failover drill")
+    timeout = p.node_timeout
+    res = DrillResult("failover", f.fault, [target.name], start=time.time())
+    fault_ids: list[int] = []
+    if session.dry_run:
+        restore(session, f.fault, target, inject(session, f.fault, target, step=f"fault: {f.fault} {target.name}"))
+        return res
+    try:
+        res.start = time.time()
+        fault_ids = inject(session, f.fault, target, step=f"fault: {f.fault} {target.name}")
+        res.mark(obs, "fault injected", res.start, f"{f.fault} {target.name}")
+        moved: dict[str, str] = {}
+
+        def marks(s: Snapshot) -> None:
+            if s.api and not s.ready(target.name):
+                res.mark(obs, "node NotReady", s.at, target.name)
+            if s.tainted(target.name):
+                res.mark(obs, "lost-quorum taint", s.at, f"{TAINT} on {target.name}")
+            node = s.writer_node()
+            if node and node != target.name:
+                moved.setdefault("pod", s.writer()["metadata"]["name"])
+                res.mark(obs, "pod running elsewhere", s.at, f"{moved['pod']} on {node}")
+            if moved and any(a.pod == moved["pod"] for a in writer.acks.values()):
+                res.mark(obs, "writes acknowledged again", s.at, f"by {moved['pod']}")
+
+        def done(s: Snapshot) -> bool:
+            if target.name != before.writer_node():
+                return True  # the writer was elsewhere: nothing to move
+            if f.fault == "reboot" and s.ready(target.name) and s.writer_node() == target.name:
+                return any(a.stamp > s.at - 1.0 / obs.scale for a in writer.acks.values())  # back before a failover
+            return any(ph["phase"] == "writes acknowledged again" for ph in res.phases)
+
+        _watch(obs, res, done, "the writer to run and write elsewhere", timeout, marks)
+    finally:
+        restore(session, f.fault, target, fault_ids)
+    back = _watch(obs, res, lambda s: s.api and s.ready(target.name) and not s.tainted(target.name), f"{target.name} back",
+                  timeout, lambda s: res.mark(obs, "node back", s.at, target.name) if s.api and s.ready(target.name) else None)
+    del back
+    _await_resync(obs, res, timeout)
+    return res
+
+
+def quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapshot) -> DrillResult:
+    """Both other replicas' nodes go away at once: the writer's I/O must freeze, then resume."""
+    p = session.params
+    fault = p.failover.quorum_loss_fault
+    home = before.writer_node()
+    peers = [_node(session, n) for n in before.diskful()["node"] if n != home]
+    _approvals(session, fault, peers, "quorum-loss drill")
+    res = DrillResult("quorum-loss", fault, [n.name for n in peers], start=time.time())
+    ids: dict[str, list[int]] = {}
+    if session.dry_run:
+        return res
+    acked_before = max(writer.acks) if writer.acks else 0
+    names = [n.name for n in peers]
+
+    def without_quorum(s: Snapshot) -> bool:
+        """What the observer can vouch for: the API is gone, or the writer's replica has no connected peer."""
+        if not s.api:
+            return True
+        mine = s.diskful()
+        mine = mine[mine["node"] == home] if not mine.empty else mine
+        return not mine.empty and int(mine["connected_peers"].fillna(0).iloc[0]) == 0
+
+    def marks(s: Snapshot) -> None:
+        if without_quorum(s):
+            res.mark(obs, "quorum lost", s.at, "Kubernetes API unavailable" if not s.api else f"{home} has no peer")
+            res.frozen = [res.frozen[0] if res.frozen else s.at, s.at]
+
+    try:
+        res.start = time.time()
+        for peer in peers:
+            ids[peer.name] = inject(session, fault, peer, step=f"quorum loss: {fault} {peer.name}")
+        res.mark(obs, "fault injected", res.start, f"{fault} {', '.join(names)}")
+        hold = max(p.failover.steady_s, 10.0) / obs.scale
+        _watch(obs, res, lambda s: time.time() - res.start >= hold and bool(res.frozen), "the outage to take hold",
+               timeout=hold + p.node_timeout, marks=marks)
+    finally:
+        for peer in peers:
+            restore(session, fault, peer, ids.get(peer.name, []))
+
+    def back(s: Snapshot) -> bool:
+        marks(s)
+        ok = s.api and all(s.ready(n) for n in names)
+        if ok:
+            res.mark(obs, "nodes back", s.at)
+        return ok
+
+    _watch(obs, res, back, "both nodes back", p.node_timeout, lambda s: None)
+    _watch(obs, res, lambda s: any(a.seq > acked_before and a.stamp > (res.frozen[-1] if res.frozen else res.start)
+                                    for a in writer.acks.values()),
+           "writes to resume", p.node_timeout, lambda s: None)
+    _await_resync(obs, res, p.node_timeout)
+    return res
+
+
+def _await_resync(obs: Observer, res: DrillResult, timeout: float) -> None:
+    back = [ph["seconds"] for ph in res.phases if ph["phase"] in ("node back", "nodes back")]
+    start = res.start + back[0] / obs.scale if back else time.time()
+    s = obs.until(lambda s: s.api and (s.in_sync() or bool(s.standalone)), "every replica UpToDate again", timeout)
+    session = obs.session
+    if s.standalone:
+        session.check(f"{res.scenario}: resync completes", False, f"split brain, connections StandAlone: {', '.join(s.standalone)}",
+                      "all replicas UpToDate (a split brain needs a human: drbdadm connect --discard-my-data on the victim)")
+        return
+    res.mark(obs, "resync done", s.at)
+    res.resync = {"seconds": obs.cluster_seconds(s.at, start)}
+    session.check(f"{res.scenario}: resync completes", True, f"all UpToDate after {res.resync['seconds']} s", "all replicas UpToDate")
+
+
+def finalize(session: Session, results: list[DrillResult], writer: Writer, obs: Observer) -> None:
+    """Timings from the records themselves (the writer's clock), once the file has been read back.
+
+    The I/O stall is the longest gap between consecutive records after the fault; writes were
+    acknowledged again when that gap ended. For quorum loss, no record may carry a time inside
+    the span in which the observer saw the quorum gone.
+    """
+    entries = {**writer.records, **writer.acks}
+    stamps = sorted(e.stamp for e in entries.values())
+    for i, res in enumerate(results):
+        end = results[i + 1].start if i + 1 < len(results) else float("inf")
+        gaps = [(b - a, b) for a, b in zip(stamps, stamps[1:], strict=False) if res.start <= b < end]
+        if not gaps:
+            continue
+        gap, resumed = max(gaps)
+        res.stall_s = round(gap * obs.scale, 1)
+        label = "writes acknowledged again" if res.scenario == "failover" else "writes resumed"
+        res.phases = [ph for ph in res.phases if ph["phase"] != label]
+        res.mark(obs, label, resumed, f"after a {res.stall_s} s stall")
+        res.phases.sort(key=lambda ph: ph["seconds"])
+        if res.frozen:
+            inside = [e for e in entries.values() if res.frozen[0] < e.stamp < res.frozen[1]]
+            session.check("no write completed while quorum was lost (suspend-io)", not inside,
+                          f"{len(inside)} records inside the outage" + (f" (first: {min(e.seq for e in inside)})" if inside else ""),
+                          "0: I/O froze instead of going on alone")
+
+
+# ----------------------------------------------------------------------------- verification and cleanup
+
+
+def read_copies(session: Session, writer: Writer, nodes: list[str]) -> dict[str, list[Entry | None] | None]:
+    """A reader pod on each node prints the record file; DRBD serves it from that node's disk."""
+    api = session.kube()
+    f = session.params.failover
+    copies: dict[str, list[Entry | None] | None] = {}
+    for node in nodes:
+        pod = reader_pod(f"{NAME}-read-{node}"[:63], writer.namespace, writer.claim["metadata"]["name"], f.image, node)
+        _apply(session, pod, f"reader pod on {node}")
+        if session.dry_run:
+            continue
+
+        def finished() -> tuple[bool, dict | None]:
+            obj = kube.get_object(api, kube.object_path(pod))
+            return ((obj or {}).get("status") or {}).get("phase") in ("Succeeded", "Failed"), obj
+
+        try:
+            obj = wait_until(finished, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout),
+                             describe=lambda o: ((o or {}).get("status") or {}).get("phase", "absent"))
+            log = _log(api, writer.namespace, pod["metadata"]["name"]) or ""
+            copies[node] = parse_records(log) if (obj.get("status") or {}).get("phase") == "Succeeded" else None
+        except RunbookError:
+            copies[node] = None  # it could not attach or promote there: that copy is unreadable
+        session.executor.call(lambda pod=pod: kube.delete_object(api, pod), step=f"delete reader on {node}",
+                              target=f"Pod/{pod['metadata']['name']}", command=["kubectl", "delete", "pod"])
+        wait_until(lambda pod=pod: (kube.get_object(api, kube.object_path(pod)) is None, None),
+                   what=f"reader on {node} gone", timeout=session.params.node_timeout)
+    return copies
+
+
+def verify(session: Session, writer: Writer, obs: Observer) -> Verdict:
+    stop_writer(session, writer, obs)
+    snap = obs.look()
+    nodes = list(snap.diskful()["node"]) if not snap.diskful().empty else []
+    copies = read_copies(session, writer, nodes)
+    for lines in copies.values():
+        writer.records.update({e.seq: e for e in lines or [] if e is not None and e.valid and e.seq not in writer.records})
+    verdict = judge(writer.acks, copies)
+    session.check("every acknowledged record on every replica, unchanged", not verdict.lost,
+                  verdict.lost or f"{verdict.acknowledged} acknowledged", "none lost")
+    session.check("replicas hold identical records", not verdict.diverged and not verdict.unreadable,
+                  verdict.diverged + [f"unreadable on {n}" for n in verdict.unreadable] or "identical", "identical")
+    session.check("every record's checksum matches", not verdict.corrupt, verdict.corrupt or "all match", "all match")
+    return verdict
+
+
+def cleanup(session: Session, writer: Writer) -> None:
+    if session.params.failover.keep_test_objects:
+        print("keeping the writer, its claim and data (failover.keep_test_objects)")
+        return
+    api = session.kube()
+    for obj in (writer.deployment, writer.claim):
+        session.executor.call(lambda obj=obj: kube.delete_object(api, obj), step=f"delete {obj['kind']} {obj['metadata']['name']}",
+                              target=f"{obj['kind']}/{obj['metadata']['name']}", command=["kubectl", "delete", "-f", "-"])
+        if not session.dry_run:  # the claim goes only once no pod uses it; a re-run must not find it terminating
+            wait_until(lambda obj=obj: (kube.get_object(api, kube.object_path(obj)) is None, None),
+                       what=f"{obj['kind']} {obj['metadata']['name']} deleted", timeout=session.params.node_timeout)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def phases_frame(results: list[DrillResult]) -> pd.DataFrame:
+    return pd.concat([r.frame() for r in results], ignore_index=True) if results else pd.DataFrame()
+
+
+def summary_frame(results: list[DrillResult], verdict: Verdict | None) -> pd.DataFrame:
+    return pd.DataFrame([{"scenario": r.scenario, "fault": f"{r.fault} {', '.join(r.nodes)}", "I/O stall (s)": r.stall_s,
+                          "resync (s)": r.resync.get("seconds"), "phases": len(r.phases),
+                          "integrity": (verdict.summary() if verdict else "not verified")} for r in results])
+
+
+def timeline_figure(frame: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for scenario, rows in frame.groupby("scenario", sort=False):
+        fig.add_trace(go.Scatter(x=rows["seconds"], y=[scenario] * len(rows), mode="markers+text", text=rows["phase"],
+                                 textposition="top center", name=scenario, hovertext=rows["detail"]))
+    fig.update_layout(title="Failover phases (cluster seconds after the fault)", xaxis_title="seconds after the fault",
+                      height=360, showlegend=False)
+    return fig
+
+
+def resync_frame(obs: Observer, results: list[DrillResult]) -> pd.DataFrame:
+    """Replicas not UpToDate over time, per scenario (from the observer's samples)."""
+    rows = []
+    for r in results:
+        for sample in obs.samples:
+            if sample["t"] < r.start:
+                continue
+            behind = [x["node"] for x in sample["replicas"] if x["disk_state"] != "UpToDate"]
+            rows.append({"scenario": r.scenario, "seconds": obs.cluster_seconds(sample["t"], r.start),
+                         "UpToDate replicas": len(sample["replicas"]) - len(behind), "behind": ", ".join(behind)})
+    return pd.DataFrame(rows)
+
+
+def resync_figure(frame: pd.DataFrame):
+    import plotly.express as px
+
+    fig = px.line(frame, x="seconds", y="UpToDate replicas", color="scenario", line_shape="hv", hover_data=["behind"],
+                  title="UpToDate diskful replicas after the fault")
+    fig.update_layout(height=360)
+    return fig
