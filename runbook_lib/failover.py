@@ -35,7 +35,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 import pandas as pd
+import urllib3
 
 from . import kube, manifests
 from .errors import PreconditionFailed, RunbookError
@@ -145,9 +147,14 @@ def _ranges(seqs: list[int]) -> list[str]:
     return [str(a) if a == b else f"{a}-{b}" for a, b in spans]
 
 
-def judge(acks: dict[int, Entry], copies: dict[str, list[Entry | None] | None]) -> Verdict:
-    """Compare what was acknowledged with what each replica holds."""
+def judge(acks: list[Entry], copies: dict[str, list[Entry | None] | None]) -> Verdict:
+    """Compare what was acknowledged with what each replica holds.
+
+    ``acks`` may hold two records with one sequence number (two writers after a split brain): both were
+    acknowledged, no copy can hold both, so one of them is reported lost.
+    """
     verdict = Verdict(acknowledged=len(acks), copies={n: len(c or []) for n, c in copies.items()})
+    acked = {a.seq for a in acks}
     by_node: dict[str, dict[int, Entry]] = {}
     for node, lines in sorted(copies.items()):
         if lines is None:
@@ -157,15 +164,15 @@ def judge(acks: dict[int, Entry], copies: dict[str, list[Entry | None] | None]) 
         for i, e in enumerate(lines):
             if e is None or not e.valid:
                 # a torn last line was never acknowledged (the ack follows the fsync)
-                if not (i == len(lines) - 1 and (e is None or e.seq not in acks)):
+                if not (i == len(lines) - 1 and (e is None or e.seq not in acked)):
                     verdict.corrupt.append(f"{node} line {i + 1}")
                 continue
             by_node[node][e.seq] = e
     lost: dict[str, list[int]] = {}
-    for seq, ack in sorted(acks.items()):
+    for ack in sorted(acks, key=lambda a: a.seq):
         for node, held in by_node.items():
-            if held.get(seq) is None or held[seq].line != ack.line:
-                lost.setdefault(node, []).append(seq)
+            if held.get(ack.seq) is None or held[ack.seq].line != ack.line:
+                lost.setdefault(node, []).append(ack.seq)
     verdict.lost = [f"{', '.join(_ranges(seqs))} on {node}" for node, seqs in sorted(lost.items())]
     seqs = sorted(set().union(*[set(h) for h in by_node.values()])) if by_node else []
     diverged = [s for s in seqs if len({h[s].line if s in h else None for h in by_node.values()}) > 1]
@@ -248,7 +255,7 @@ class Snapshot:
 
     def diskful(self) -> pd.DataFrame:
         if self.replicas is None or self.replicas.empty:
-            return pd.DataFrame()
+            return pd.DataFrame(columns=["node", "disk_state", "diskless", "tiebreaker", "connected_peers", "disconnected_peers"])
         return self.replicas[~self.replicas["diskless"].astype(bool)]
 
     def in_sync(self) -> bool:
@@ -266,7 +273,7 @@ class Writer:
     claim: dict
     deployment: dict
     pv: str | None = None  # the LINSTOR resource (named after the PV)
-    acks: dict[int, Entry] = field(default_factory=dict)
+    acks: dict[str, Entry] = field(default_factory=dict)  # record line -> entry, as acknowledged in the logs
     records: dict[int, Entry] = field(default_factory=dict)  # the file as read back (verification)
     logs_read: float = 0.0
 
@@ -300,7 +307,7 @@ class Observer:
                 raw = linstor(self.session).get(f"/v1/view/resources?resources={self.writer.pv}")
                 snap.replicas = resources_frame(raw)
                 snap.standalone = standalone_connections(raw)
-        except (RunbookError, OSError, KeyError, TypeError):
+        except (RunbookError, OSError, urllib3.exceptions.HTTPError, httpx.HTTPError):
             snap.api = False  # an outage is an observation, not an error (quorum loss takes the API with it)
         if snap.api and time.time() - self.writer.logs_read > 0.05:
             self.collect_acks(snap.pods)
@@ -312,7 +319,7 @@ class Observer:
         for pod in pods:
             log = _log(self.api, pod["metadata"]["namespace"], pod["metadata"]["name"])
             for e in parse_acks(log or ""):
-                self.writer.acks.setdefault(e.seq, e)
+                self.writer.acks.setdefault(e.line, e)
         self.writer.logs_read = time.time()
 
     def until(self, done: Callable[[Snapshot], bool], what: str, timeout: float) -> Snapshot:
@@ -500,7 +507,6 @@ def _lab(session: Session, method: str, path: str, body: dict | None, *, step: s
 
     HTTP rather than the CLI: starting a process takes long enough to blur the phase timings.
     """
-    import httpx
 
     def call() -> dict:
         resp = httpx.request(method, session.connection["url"] + path, json=body, timeout=30)
@@ -511,7 +517,7 @@ def _lab(session: Session, method: str, path: str, body: dict | None, *, step: s
     return session.executor.call(call, step=step, target=target, kind="lab", command=["runbook", "lab", *cli]) or {}
 
 
-def inject(session: Session, fault: str, node: NodeRef, *, step: str) -> list[int]:
+def inject(session: Session, fault: str, node: NodeRef, *, step: str) -> list[int | None]:
     """Fault ``node``; the lab fault ids to remove later (empty for talosctl faults)."""
     if fault == "reboot":
         session.talos.reboot(node, step=step)
@@ -526,17 +532,16 @@ def inject(session: Session, fault: str, node: NodeRef, *, step: str) -> list[in
     ids = []
     for name, peer in pairs:
         cli = ["fault", "add", kind, "--node", name] + (["--peer", peer] if peer else [])
-        ids.append(int(_lab(session, "POST", "/lab/v1/faults", {"kind": kind, "node": name, "peer": peer},
-                            step=step, target=name, cli=cli).get("id", -1)))
+        ids.append(_lab(session, "POST", "/lab/v1/faults", {"kind": kind, "node": name, "peer": peer},
+                        step=step, target=name, cli=cli).get("id"))  # None in plan mode
     return ids
 
 
-def restore(session: Session, fault: str, node: NodeRef, fault_ids: list[int]) -> None:
+def restore(session: Session, fault: str, node: NodeRef, fault_ids: list[int | None]) -> None:
     """Bring ``node`` back: remove the lab faults, power it on, or let its reboot finish."""
     for fid in fault_ids:
-        if fid >= 0:
-            _lab(session, "DELETE", f"/lab/v1/faults/{fid}", None, step=f"bring {node.name} back", target=node.name,
-                 cli=["fault", "remove", str(fid)])
+        _lab(session, "DELETE", f"/lab/v1/faults/{fid}", None, step=f"bring {node.name} back", target=node.name,
+             cli=["fault", "remove", str(fid) if fid is not None else "<id>"])
     if fault == "shutdown":
         if session.params.target == "lab":
             _lab(session, "POST", f"/lab/v1/nodes/{node.name}/power-on", None, step=f"power on {node.name}",
@@ -597,7 +602,7 @@ def failover(session: Session, writer: Writer, obs: Observer, before: Snapshot) 
     _approvals(session, f.fault, [target], "failover drill")
     timeout = p.node_timeout
     res = DrillResult("failover", f.fault, [target.name], start=time.time())
-    fault_ids: list[int] = []
+    fault_ids: list[int | None] = []
     if session.dry_run:
         restore(session, f.fault, target, inject(session, f.fault, target, step=f"fault: {f.fault} {target.name}"))
         return res
@@ -644,10 +649,10 @@ def quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsho
     peers = [_node(session, n) for n in before.diskful()["node"] if n != home]
     _approvals(session, fault, peers, "quorum-loss drill")
     res = DrillResult("quorum-loss", fault, [n.name for n in peers], start=time.time())
-    ids: dict[str, list[int]] = {}
+    ids: dict[str, list[int | None]] = {}
     if session.dry_run:
         return res
-    acked_before = max(writer.acks) if writer.acks else 0
+    acked_before = max((a.seq for a in writer.acks.values()), default=0)
     names = [n.name for n in peers]
 
     def without_quorum(s: Snapshot) -> bool:
@@ -711,7 +716,7 @@ def finalize(session: Session, results: list[DrillResult], writer: Writer, obs: 
     acknowledged again when that gap ended. For quorum loss, no record may carry a time inside
     the span in which the observer saw the quorum gone.
     """
-    entries = {**writer.records, **writer.acks}
+    entries = {e.line: e for e in [*writer.records.values(), *writer.acks.values()]}
     stamps = sorted(e.stamp for e in entries.values())
     for i, res in enumerate(results):
         end = results[i + 1].start if i + 1 < len(results) else float("inf")
@@ -770,7 +775,7 @@ def verify(session: Session, writer: Writer, obs: Observer) -> Verdict:
     copies = read_copies(session, writer, nodes)
     for lines in copies.values():
         writer.records.update({e.seq: e for e in lines or [] if e is not None and e.valid and e.seq not in writer.records})
-    verdict = judge(writer.acks, copies)
+    verdict = judge(list(writer.acks.values()), copies)
     session.check("every acknowledged record on every replica, unchanged", not verdict.lost,
                   verdict.lost or f"{verdict.acknowledged} acknowledged", "none lost")
     session.check("replicas hold identical records", not verdict.diverged and not verdict.unreadable,

@@ -21,8 +21,8 @@ def entries(lines: list[str]) -> list[Entry | None]:
     return parse_records("\n".join(lines))
 
 
-def acks_of(lines: list[str]) -> dict[int, Entry]:
-    return {e.seq: e for e in parse_acks("\n".join(f"ack {line}" for line in lines))}
+def acks_of(lines: list[str]) -> list[Entry]:
+    return parse_acks("\n".join(f"ack {line}" for line in lines))
 
 
 def test_a_record_round_trips_and_a_changed_byte_breaks_its_checksum() -> None:
@@ -45,12 +45,12 @@ def test_lost_and_diverged_records_are_named() -> None:
     common = [record(i) for i in range(1, 11)]
     isolated = common + [record(i, pod="writer-old") for i in range(11, 16)]  # kept writing alone (no quorum)
     survivor = common + [record(i, pod="writer-new") for i in range(11, 21)]
-    acks = acks_of(common + survivor[10:])
+    acks = acks_of(common + survivor[10:] + isolated[10:])  # both writers were told their writes succeeded
     verdict = judge(acks, {"n1": entries(isolated), "n2": entries(survivor), "n3": entries(survivor)})
-    assert not verdict.ok
-    assert verdict.lost == ["11-20 on n1"]
+    assert not verdict.ok and verdict.acknowledged == 25
+    assert verdict.lost == ["11-20 on n1", "11-15 on n2", "11-15 on n3"]
     assert verdict.diverged == ["records 11-20 differ between replicas (written by writer-new, writer-old)"]
-    assert "lost: 1 (11-20 on n1)" in verdict.summary()
+    assert "lost: 3 (11-20 on n1, 11-15 on n2, 11-15 on n3)" in verdict.summary()
 
 
 def test_a_torn_unacknowledged_last_line_is_not_corruption_but_a_torn_acknowledged_one_is() -> None:

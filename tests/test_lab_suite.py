@@ -18,7 +18,7 @@ import yaml
 
 from runbook_lib.lab import control
 
-from .lab_helpers import LAB_PARAMS, record, run_dir_of, runbook
+from .lab_helpers import LAB_PARAMS, record, run_dir_of, runbook, write_params
 from .reference import reference_path, talos_schema_def
 
 pytestmark = pytest.mark.lab
@@ -160,3 +160,19 @@ def test_drill_names_lost_and_diverged_records_when_drbd_ignores_quorum(suite, t
     assert not rec["results"]["integrity"]["ok"]
     # the test volume (and its split brain) is cleaned up with it
     assert any(a["step"].startswith("delete PersistentVolumeClaim") and a["outcome"] == "applied" for a in rec["actions"])
+
+
+def test_a_partitioned_writer_freezes_and_fails_over_without_divergence(suite, tmp_path) -> None:
+    """The fault matrix's network partition: the cut-off node loses quorum, its writes freeze (suspend-io), the
+    HA controller moves the pod, the frozen primary demotes itself on reconnect and resyncs; nothing diverges."""
+    lab_dir, out, _ = suite
+    params = write_params(tmp_path / "partition.yaml", failover={"fault": "isolate", "quorum_loss": False, "steady_s": 10})
+    proc = runbook("run", "-f", str(params), "06", "--out", str(out), lab_dir=lab_dir)
+    rec = record(run_dir_of(proc), "06-failover-drill")
+    failed = [c for c in rec["checks"] if not c["ok"]]
+    assert proc.returncode == 0 and not failed, failed
+    phases = [p["phase"] for p in rec["results"]["phases"]]
+    assert {"node NotReady", "pod running elsewhere", "node back", "resync done"} <= set(phases)
+    adds = [a for a in rec["actions"] if a["kind"] == "lab" and a["command"][2:4] == ["fault", "add"]]
+    assert len(adds) == 2 and all("partition" in a["command"] for a in adds)  # cut off from both peers
+    assert not control.fault_list(lab_dir)

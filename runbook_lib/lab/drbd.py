@@ -12,7 +12,7 @@ moves the kernel side along lab time, whether or not the Kubernetes API is up:
   ``majority``: the misconfiguration the failover drill must catch.
 - Writes are protocol C: a write reaches the primary's disk and every connected diskful peer
   before it completes. Replicas that were away keep what they had.
-- On (re)connection two diskful replicas compare content: equal is in sync, a prefix becomes
+- Connected diskful replicas compare content (DRBD's generation UUIDs): equal is in sync, a prefix becomes
   SyncTarget of the longer one and resyncs the changed blocks at the link's bandwidth
   (``drbd_resync_mib_s``, default 110 MiB/s: 1 GbE), anything else is a split brain.
 - A primary that loses quorum and reconnects to newer data demotes itself and fails its
@@ -116,7 +116,7 @@ def tick(lab: Any, now: float) -> None:
             for b in nodes[i + 1:]:
                 key = _pair(rd.name, a, b)
                 up = link_up(lab, rd.name, a, b)
-                if up and not st.links.get(key):
+                if up:  # on (re)connection, and whenever connected peers differ (one missed writes the other got)
                     _connect(lab, rd, a, b)
                     up = link_up(lab, rd.name, a, b)
                 st.links[key] = up

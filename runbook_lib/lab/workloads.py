@@ -1082,6 +1082,9 @@ def _kubelet(lab: Any, now: float) -> None:
         rt = st.pods.get(uid)
         if rt is None:
             rt = st.pods[uid] = PodRuntime(node=node, boot_id=facts.boot_id if facts else "", since=now)
+            prefix = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}/"
+            for key in [k for k in st.logs if k.startswith(prefix)]:  # a new pod of an old name starts a new log
+                del st.logs[key]
         if facts is None:
             continue
         if not facts.ready:
