@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["suite", "reaction", "scale"], action="append",
                         help="run only these measurements (repeatable); default: all")
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 30, 300], help="node counts for the scale views")
+    parser.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
+                        help="suite: only these notebooks (01, 02-extensions-and-upgrade, ...); default: all")
     args = parser.parse_args(argv)
     wanted = args.only or ["suite", "reaction", "scale"]
     _use_this_tree()
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if "suite" in wanted:
         from . import suite
 
-        lines += suite.report(suite.measure(echo))
+        lines += suite.report(suite.measure(echo, names=args.notebooks))
     if "reaction" in wanted:
         from . import reaction
 

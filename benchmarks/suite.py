@@ -100,10 +100,10 @@ def _slowest_cells(run_dir: Path, top: int) -> list[dict]:
     return sorted(cells, key=lambda c: -c["seconds"])[:top]
 
 
-def run_suite(work: Path, echo=print) -> tuple[float, Path]:
-    """``runbook run -f parameters/lab.yaml`` on a fresh lab in a private lab directory; (seconds, run dir)."""
+def run_suite(work: Path, echo=print, names: list[str] | None = None) -> tuple[float, Path]:
+    """``runbook run -f parameters/lab.yaml [NAMES]`` on a fresh lab in a private lab directory; (seconds, run dir)."""
     lab_dir, out = work / "lab", work / "outputs"
-    cmd = [sys.executable, "-m", "runbook_lib.cli", "run", "-f", str(PARAMS), "--out", str(out)]
+    cmd = [sys.executable, "-m", "runbook_lib.cli", "run", "-f", str(PARAMS), *(names or []), "--out", str(out)]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=_lab_env(lab_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -126,8 +126,9 @@ def stop_lab(lab_dir: Path) -> None:
     control.stop(lab_dir)
 
 
-def measure(echo=print, top_cells: int = 10) -> SuiteResult:
-    names = resolve_names([])
+def measure(echo=print, top_cells: int = 10, names: list[str] | None = None) -> SuiteResult:
+    """The suite (every notebook, or ``names``) against its floor (as many import-only runs as notebooks)."""
+    names = resolve_names(list(names or []))
     with tempfile.TemporaryDirectory(prefix="runbook-bench-suite-") as tmp:
         work = Path(tmp)
         echo(f"suite: {len(names)} notebooks: {', '.join(names)}")
@@ -135,7 +136,7 @@ def measure(echo=print, top_cells: int = 10) -> SuiteResult:
         floor = measure_floor(names, work)
         echo(f"floor: {sum(floor):.1f}s ({', '.join(f'{t:.1f}' for t in floor)})")
         try:
-            suite_s, run_dir = run_suite(work, echo)
+            suite_s, run_dir = run_suite(work, echo, names)
             stats = _lab_stats(work / "lab")
         finally:
             stop_lab(work / "lab")
