@@ -106,10 +106,6 @@ class NodeState:
         return needed <= set(self.modules) and helper_ok
 
 
-def observe_node(session: Session, node: NodeRef) -> NodeState:
-    return observe_nodes(session, [node])[0]
-
-
 def observe_nodes(session: Session, nodes: list[NodeRef]) -> list[NodeState]:
     """Version and extensions of all nodes in one ``talosctl`` call each; loaded modules per node
     (``talosctl read`` takes one node)."""

@@ -66,7 +66,8 @@ def test_real_cluster_mode_stops_for_missing_approval_before_any_change(lab_dir:
     """target talos against the lab's endpoints: plan by default, approvals required to apply."""
     info = control.start(None, lab_dir)
     common = dict(target="talos", talosctl=info["talosctl"], talosconfig=info["talosconfig"],
-                  kubeconfig=info["kubeconfig"], cluster_name="lab-as-real")
+                  kubeconfig=info["kubeconfig"], cluster_name="lab-as-real",
+                  failover={"fault": "reboot", "quorum_loss_fault": "reboot"})  # lab.yaml's node-down is lab-only
     params = write_params(tmp_path / "real.yaml", dry_run=False, confirm=["reset lab-cp-1"], **common)
     proc = runbook("run", "-f", str(params), "01", "--out", str(tmp_path / "out"), lab_dir=lab_dir)
     assert proc.returncode == 1
