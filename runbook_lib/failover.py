@@ -30,9 +30,9 @@ like a real cluster's.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -40,6 +40,7 @@ import pandas as pd
 import urllib3
 
 from . import kube, manifests
+from .drill_records import WRITER_SCRIPT, Entry, Verdict, judge, parse_acks, parse_records
 from .errors import PreconditionFailed, RunbookError
 from .linstor import resources_frame
 from .piraeus import linstor
@@ -48,7 +49,6 @@ from .storage_classes import PROVISIONER
 from .talos import NodeRef
 from .waiting import wait_until
 
-MARKER = "runbook-record-writer/1"  # the lab recognises the writer by this line
 MOUNT = "/data"
 RECORDS = f"{MOUNT}/records.log"
 NAME = "runbook-failover"
@@ -56,130 +56,6 @@ APP_LABEL = {"app.kubernetes.io/name": NAME}
 TAINT = "drbd.linbit.com/lost-quorum"
 POLL = 0.02  # seconds between observations: the lab runs 100x faster than a cluster
 
-# busybox sh. Continues after the last record on the volume (a restarted pod, a new node).
-WRITER_SCRIPT = f"""# {MARKER}: append sequence-numbered, checksummed records; "ack" only after fsync
-set -eu
-f="$RECORDS"
-last=$(tail -n 1 "$f" 2>/dev/null | cut -d' ' -f1)
-case "$last" in ''|*[!0-9]*) last=$(grep -c '' "$f" 2>/dev/null || true);; esac
-seq=${{last:-0}}
-while true; do
-  seq=$((seq + 1))
-  body="$seq $(date -u +%s.%N) $HOSTNAME $(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \\n')"
-  sum=$(printf '%s' "$body" | sha256sum | cut -c1-16)
-  printf '%s %s\\n' "$body" "$sum" >> "$f"
-  sync "$f"
-  echo "ack $body $sum"
-  sleep "$INTERVAL"
-done
-"""
-
-
-# ----------------------------------------------------------------------------- records (pure)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One record line: ``<seq> <unix time> <pod> <nonce> <sha256(body)[:16]>``."""
-
-    seq: int
-    stamp: float
-    pod: str
-    line: str
-    valid: bool
-
-
-def parse_entry(line: str) -> Entry | None:
-    parts = line.strip().split(" ")
-    if len(parts) != 5 or not parts[0].isdigit():
-        return None
-    body, digest = " ".join(parts[:4]), parts[4]
-    try:
-        stamp = float(parts[1])
-    except ValueError:
-        return None
-    valid = hashlib.sha256(body.encode()).hexdigest()[:16] == digest
-    return Entry(int(parts[0]), stamp, parts[2], line.strip(), valid)
-
-
-def parse_records(text: str) -> list[Entry | None]:
-    """Every line of the record file; None for a line that is not a record (torn or garbage)."""
-    return [parse_entry(line) for line in text.splitlines() if line.strip()]
-
-
-def parse_acks(log: str) -> list[Entry]:
-    """The ``ack <record>`` lines of a writer's log."""
-    return [e for line in log.splitlines() if line.startswith("ack ") and (e := parse_entry(line[4:])) is not None]
-
-
-@dataclass
-class Verdict:
-    acknowledged: int
-    copies: dict[str, int]  # node -> records read there
-    lost: list[str] = field(default_factory=list)  # acknowledged, missing or changed in some copy
-    diverged: list[str] = field(default_factory=list)  # same sequence number, different record between copies
-    corrupt: list[str] = field(default_factory=list)  # lines whose checksum does not match
-    unreadable: list[str] = field(default_factory=list)  # nodes whose copy could not be read
-
-    @property
-    def ok(self) -> bool:
-        return not (self.lost or self.diverged or self.corrupt or self.unreadable)
-
-    def summary(self) -> str:
-        if self.ok:
-            return f"all {self.acknowledged} acknowledged records present and identical on {len(self.copies)} replicas"
-        parts = []
-        for label, items in (("lost", self.lost), ("diverged", self.diverged), ("corrupt", self.corrupt),
-                             ("unreadable", self.unreadable)):
-            if items:
-                parts.append(f"{label}: {len(items)} ({', '.join(items[:5])}{', ...' if len(items) > 5 else ''})")
-        return "; ".join(parts)
-
-
-def _ranges(seqs: list[int]) -> list[str]:
-    """[3, 4, 5, 9] -> ["3-5", "9"]."""
-    spans: list[list[int]] = []
-    for seq in sorted(set(seqs)):
-        if spans and spans[-1][1] == seq - 1:
-            spans[-1][1] = seq
-        else:
-            spans.append([seq, seq])
-    return [str(a) if a == b else f"{a}-{b}" for a, b in spans]
-
-
-def judge(acks: list[Entry], copies: dict[str, list[Entry | None] | None]) -> Verdict:
-    """Compare what was acknowledged with what each replica holds.
-
-    ``acks`` may hold two records with one sequence number (two writers after a split brain): both were
-    acknowledged, no copy can hold both, so one of them is reported lost.
-    """
-    verdict = Verdict(acknowledged=len(acks), copies={n: len(c or []) for n, c in copies.items()})
-    acked = {a.seq for a in acks}
-    by_node: dict[str, dict[int, Entry]] = {}
-    for node, lines in sorted(copies.items()):
-        if lines is None:
-            verdict.unreadable.append(node)
-            continue
-        by_node[node] = {}
-        for i, e in enumerate(lines):
-            if e is None or not e.valid:
-                # a torn last line was never acknowledged (the ack follows the fsync)
-                if not (i == len(lines) - 1 and (e is None or e.seq not in acked)):
-                    verdict.corrupt.append(f"{node} line {i + 1}")
-                continue
-            by_node[node][e.seq] = e
-    lost: dict[str, list[int]] = {}
-    for ack in sorted(acks, key=lambda a: a.seq):
-        for node, held in by_node.items():
-            if held.get(ack.seq) is None or held[ack.seq].line != ack.line:
-                lost.setdefault(node, []).append(ack.seq)
-    verdict.lost = [f"{', '.join(_ranges(seqs))} on {node}" for node, seqs in sorted(lost.items())]
-    seqs = sorted(set().union(*[set(h) for h in by_node.values()])) if by_node else []
-    diverged = [s for s in seqs if len({h[s].line if s in h else None for h in by_node.values()}) > 1]
-    if diverged:
-        writers = sorted({h[s].pod for h in by_node.values() for s in diverged if s in h})
-        verdict.diverged = [f"records {', '.join(_ranges(diverged))} differ between replicas (written by {', '.join(writers)})"]
-    return verdict
 
 
 # ----------------------------------------------------------------------------- manifests (pure)
@@ -481,7 +357,7 @@ def start_writer(session: Session, writer: Writer, obs: Observer) -> Snapshot:
         return Snapshot(at=time.time())
     api = session.kube()
     timeout = session.params.node_timeout
-    snap = obs.until(lambda s: s.writer() is not None, "writer pod running", timeout)
+    obs.until(lambda s: s.writer() is not None, "writer pod running", timeout)
     pvc = kube.get_object(api, kube.object_path(writer.claim)) or {}
     writer.pv = (pvc.get("spec") or {}).get("volumeName")
     steady = session.params.failover.steady_s / obs.scale
@@ -585,17 +461,42 @@ def _node(session: Session, name: str) -> NodeRef:
     return next(n for n in session.nodes if n.name == name)
 
 
-def _watch(obs: Observer, res: DrillResult, done: Callable[[Snapshot], bool], what: str, timeout: float,
-           marks: Callable[[Snapshot], None]) -> Snapshot:
+def _watch(obs: Observer, done: Callable[[Snapshot], bool], what: str, timeout: float,
+           marks: Callable[[Snapshot], None] | None = None) -> Snapshot:
+    """Observe until ``done``, letting ``marks`` timestamp the phases each observation shows."""
     def check(s: Snapshot) -> bool:
-        marks(s)
+        if marks is not None:
+            marks(s)
         return done(s)
 
     return obs.until(check, what, timeout)
 
 
+@contextmanager
+def _leaves_writer(writer: Writer):
+    """A failed scenario leaves the writer running for inspection: say so, and how to go on."""
+    try:
+        yield
+    except RunbookError as err:
+        err.add_note(f"The writer (Deployment {writer.namespace}/{writer.deployment['metadata']['name']}) and its claim "
+                     f"{writer.claim['metadata']['name']} are left in place with their data; re-running 06 continues with "
+                     "them, or delete both when done.")
+        raise
+
+
 def failover(session: Session, writer: Writer, obs: Observer, before: Snapshot) -> DrillResult:
     """Fault the writer's node; time every phase; bring the node back whatever happens."""
+    with _leaves_writer(writer):
+        return _failover(session, writer, obs, before)
+
+
+def quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapshot) -> DrillResult:
+    """Both other replicas' nodes go away at once: the writer's I/O must freeze, then resume."""
+    with _leaves_writer(writer):
+        return _quorum_loss(session, writer, obs, before)
+
+
+def _failover(session: Session, writer: Writer, obs: Observer, before: Snapshot) -> DrillResult:
     p = session.params
     f = p.failover
     target = _node(session, f.node or before.writer_node() or session.nodes[0].name)
@@ -631,18 +532,16 @@ def failover(session: Session, writer: Writer, obs: Observer, before: Snapshot) 
                 return any(a.stamp > s.at - 1.0 / obs.scale for a in writer.acks.values())  # back before a failover
             return any(ph["phase"] == "writes acknowledged again" for ph in res.phases)
 
-        _watch(obs, res, done, "the writer to run and write elsewhere", timeout, marks)
+        _watch(obs, done, "the writer to run and write elsewhere", timeout, marks)
     finally:
         restore(session, f.fault, target, fault_ids)
-    back = _watch(obs, res, lambda s: s.api and s.ready(target.name) and not s.tainted(target.name), f"{target.name} back",
-                  timeout, lambda s: res.mark(obs, "node back", s.at, target.name) if s.api and s.ready(target.name) else None)
-    del back
+    _watch(obs, lambda s: s.api and s.ready(target.name) and not s.tainted(target.name), f"{target.name} back", timeout,
+           lambda s: res.mark(obs, "node back", s.at, target.name) if s.api and s.ready(target.name) else None)
     _await_resync(obs, res, timeout)
     return res
 
 
-def quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapshot) -> DrillResult:
-    """Both other replicas' nodes go away at once: the writer's I/O must freeze, then resume."""
+def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapshot) -> DrillResult:
     p = session.params
     fault = p.failover.quorum_loss_fault
     home = before.writer_node()
@@ -674,8 +573,8 @@ def quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsho
             ids[peer.name] = inject(session, fault, peer, step=f"quorum loss: {fault} {peer.name}")
         res.mark(obs, "fault injected", res.start, f"{fault} {', '.join(names)}")
         hold = max(p.failover.steady_s, 10.0) / obs.scale
-        _watch(obs, res, lambda s: time.time() - res.start >= hold and bool(res.frozen), "the outage to take hold",
-               timeout=hold + p.node_timeout, marks=marks)
+        _watch(obs, lambda s: time.time() - res.start >= hold and bool(res.frozen), "the outage to take hold",
+               hold + p.node_timeout, marks)
     finally:
         for peer in peers:
             restore(session, fault, peer, ids.get(peer.name, []))
@@ -687,10 +586,9 @@ def quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsho
             res.mark(obs, "nodes back", s.at)
         return ok
 
-    _watch(obs, res, back, "both nodes back", p.node_timeout, lambda s: None)
-    _watch(obs, res, lambda s: any(a.seq > acked_before and a.stamp > (res.frozen[-1] if res.frozen else res.start)
-                                    for a in writer.acks.values()),
-           "writes to resume", p.node_timeout, lambda s: None)
+    _watch(obs, back, "both nodes back", p.node_timeout)
+    _watch(obs, lambda s: any(a.seq > acked_before and a.stamp > (res.frozen[-1] if res.frozen else res.start)
+                              for a in writer.acks.values()), "writes to resume", p.node_timeout)
     _await_resync(obs, res, p.node_timeout)
     return res
 
@@ -758,7 +656,7 @@ def read_copies(session: Session, writer: Writer, nodes: list[str]) -> dict[str,
         if session.dry_run:
             continue
 
-        def finished() -> tuple[bool, dict | None]:
+        def finished(pod: dict = pod) -> tuple[bool, dict | None]:
             obj = kube.get_object(api, kube.object_path(pod))
             return ((obj or {}).get("status") or {}).get("phase") in ("Succeeded", "Failed"), obj
 

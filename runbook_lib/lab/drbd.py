@@ -181,7 +181,6 @@ def _update_suspended(lab: Any, rd: Any, now: float) -> None:
 def append(lab: Any, rd_name: str, node: str, path: str, line: str) -> str:
     """A process on ``node`` appends ``line`` and fsyncs: ``ok``, ``blocked`` (suspended) or ``error``."""
     ctl = lab.linstor
-    st: DrbdState = lab.drbd
     rd = ctl.rds.get(rd_name)
     rep = rd.replicas.get(node) if rd else None
     if rd is None or rep is None or rep.role != "Primary":

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from runbook_lib.failover import WRITER_SCRIPT, Entry, judge, parse_acks, parse_entry, parse_records
+from runbook_lib.drill_records import WRITER_SCRIPT, Entry, judge, parse_acks, parse_entry, parse_records
 
 
 def record(seq: int, pod: str = "writer-a", stamp: float = 1000.0) -> str:
