@@ -371,9 +371,10 @@ def sync_linstor(lab: Any, now: float) -> None:
     found = linstor_service(lab)
     controller_up = found is not None and controller_pod(lab, found[0]) is not None
     ns = found[0] if found else None
+    satellites = wl.running_by_node(lab, ns, {"app.kubernetes.io/component": "linstor-satellite"}) if ns else {}
     for name, node in ctl.nodes.items():
         facts = wl.node_facts(lab, name)
-        pod = wl.running_on(lab, ns, {"app.kubernetes.io/component": "linstor-satellite"}, name) if ns else None
+        pod = satellites.get(name)
         ready = bool(controller_up and facts and facts.up and facts.ready and pod is not None)
         if ready:
             state.ready_since.setdefault(name, now)

@@ -1367,12 +1367,19 @@ def pods_of(lab: Any, namespace: str, selector: dict[str, str]) -> list[dict]:
     return [p for p in objects(lab, "", "pods", namespace) if match(p["metadata"].get("labels") or {})]
 
 
+def running_by_node(lab: Any, namespace: str, selector: dict[str, str]) -> dict[str, dict]:
+    """Node -> the ready pod matching ``selector`` there (one pass over the pods, not one per node)."""
+    out: dict[str, dict] = {}
+    for p in pods_of(lab, namespace, selector):
+        node = p["spec"].get("nodeName")
+        if node and node not in out and pod_ready(p) and not p["metadata"].get("deletionTimestamp"):
+            out[node] = p
+    return out
+
+
 def running_on(lab: Any, namespace: str, selector: dict[str, str], node: str) -> dict | None:
     """The ready pod matching ``selector`` on ``node``, if any."""
-    for p in pods_of(lab, namespace, selector):
-        if p["spec"].get("nodeName") == node and pod_ready(p) and not p["metadata"].get("deletionTimestamp"):
-            return p
-    return None
+    return running_by_node(lab, namespace, selector).get(node)
 
 
 def pod_log(lab: Any, namespace: str, pod: str, container: str | None, tail: int | None = None) -> str | None:
