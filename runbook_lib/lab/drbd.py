@@ -58,7 +58,7 @@ class DrbdState:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> DrbdState:
-        return cls(**(data or {}))
+        return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
 
 def _pair(rd: str, a: str, b: str) -> str:

@@ -248,7 +248,6 @@ class OperatorState:
     """What the operator/satellite models remember across passes (lab time)."""
 
     ready_since: dict[str, float] = field(default_factory=dict)  # node -> satellite container ready since
-    last_resync: float | None = None
     logged: list[str] = field(default_factory=list)  # messages already written to logs
 
     def to_dict(self) -> dict:
