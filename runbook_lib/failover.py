@@ -236,8 +236,8 @@ def _log(api, namespace: str, name: str) -> str | None:
 
     try:
         return k8s.CoreV1Api(api).read_namespaced_pod_log(name, namespace, _request_timeout=5)
-    except (ApiException, OSError):
-        return None  # the node's kubelet is unreachable: try again later
+    except (ApiException, OSError, urllib3.exceptions.HTTPError):
+        return None  # the node's kubelet (or the API server) is unreachable: try again later
 
 
 # ----------------------------------------------------------------------------- preconditions
