@@ -20,11 +20,14 @@ def _use_this_tree() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", choices=["suite", "reaction", "scale"], action="append",
-                        help="run only these measurements (repeatable); default: all")
+    parser.add_argument("--only", choices=["suite", "reaction", "scale", "order"], action="append",
+                        help="run only these measurements (repeatable); default: suite, reaction and scale "
+                             "(order runs five notebooks twice: only when asked)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 30, 300], help="node counts for the scale views")
     parser.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
                         help="suite: only these notebooks (01, 02-extensions-and-upgrade, ...); default: all")
+    parser.add_argument("--time-scales", type=float, nargs=2, default=[25.0, 100.0], metavar=("A", "B"),
+                        help="order: the two lab.time_scale values compared (default 25 100)")
     args = parser.parse_args(argv)
     wanted = args.only or ["suite", "reaction", "scale"]
     _use_this_tree()
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import scale
 
         lines += scale.report(scale.measure(echo, tuple(args.sizes)))
+    if "order" in wanted:
+        from . import order
+
+        lines += order.report(order.measure(echo, tuple(args.time_scales)))
     print("\n".join(lines))
     return 0
 
