@@ -533,7 +533,10 @@ class LabHTTPServer(ThreadingHTTPServer):
 
     def _tick_loop(self) -> None:
         last_save = 0.0
-        # 25 ms: at the default x100 that is 2.5 lab seconds, far below any modeled duration.
+        # 25 ms: 2.5 lab seconds at the default x100, longer than the shortest modelled steps (1-2 s: container
+        # creation, attach, provisioning). Talos events run in time order within a tick; the controllers compare
+        # lab times, so such steps finish in the right order, only up to one tick later. Every API request also
+        # ticks first, so a runbook never sees a state older than its request.
         while not self.stopping.wait(0.025):
             with self.lab.lock:
                 self.lab.tick()

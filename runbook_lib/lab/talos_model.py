@@ -1219,10 +1219,13 @@ class TalosCluster:
         changed = False
         for node in self.nodes.values():
             changed |= self._apply_faults(node, now, faults)
-            while node.schedule and node.schedule[0]["at"] <= now:
-                event = node.schedule.pop(0)
-                self._run_event(node, event, faults)
-                changed = True
+        # Due events of every node in time order (not node by node): one tick may span several lab
+        # seconds, and an event on one node (etcd leaving) must not be seen after a later one elsewhere.
+        while due := [n for n in self.nodes.values() if n.schedule and n.schedule[0]["at"] <= now]:
+            node = min(due, key=lambda n: n.schedule[0]["at"])
+            self._run_event(node, node.schedule.pop(0), faults)
+            changed = True
+        for node in self.nodes.values():
             changed |= self._etcd_rejoin(node, now)
         return changed
 
