@@ -39,14 +39,10 @@ MAX_CHANGED_KIB = 128 * 1024  # the journal wraps: a long outage does not dirty 
 class DrbdState:
     #: rd -> node -> path -> lines (the content of appended files, per replica)
     files: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
-    #: "rd|a|b" (a < b) -> connected at the last tick
-    links: dict[str, bool] = field(default_factory=dict)
     #: "rd|a|b" pairs that detected a split brain (StandAlone)
     split_brain: list[str] = field(default_factory=list)
     #: "rd|node" a consumer opened (auto-promote); closing it demotes
     opened: list[str] = field(default_factory=list)
-    #: "rd|node" -> lab time I/O was suspended (a primary without quorum)
-    suspended: dict[str, float] = field(default_factory=dict)
     last: float | None = None
     #: "pv|node" -> lab time the HA controller first saw the pod's node unreachable (:mod:`.ha_controller`)
     ha_lost: dict[str, float] = field(default_factory=dict)
@@ -99,7 +95,10 @@ def _is_prefix(short: dict[str, list[str]], long: dict[str, list[str]]) -> bool:
 
 
 def tick(lab: Any, now: float) -> None:
-    """Advance connections, resyncs and roles to lab time ``now``."""
+    """Advance connections, resyncs and roles to lab time ``now``.
+
+    Suspended I/O needs no state of its own: :func:`append` asks for quorum at each write.
+    """
     st: DrbdState = lab.drbd
     ctl = lab.linstor
     dt = 0.0 if st.last is None else max(0.0, now - st.last)
@@ -114,12 +113,8 @@ def tick(lab: Any, now: float) -> None:
                 rep.role = "Secondary"  # power lost: DRBD comes back down/Secondary
         for i, a in enumerate(nodes):
             for b in nodes[i + 1:]:
-                key = _pair(rd.name, a, b)
-                up = link_up(lab, rd.name, a, b)
-                if up:  # on (re)connection, and whenever connected peers differ (one missed writes the other got)
+                if link_up(lab, rd.name, a, b):  # on (re)connection, and whenever connected peers differ
                     _connect(lab, rd, a, b)
-                    up = link_up(lab, rd.name, a, b)
-                st.links[key] = up
         for rep in rd.replicas.values():
             sync = rep.sync
             if sync and link_up(lab, rd.name, rep.node, sync["source"]):
@@ -128,9 +123,6 @@ def tick(lab: Any, now: float) -> None:
                     source_files = st.files.get(rd.name, {}).get(sync["source"], {})
                     st.files.setdefault(rd.name, {})[rep.node] = {p: list(v) for p, v in source_files.items()}
                     rep.sync, rep.disk_state = None, "UpToDate"
-        _update_suspended(lab, rd, now)
-    for key in [k for k in st.links if k.split("|", 1)[0] not in ctl.rds]:
-        del st.links[key]
     st.split_brain = [k for k in st.split_brain if k.split("|", 1)[0] in ctl.rds]
     for rd_name in [r for r in st.files if r not in ctl.rds]:
         del st.files[rd_name]
@@ -161,23 +153,6 @@ def _connect(lab: Any, rd: Any, a: str, b: str) -> None:
     behind.sync = {"source": ahead.node, "done_kib": 0, "total_kib": max(BLOCK_KIB, total)}
 
 
-def has_quorum(lab: Any, rd: Any, node: str) -> bool:
-    """The kernel's answer: LINSTOR's setting unless the lab's quorum-off fault overrides it."""
-    return not quorum_enforced(lab) or lab.linstor.has_quorum(rd, node)
-
-
-def _update_suspended(lab: Any, rd: Any, now: float) -> None:
-    st: DrbdState = lab.drbd
-    for rep in rd.replicas.values():
-        key = f"{rd.name}|{rep.node}"
-        frozen = (rep.role == "Primary" and node_up(lab, rep.node) and not has_quorum(lab, rd, rep.node)
-                  and lab.linstor.effective_prop(rd, "DrbdOptions/Resource/on-no-quorum", "suspend-io") == "suspend-io")
-        if frozen:
-            st.suspended.setdefault(key, now)
-        else:
-            st.suspended.pop(key, None)
-
-
 def append(lab: Any, rd_name: str, node: str, path: str, line: str) -> str:
     """A process on ``node`` appends ``line`` and fsyncs: ``ok``, ``blocked`` (suspended) or ``error``."""
     ctl = lab.linstor
@@ -185,7 +160,7 @@ def append(lab: Any, rd_name: str, node: str, path: str, line: str) -> str:
     rep = rd.replicas.get(node) if rd else None
     if rd is None or rep is None or rep.role != "Primary":
         return "error"
-    if not has_quorum(lab, rd, node):
+    if not ctl.has_quorum(rd, node):  # the kernel's answer: quorum-off makes it ignore LINSTOR's setting
         policy = ctl.effective_prop(rd, "DrbdOptions/Resource/on-no-quorum", "suspend-io")
         return "blocked" if policy == "suspend-io" else "error"
     targets = [r for r in rd.replicas.values()
