@@ -53,3 +53,18 @@ def write_params(path: Path, **overrides) -> Path:
     data.update(overrides)
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def serve_lab(nodes: list[dict], d: Path, *, time_scale: float = 2000.0, seed: int = 5):
+    """An in-process lab serving HTTP on 127.0.0.1, and a talosconfig for it in ``d``: (lab, server, path).
+
+    The caller stops it: ``server.stop(); server.server_close()``.
+    """
+    from runbook_lib.lab.server import Lab, LabHTTPServer
+
+    lab = Lab.create({"nodes": nodes, "time_scale": time_scale, "seed": seed})
+    server = LabHTTPServer(lab, None)
+    server.start_background()
+    cfg = d / "talosconfig"
+    cfg.write_text(yaml.safe_dump(lab.talos.talosconfig(server.url.split("://", 1)[1])))
+    return lab, server, cfg

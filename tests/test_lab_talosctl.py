@@ -32,7 +32,7 @@ from runbook_lib.lab.talosctl import (
     tabwrite,
 )
 
-from .lab_helpers import VOLUME_DOCS
+from .lab_helpers import VOLUME_DOCS, serve_lab
 
 NODES = [
     {"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"},
@@ -167,14 +167,8 @@ def test_rpc_reset_validation_and_schematic_fallback():
 
 @pytest.fixture(scope="module")
 def lab_env(tmp_path_factory):
-    from runbook_lib.lab.server import Lab, LabHTTPServer
-
-    lab = Lab.create({"nodes": NODES, "time_scale": 2000.0, "seed": 5})
-    server = LabHTTPServer(lab, None)
-    server.start_background()
     d: Path = tmp_path_factory.mktemp("talos")
-    cfg = d / "talosconfig"
-    cfg.write_text(yaml.safe_dump(lab.talos.talosconfig(server.url.split("://", 1)[1])))
+    lab, server, cfg = serve_lab(NODES, d)
     yield SimpleNamespace(lab=lab, server=server, talosconfig=str(cfg), dir=d)
     server.stop()
     server.server_close()

@@ -13,12 +13,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 
 from runbook_lib.errors import ParseError, TalosError
 from runbook_lib.execution import Executor
 from runbook_lib.record import Record
 from runbook_lib.talos import NodeRef, Talosctl
+
+from .lab_helpers import serve_lab
 
 NODES = [NodeRef("cp-1", "10.5.0.2", "controlplane"), NodeRef("cp-2", "10.5.0.3", "controlplane"),
          NodeRef("w-1", "10.5.0.20", "worker")]
@@ -126,14 +127,8 @@ LAB_NODES = [{"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"},
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from runbook_lib.lab.server import Lab, LabHTTPServer
-
-    lab = Lab.create({"nodes": LAB_NODES, "time_scale": 2000.0, "seed": 5})
-    server = LabHTTPServer(lab, None)
-    server.start_background()
     d: Path = tmp_path_factory.mktemp("talos-many")
-    cfg = d / "talosconfig"
-    cfg.write_text(yaml.safe_dump(lab.talos.talosconfig(server.url.split("://", 1)[1])))
+    lab, server, cfg = serve_lab(LAB_NODES, d)
     exe = d / "talosctl"
     exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runbook_lib.lab.talosctl "$@"\n')
     exe.chmod(0o755)

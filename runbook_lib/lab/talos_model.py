@@ -50,6 +50,7 @@ from typing import Any
 
 import yaml
 
+from .talos_errors import TalosAPIError
 from .talos_releases import drbd_version, kernel_version, parse_version, zfs_version
 
 # ----------------------------------------------------------------------------- constants
@@ -145,17 +146,6 @@ IMMEDIATE_MACHINE = ("ca", "acceptedCAs", "time", "certSANs", "install", "networ
 IMMEDIATE_FEATURES = ("kubernetesTalosAPIAccess", "kubePrism", "hostDNS", "imageCache", "nodeAddressSortAlgorithm")
 
 
-class TalosAPIError(Exception):
-    """An error the Talos API would return: a gRPC code and the status message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def grpc(self) -> str:
-        """The text talosctl prints for it (``rpc error: code = X desc = ...``)."""
-        return f"rpc error: code = {self.code} desc = {self.message}"
 
 
 # ----------------------------------------------------------------------------- small helpers

@@ -33,6 +33,8 @@ import sys
 import time
 from urllib.parse import quote
 
+from .talos_errors import TalosAPIError
+
 # Not imported here, to keep the start of each call short (see the module docstring):
 # yaml (when the talosconfig is read), .talos_model (apply-config, patch, -o yaml), datetime.
 # Annotations are not evaluated (``from __future__ import annotations``): typing is for checkers only.
@@ -44,18 +46,6 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 0.02  # real seconds between --wait / health polls
 
 
-class TalosAPIError(Exception):
-    """An error the lab's Talos endpoint answered (a gRPC code and message): the client side of
-    :class:`.talos_model.TalosAPIError`, defined here so that a call does not import the model."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def grpc(self) -> str:
-        """The text talosctl prints for it (``rpc error: code = X desc = ...``)."""
-        return f"rpc error: code = {self.code} desc = {self.message}"
 
 
 def _model():
