@@ -39,11 +39,11 @@ import httpx
 import pandas as pd
 import urllib3
 
-from . import kube, manifests
+from . import kube
 from .drill_records import WRITER_SCRIPT, Entry, Verdict, judge, parse_acks, parse_records
 from .errors import PreconditionFailed, RunbookError
 from .linstor import resources_frame
-from .piraeus import linstor
+from .piraeus import create, linstor
 from .session import Session
 from .storage_classes import PROVISIONER
 from .talos import NodeRef
@@ -342,17 +342,10 @@ def render_writer(session: Session) -> Writer:
                                                f.write_interval_s, prefer=prefer))
 
 
-def _apply(session: Session, obj: dict, what: str) -> None:
-    api = session.kube()
-    session.executor.call(lambda: kube.server_side_apply(api, obj), step=what,
-                          target=f"{obj['kind']}/{obj['metadata']['name']}", manifest=manifests.to_yaml([obj]),
-                          command=["kubectl", "apply", "-f", "-"])
-
-
 def start_writer(session: Session, writer: Writer, obs: Observer) -> Snapshot:
     """Claim, Deployment, and a steady stream of acknowledged records."""
-    _apply(session, writer.claim, "writer claim")
-    _apply(session, writer.deployment, "writer Deployment")
+    create(session, writer.claim, "writer claim")
+    create(session, writer.deployment, "writer Deployment")
     if session.dry_run:
         return Snapshot(at=time.time())
     api = session.kube()
@@ -370,7 +363,7 @@ def stop_writer(session: Session, writer: Writer, obs: Observer) -> None:
     """Scale the writer to zero (its last acknowledgements collected first) and wait until its pods are gone."""
     obs.collect_acks(obs.look().pods)
     stopped = {**writer.deployment, "spec": {**writer.deployment["spec"], "replicas": 0}}
-    _apply(session, stopped, "stop the writer (replicas 0)")
+    create(session, stopped, "stop the writer (replicas 0)")
     if not session.dry_run:
         obs.until(lambda s: s.api and not s.pods, "writer pods gone", session.params.node_timeout)
 
@@ -652,7 +645,7 @@ def read_copies(session: Session, writer: Writer, nodes: list[str]) -> dict[str,
     copies: dict[str, list[Entry | None] | None] = {}
     for node in nodes:
         pod = reader_pod(f"{NAME}-read-{node}"[:63], writer.namespace, writer.claim["metadata"]["name"], f.image, node)
-        _apply(session, pod, f"reader pod on {node}")
+        create(session, pod, f"reader pod on {node}")
         if session.dry_run:
             continue
 

@@ -53,6 +53,14 @@ def apply(session: Session, manifest: dict, *, step: str, destructive: str | Non
                           destructive=destructive, command=["kubectl", "apply", "--server-side", "-f", "-"])
 
 
+def create(session: Session, obj: dict, step: str) -> None:
+    """Server-side apply a test object and record it, without comparing first (05's and 06's test workloads)."""
+    api = session.kube()
+    session.executor.call(lambda: kube.server_side_apply(api, obj), step=step,
+                          target=f"{obj['kind']}/{obj['metadata']['name']}", manifest=manifests.to_yaml([obj]),
+                          command=["kubectl", "apply", "-f", "-"])
+
+
 def install_operator(session: Session) -> None:
     p = session.params.piraeus
     apply(session, namespace_manifest(p.namespace), step="namespace for Piraeus")

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import kube, manifests
+from . import kube
 from .errors import PreconditionFailed, RunbookError
 from .linstor import storage_pools_frame
-from .piraeus import apply, helm_for, linstor
+from .piraeus import apply, create, helm_for, linstor
 from .session import Session
 from .storage_classes import PROVISIONER
 from .waiting import wait_until
@@ -244,13 +244,6 @@ def parse_sha256(log: str) -> dict[str, str]:
     return {m.group(2): m.group(1) for m in re.finditer(r"^([0-9a-f]{64})\s+\*?(\S+)\s*$", log, re.MULTILINE)}
 
 
-def _create(session: Session, obj: dict, what: str) -> None:
-    api = session.kube()
-    session.executor.call(lambda: kube.server_side_apply(api, obj), step=what,
-                          target=f"{obj['kind']}/{obj['metadata']['name']}", manifest=manifests.to_yaml([obj]),
-                          command=["kubectl", "apply", "-f", "-"])
-
-
 def _run_pod(session: Session, p: dict) -> dict[str, str]:
     """Wait for a checksum pod to finish; its sha256 lines (RunbookError with its log when it failed)."""
     api = session.kube()
@@ -327,16 +320,16 @@ def round_trip(session: Session, objs: TestObjects) -> RoundTrip | None:
     api = session.kube()
     out = RoundTrip()
     try:
-        _create(session, objs.source, "test PVC (source)")
-        _create(session, objs.writer, "writer pod")
+        create(session, objs.source, "test PVC (source)")
+        create(session, objs.writer, "writer pod")
         if session.dry_run:
             for obj, what in ((objs.snapshot, "VolumeSnapshot"), (objs.restored, "restored PVC"), (objs.reader, "reader pod")):
-                _create(session, obj, what)
+                create(session, obj, what)
             return None
         out.written = _run_pod(session, objs.writer)
         session.check("writer hashed both files", sorted(out.written) == sorted(FILES), sorted(out.written), list(FILES))
         before = pool_usage(session).assign(moment="before snapshot")
-        _create(session, objs.snapshot, "VolumeSnapshot")
+        create(session, objs.snapshot, "VolumeSnapshot")
         out.snapshot = wait_ready(session, objs.snapshot)
         st = out.snapshot["status"]
         session.check("VolumeSnapshot readyToUse", st.get("readyToUse") is True, st.get("readyToUse"), True)
@@ -350,8 +343,8 @@ def round_trip(session: Session, objs: TestObjects) -> RoundTrip | None:
         session.check("LINSTOR holds the snapshot", not ours.empty and all("SUCCESSFUL" in f for f in ours["flags"]),
                       f"{handle}: {sorted(set(ours['flags']))} on {sorted(ours['node'])}", "SUCCESSFUL on the replicas' nodes")
         after = pool_usage(session).assign(moment="after snapshot")
-        _create(session, objs.restored, "restored PVC (dataSource VolumeSnapshot)")
-        _create(session, objs.reader, "reader pod")
+        create(session, objs.restored, "restored PVC (dataSource VolumeSnapshot)")
+        create(session, objs.reader, "reader pod")
         out.restored = _run_pod(session, objs.reader)
         restored = pool_usage(session).assign(moment="after restore")
         out.pool_space = pd.concat([before, after, restored], ignore_index=True)
