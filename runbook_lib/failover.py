@@ -172,10 +172,7 @@ class Observer:
         snap = Snapshot(at=time.time())
         self.looks.append(snap.at)
         try:
-            nodes = kube.request(self.api, "GET", "/api/v1/nodes", retry=False)["items"]
-            snap.nodes = {n["metadata"]["name"]: kube.NodeState(
-                n["metadata"]["name"], kube.condition(n, "Ready").get("status", "Unknown"),
-                [t["key"] for t in n["spec"].get("taints") or []], "") for n in nodes}
+            snap.nodes = kube.node_states(self.api, retry=False)
             selector = ",".join(f"{k}={v}" for k, v in {**APP_LABEL, "app.kubernetes.io/component": "writer"}.items())
             snap.pods = kube.request(self.api, "GET", f"/api/v1/namespaces/{self.writer.namespace}/pods",
                                      query=[("labelSelector", selector)], retry=False)["items"]

@@ -62,10 +62,13 @@ class NodeState:
     os_image: str
 
 
-def node_states(api: k8s.ApiClient, label_selector: str | None = None) -> dict[str, NodeState]:
-    """Ready condition, taints and OS image of every node, in one list call."""
+def node_states(api: k8s.ApiClient, label_selector: str | None = None, *, retry: bool = True) -> dict[str, NodeState]:
+    """Ready condition, taints and OS image of every node, in one list call (``retry``: as :func:`request`)."""
+    def call():
+        return k8s.CoreV1Api(api).list_node(label_selector=label_selector or "").items
+
     try:
-        items = retrying(lambda: k8s.CoreV1Api(api).list_node(label_selector=label_selector or "").items, "list nodes")
+        items = retrying(call, "list nodes") if retry else call()
     except ApiException as exc:
         raise RunbookError(f"Kubernetes API: listing nodes failed: {exc.status} {exc.reason}") from None
     out = {}
