@@ -30,7 +30,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -49,6 +49,7 @@ from .linstor_model import (
     ret_code,
 )
 from .piraeus import DRIVER, api_reachable
+from .state import SavedState
 
 T_PROVISION = 2.0  # CreateVolume round trip (lab seconds)
 T_ATTACH = 1.0
@@ -198,19 +199,11 @@ def parse_parameters(params: dict[str, str]) -> Parameters:
 
 
 @dataclass
-class CsiState:
+class CsiState(SavedState):
     provision_at: dict[str, float] = field(default_factory=dict)  # claim uid -> CreateVolume completes
     retry_at: dict[str, float] = field(default_factory=dict)  # claim uid -> next attempt after a failure
     attach_at: dict[str, float] = field(default_factory=dict)  # VolumeAttachment -> attach completes
     users: dict[str, list[str]] = field(default_factory=dict)  # "<pv>/<node>" -> pod uids using it
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> CsiState:
-        data = data or {}
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def _quantity_bytes(q: str | int) -> int:

@@ -26,8 +26,10 @@ of lines. Other files stay in the shared per-volume model of :mod:`.workloads`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from .state import SavedState
 
 BLOCK_KIB = 4  # DRBD's bitmap granularity
 # An fsync'ed append dirties the data block, the inode and a few journal blocks.
@@ -36,7 +38,7 @@ MAX_CHANGED_KIB = 128 * 1024  # the journal wraps: a long outage does not dirty 
 
 
 @dataclass
-class DrbdState:
+class DrbdState(SavedState):
     #: rd -> node -> path -> lines (the content of appended files, per replica)
     files: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
     #: "rd|a|b" pairs that detected a split brain (StandAlone)
@@ -48,13 +50,6 @@ class DrbdState:
     ha_lost: dict[str, float] = field(default_factory=dict)
     #: pod uid -> the record writer's process state (:mod:`.record_writer`)
     writers: dict[str, dict] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> DrbdState:
-        return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
 
 def _pair(rd: str, a: str, b: str) -> str:

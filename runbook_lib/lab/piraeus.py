@@ -33,7 +33,7 @@ import base64
 import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -50,6 +50,7 @@ from .linstor_model import (
     api_rc,
     ret_code,
 )
+from .state import SavedState
 
 CHART_REF = "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus"
 CHART_NAME = "piraeus"
@@ -244,19 +245,11 @@ def _truthy(value: Any) -> bool:
 
 
 @dataclass
-class OperatorState:
+class OperatorState(SavedState):
     """What the operator/satellite models remember across passes (lab time)."""
 
     ready_since: dict[str, float] = field(default_factory=dict)  # node -> satellite container ready since
     logged: list[str] = field(default_factory=list)  # messages already written to logs
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> OperatorState:
-        data = data or {}
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def _log_once(lab: Any, ns: str, pod: dict | None, container: str, text: str) -> None:
