@@ -203,22 +203,25 @@ def _route(lab: Any, ctl: Any, method: str, path: str, query: dict[str, list[str
         return 200, _page([ctl.rg_json(rg) for name, rg in sorted(ctl.groups.items()) if not wanted or name.lower() in wanted], query)
     m = re.fullmatch(r"/v1/resource-groups/([^/]+)", p)
     if m and method == "GET":
-        group = next((rg for name, rg in ctl.groups.items() if name.lower() == m.group(1).lower()), None)
-        if group is None:
-            raise not_found(FAIL_NOT_FOUND_RSC_GRP, MASK_RSC_GRP, f"Resource group '{m.group(1)}'")
-        return 200, ctl.rg_json(group)
+        return 200, ctl.rg_json(_rg(ctl, m.group(1)))
     return 404, [api_rc(UNKNOWN_API_CALL, f"No such API call: {method} {path}")]
 
 
-def _node(ctl: Any, name: str) -> Any:
-    for n, node in ctl.nodes.items():
+def _named(objects: dict[str, Any], name: str, code: int, mask: int, what: str) -> Any:
+    """LINSTOR looks names up case-insensitively; a missing one is its NOT_FOUND return code."""
+    for n, obj in objects.items():
         if n.lower() == name.lower():
-            return node
-    raise not_found(FAIL_NOT_FOUND_NODE, MASK_NODE, f"Node '{name}'")
+            return obj
+    raise not_found(code, mask, f"{what} '{name}'")
+
+
+def _node(ctl: Any, name: str) -> Any:
+    return _named(ctl.nodes, name, FAIL_NOT_FOUND_NODE, MASK_NODE, "Node")
 
 
 def _rd(ctl: Any, name: str) -> Any:
-    for n, rd in ctl.rds.items():
-        if n.lower() == name.lower():
-            return rd
-    raise not_found(FAIL_NOT_FOUND_RSC_DFN, MASK_RSC_DFN, f"Resource definition '{name}'")
+    return _named(ctl.rds, name, FAIL_NOT_FOUND_RSC_DFN, MASK_RSC_DFN, "Resource definition")
+
+
+def _rg(ctl: Any, name: str) -> Any:
+    return _named(ctl.groups, name, FAIL_NOT_FOUND_RSC_GRP, MASK_RSC_GRP, "Resource group")
