@@ -42,6 +42,8 @@ from pydantic import (
     model_validator,
 )
 
+from .approvals import ACTIONS as _APPROVAL_ACTIONS
+from .approvals import CLASS_ACTIONS, RENAMED, meaning, renamed_message
 from .disk_selector import check_disk_selector
 from .errors import ApprovalRequired, ParamsError
 from .sizes import GiB, parse_size
@@ -50,7 +52,9 @@ __all__ = [
     "ACTIONS",
     "Bench",
     "DEFAULT_NODES",
+    "COUNTED_FAULT_KINDS",
     "FAULT_KINDS",
+    "PAIR_FAULT_KINDS",
     "MIN_TALOS_VERSION",
     "PARAMETER_KEYS",
     "SECRET_KEY_SUFFIXES",
@@ -113,12 +117,19 @@ def supports_ephemeral_resize_by_reset(version: str) -> bool:
 
 # --------------------------------------------------------------------------- field rules
 
-ACTIONS = ("reset", "wipe", "shutdown", "reboot")
+ACTIONS: tuple[str, ...] = tuple(_APPROVAL_ACTIONS)
 FaultKind = Literal[
     "node-down", "stuck-reboot", "partition", "api-errors", "talosctl-fail", "helm-fail", "pool-full",
     # the lab's DRBD ignores quorum although LINSTOR configures it: a misconfiguration 06 must catch
     "quorum-off",
+    # storage faults the safety gates must catch: a slow resync, talos#12478's Diskless after upgrade,
+    # a dedicated replication network down between two nodes
+    "slow-resync", "diskless-after-upgrade", "replication-down",
 ]
+#: fault kinds that name a node and a peer (the two ends of a link)
+PAIR_FAULT_KINDS = ("partition", "replication-down")
+#: fault kinds that count uses (``count``, default 1); the others hold until cleared
+COUNTED_FAULT_KINDS = ("api-errors", "talosctl-fail", "helm-fail")
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 SECRET_KEY_SUFFIXES = ("_password", "_token", "_secret", "_passphrase")
 
@@ -252,12 +263,23 @@ def _confirm_entry(value: str) -> str:
     parts = value.split()
     if len(parts) != 2:
         raise ValueError(
-            f"{value!r} must be '<action> <node>', for example 'reset {DEFAULT_NODES[0]['name']}'"
+            f"{value!r} must be '<action> <node>' (or 'benchmark <storage-class>'), "
+            f"for example 'reset {DEFAULT_NODES[0]['name']}'"
         )
     action, node = parts
+    if action in RENAMED:
+        raise ValueError(renamed_message(action, node))
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; approvals are for {', '.join(ACTIONS)}")
     return f"{action} {node}"
+
+
+def _backup_dir(value: str) -> str:
+    """etcd snapshots hold every cluster Secret: they must never land in the (shared, committed) run records."""
+    if "outputs" in Path(value).expanduser().parts:
+        raise ValueError(f"{value!r} is inside an outputs/ folder, where run records go; etcd snapshots hold every "
+                         "cluster Secret: choose a private folder (default: a per-user data folder)")
+    return value
 
 
 def _factory_url(value: str) -> str:
@@ -294,6 +316,7 @@ PoolName = Annotated[str, AfterValidator(_pool_name)]
 DiskSelectorText = Annotated[str, AfterValidator(_disk_selector)]
 NonEmpty = Annotated[str, AfterValidator(_non_empty)]
 Approval = Annotated[str, AfterValidator(_confirm_entry)]
+BackupDir = Annotated[str, AfterValidator(_non_empty), AfterValidator(_backup_dir)]
 FactoryUrl = Annotated[str, AfterValidator(_factory_url)]
 ExtensionName = Annotated[str, AfterValidator(_extension)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
@@ -381,6 +404,10 @@ class LabOptions(_Strict):
     disk_transport: Transport = "nvme"
     initial_talos_version: TalosVersion = "v1.12.6"
     faults: list[Fault] = Field(default_factory=list)
+    #: ask for every approval and apply every rule a real cluster gets (default: relaxed for rehearsal)
+    enforce_safety: bool = False
+    #: MiB/s each volume in use changes while a replica is away: what a returning replica must resync
+    workload_write_mib_s: float = Field(default=0.5, ge=0, le=10000)
 
     @property
     def disk_size_bytes(self) -> int:
@@ -443,10 +470,13 @@ class Snapshots(_Strict):
 class Failover(_Strict):
     """06-failover-drill: the workload, the fault and what the drill waits for.
 
-    ``reboot`` and ``shutdown`` run ``talosctl`` against the node (approvals ``reboot <node>`` /
-    ``shutdown <node>``; a shut-down node is powered on by the operator, the drill waits for
-    it). ``node-down`` (power loss) and ``isolate`` (the node cut off from every peer) are lab
-    faults, refused against a real cluster.
+    ``reboot`` is the failure test: ``talosctl reboot`` takes the node away without warning its
+    workloads. ``shutdown`` is a planned-maintenance test: Talos cordons and drains the node first,
+    and the operator powers it on again while the drill waits. Both need the approval
+    ``drill <node>``; the quorum-loss scenario needs ``quorum-loss <writer's node>``.
+    ``node-down`` (power loss) and ``isolate`` (the node cut off from every peer) are lab faults,
+    refused against a real cluster. On a real cluster ``node`` must be set, so the approvals name
+    a known node before anything starts.
     """
 
     storage_class: Annotated[str, AfterValidator(_node_name)] = "replicated"
@@ -454,7 +484,8 @@ class Failover(_Strict):
     #: the node to fault; null: the node the writer runs on (the interesting case)
     node: str | None = None
     #: the quorum-loss scenario: both other replicas' nodes go away at once (same fault kind,
-    #: isolate excepted: it becomes node-down); writes must freeze, not diverge
+    #: isolate excepted: it becomes node-down); writes must freeze, not diverge. Default: on in the
+    #: lab, off for ``target: talos`` (filled in by :class:`Params`)
     quorum_loss: bool = True
     quorum_loss_fault: Literal["reboot", "shutdown", "node-down"] = "reboot"
     test_size: Annotated[str, Field(pattern=r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$")] = "1Gi"
@@ -473,6 +504,9 @@ class Params(_Strict):
     target: Literal["lab", "talos"] = "lab"
     dry_run: bool | None = None
     confirm: Annotated[list[Approval], BeforeValidator(_confirm_list)] = Field(default_factory=list)
+    #: where etcd snapshots go before a control-plane node is disrupted; None: a per-user data folder
+    #: (the lab's own folder in the lab). Never under outputs/: a snapshot holds every cluster Secret
+    backup_dir: BackupDir | None = None
     talosctl: NonEmpty = "talosctl"
     helm: NonEmpty = "helm"
     talosconfig: NonEmpty | None = None
@@ -491,6 +525,16 @@ class Params(_Strict):
     bench: Bench = Field(default_factory=Bench)
     secrets: dict[SecretName, SecretStr] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _target_defaults(cls, data: Any) -> Any:
+        """Defaults that depend on the target: no quorum-loss drill on a real cluster unless asked for."""
+        if isinstance(data, Mapping) and data.get("target") == "talos":
+            failover = data.get("failover")
+            if failover is None or (isinstance(failover, Mapping) and failover.get("quorum_loss") is None):
+                data = {**data, "failover": {**(failover or {}), "quorum_loss": False}}
+        return data
+
     @model_validator(mode="after")
     def _cross_field_checks(self) -> Params:
         """Rules that span fields. Raises :class:`ParamsError` (not ValueError) to keep one line per problem."""
@@ -500,6 +544,11 @@ class Params(_Strict):
         return self
 
     # -- derived values ---------------------------------------------------------
+
+    @property
+    def enforces_safety(self) -> bool:
+        """Approvals and every real-cluster rule apply: a real cluster, or the lab with ``enforce_safety``."""
+        return self.target == "talos" or self.lab.enforce_safety
 
     @property
     def effective_dry_run(self) -> bool:
@@ -560,7 +609,7 @@ class Params(_Strict):
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; approvals are for {', '.join(ACTIONS)}")
         if not self.approves(action, node_name):
-            raise ApprovalRequired(f"{action} {node_name}", step)
+            raise ApprovalRequired(f"{action} {node_name}", step, meaning(action))
 
     # -- records -------------------------------------------------------------------
 
@@ -688,7 +737,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[Problem]:
     names = _node_names(nodes)
     problems: list[Problem] = []
     problems += _node_problems(nodes)
-    problems += _confirm_problems(data.get("confirm"), names)
+    problems += _confirm_problems(data.get("confirm"), names, _bench_classes(data.get("bench")))
     problems += _storage_problems(data.get("storage"))
     problems += _lab_problems(data.get("lab"), nodes, names)
     problems += _duplicates(data.get("extensions"), ("extensions",), "extension")
@@ -767,15 +816,27 @@ def _duplicates(values: Any, base: Loc | None, what: str, locs: list[Loc] | None
     return problems
 
 
-def _confirm_problems(confirm: Any, names: set[str] | None) -> list[Problem]:
+def _bench_classes(bench: Any) -> set[str] | None:
+    classes = bench.get("classes", ["local", "replicated"]) if isinstance(bench, Mapping) else ["local", "replicated"]
+    return {c for c in classes if isinstance(c, str)} if isinstance(classes, list | tuple) else None
+
+
+def _confirm_problems(confirm: Any, names: set[str] | None, classes: set[str] | None) -> list[Problem]:
     entries = _confirm_list(confirm)
-    if names is None or not isinstance(entries, list | tuple):
+    if not isinstance(entries, list | tuple):
         return []
     problems: list[Problem] = []
     for i, entry in enumerate(entries):
         parts = entry.split() if isinstance(entry, str) else []
-        if len(parts) == 2 and parts[0] in ACTIONS and parts[1] not in names:
-            problems.append((("confirm", i), _unknown_node(parts[1], names)))
+        if len(parts) != 2 or parts[0] not in ACTIONS:
+            continue
+        action, target = parts
+        if action in CLASS_ACTIONS:
+            if classes is not None and target not in classes:
+                known = ", ".join(sorted(classes)) or "none"
+                problems.append((("confirm", i), f"storage class {target!r} is not in bench.classes ({known})"))
+        elif names is not None and target not in names:
+            problems.append((("confirm", i), _unknown_node(target, names)))
     return problems
 
 
@@ -827,13 +888,17 @@ def _fault_problems(loc: Loc, fault: Mapping[str, Any], names: set[str] | None) 
     for key, value in (("node", node), ("peer", peer)):
         if names is not None and isinstance(value, str) and value not in names:
             problems.append(((*loc, key), _unknown_node(value, names)))
-    if kind == "partition":
+    if kind in PAIR_FAULT_KINDS:
         if node is None or peer is None:
-            problems.append((loc, "a partition fault needs both node and peer"))
+            problems.append((loc, f"a {kind} fault needs both node and peer"))
         elif node == peer:
             problems.append(((*loc, "peer"), "must differ from node"))
     elif peer is not None and kind in FAULT_KINDS:
-        problems.append(((*loc, "peer"), "only partition faults take a peer"))
+        problems.append(((*loc, "peer"), f"only {' and '.join(PAIR_FAULT_KINDS)} faults take a peer"))
+    if fault.get("count") is not None and kind in FAULT_KINDS and kind not in COUNTED_FAULT_KINDS:
+        problems.append(((*loc, "count"), f"a {kind} fault holds until cleared; only {', '.join(COUNTED_FAULT_KINDS)} take a count"))
+    if kind == "diskless-after-upgrade" and node is None:
+        problems.append(((*loc, "node"), "a diskless-after-upgrade fault needs the node whose next upgrade it breaks"))
     return problems
 
 

@@ -214,19 +214,19 @@ def test_confirm_entries_are_normalized_and_approve() -> None:
     assert p.approves("reset", "lab-cp-1")
     assert p.approves("wipe", "lab-cp-2")
     assert not p.approves("wipe", "lab-cp-1")
-    assert not p.approves("shutdown", "lab-cp-2")
+    assert not p.approves("drill", "lab-cp-2")
 
 
 def test_confirm_comma_separated_string() -> None:
-    p = parse_params({"confirm": "reset lab-cp-1, wipe lab-cp-2\nreboot lab-cp-3"})
-    assert p.confirm == ["reset lab-cp-1", "wipe lab-cp-2", "reboot lab-cp-3"]
+    p = parse_params({"confirm": "reset lab-cp-1, wipe lab-cp-2\nupgrade lab-cp-3"})
+    assert p.confirm == ["reset lab-cp-1", "wipe lab-cp-2", "upgrade lab-cp-3"]
 
 
 def test_confirm_problems_have_indexes() -> None:
     found = problems_of({"confirm": ["reset lab-cp-1", "format lab-cp-1", "wipe", "wipe lab-cp-9"]})
     assert found == [
-        "confirm[1]: unknown action 'format'; approvals are for reset, wipe, shutdown, reboot",
-        "confirm[2]: 'wipe' must be '<action> <node>', for example 'reset lab-cp-1'",
+        "confirm[1]: unknown action 'format'; approvals are for reset, wipe, upgrade, drill, quorum-loss, benchmark",
+        "confirm[2]: 'wipe' must be '<action> <node>' (or 'benchmark <storage-class>'), for example 'reset lab-cp-1'",
         "confirm[3]: node 'lab-cp-9' is not in nodes (nodes: lab-cp-1, lab-cp-2, lab-cp-3)",
     ]
 
@@ -594,7 +594,7 @@ def test_lab_fault_problems() -> None:
         "lab.faults[1]: a partition fault needs both node and peer",
         "lab.faults[2].peer: must differ from node",
         "lab.faults[3].node: node 'lab-cp-7' is not in nodes (nodes: lab-cp-1, lab-cp-2, lab-cp-3)",
-        "lab.faults[5].peer: only partition faults take a peer",
+        "lab.faults[5].peer: only partition and replication-down faults take a peer",
     ]
 
 
