@@ -633,6 +633,8 @@ def run_matrix(session: Any) -> tuple[pd.DataFrame, dict[str, dict]]:
     from .storage_classes import require_classes
 
     require_classes(session, list(session.params.bench.classes))  # before the first PVC: say to run 04 first
+    for cls in session.params.bench.classes:  # every approval before the first PVC
+        session.executor.require_approval("benchmark", cls, f"benchmark {cls}")
     frames, topology = [], {}
     for cls in session.params.bench.classes:
         print(f"{cls}: {session.params.bench.iterations} x {len(MATRIX)} fio jobs, about "

@@ -90,13 +90,26 @@ class HelmError(CommandError):
 class ApprovalRequired(RunbookError):
     """A destructive step needs an explicit approval in ``confirm``."""
 
-    def __init__(self, entry: str, step: str) -> None:
+    def __init__(self, entry: str, step: str, meaning: str | None = None) -> None:
         self.entry = entry
         self.step = step
+        self.meaning = meaning
+        what = f" (notebook {meaning})" if meaning else ""
         super().__init__(
-            f"step '{step}' is destructive and needs the approval {entry!r}: "
+            f"step '{step}' is destructive and needs the approval {entry!r}{what}: "
             f'add "{entry}" to the confirm list in your parameter file (or -p confirm ...)'
         )
+
+
+class GateRefused(RunbookError):
+    """A storage or etcd gate said no: a node may not go down now, or did not come back whole.
+
+    ``resources`` names the blocking resources (LINSTOR resource names, or ``satellite``/``node``).
+    """
+
+    def __init__(self, message: str, resources: list[str] | None = None) -> None:
+        self.resources = list(resources or [])
+        super().__init__(message)
 
 
 class WaitTimeout(RunbookError):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .approvals import meaning
 from .errors import ApprovalRequired, CommandError, RunbookError
 from .record import Action, Record, utcnow
 
@@ -45,11 +46,16 @@ class Executor:
 
     # -- approvals
     def require_approval(self, action: str, node: str, step: str) -> None:
-        """Raise :class:`ApprovalRequired` unless ``"<action> <node>"`` was approved."""
-        if self.approve is None or self.dry_run:
+        """Raise :class:`ApprovalRequired` unless ``"<action> <node>"`` was approved.
+
+        In plan mode nothing is changed, so a missing approval is only named (the apply run stops there).
+        """
+        if self.approve is None or self.approve(action, node):
             return
-        if not self.approve(action, node):
-            raise ApprovalRequired(f"{action} {node}", step)
+        if self.dry_run:
+            print(f"plan: step '{step}' will need the approval '{action} {node}' when applied ({meaning(action)})")
+            return
+        raise ApprovalRequired(f"{action} {node}", step, meaning(action))
 
     # -- commands
     def run(
@@ -67,19 +73,21 @@ class Executor:
         error: type[CommandError] = CommandError,
         hint: str | None = None,
         env: dict | None = None,
+        approval_target: str | None = None,
     ) -> ToolResult | None:
         """Run ``argv``; for a mutating call in plan mode, record it as planned and return None.
 
-        ``destructive`` names the approval action (``reset``, ``wipe``, ``shutdown``,
-        ``reboot``); ``shown_argv`` is what the record shows when ``argv`` holds a
-        temporary path or anything else that must not be recorded.
+        ``destructive`` names the approval action (``reset``, ``wipe``, ``upgrade``, ``drill``,
+        ``quorum-loss``, ``benchmark``); ``shown_argv`` is what the record shows when ``argv`` holds a
+        temporary path or anything else that must not be recorded. ``approval_target`` is the target
+        the approval names when it is not ``target`` (quorum loss: the writer's node, not the peer).
         """
         argv = [str(a) for a in argv]
         shown = [str(a) for a in (shown_argv or argv)]
         if mutating or destructive:
             if destructive:
                 try:
-                    self.require_approval(destructive, target, step)
+                    self.require_approval(destructive, approval_target or target, step)
                 except ApprovalRequired:
                     self._action(step, kind, target, shown, manifest, "skipped", None, 0.0, destructive=True)
                     raise

@@ -5,7 +5,9 @@ running machine configuration (``apply-config``), *then* reset EPHEMERAL so Talo
 re-creates it at the capped size and gives the freed space to the user volume.
 Resetting first would re-create EPHEMERAL from the old configuration and leave no
 room for the user volume (the seed article's ordering trap). Nodes go one at a time
-and the cluster must be healthy before each one.
+and the cluster must be healthy before each one; on a cluster that already runs LINSTOR
+the storage gates decide too (:mod:`.storage_gates`), and etcd is snapshotted before a
+control-plane node is reset.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import machineconfig
+from . import machineconfig, storage_gates
 from .errors import PreconditionFailed
+from .etcd_backup import snapshot_before
 from .kube import describe_nodes, node_states
 from .manifests import to_yaml, volume_documents
 from .params import Params, supports_ephemeral_resize_by_reset
@@ -135,8 +138,13 @@ def cluster_healthy(session: Session, *, timeout: float, exclude: str | None = N
                          wait_timeout=f"{int(timeout)}s", timeout=timeout + 30)
 
 
-def apply_node(session: Session, node: NodeRef, plan: NodePlan, docs: list[dict], *, timeout: float) -> None:
-    """Carry out a node's plan: apply-config, then reset EPHEMERAL and wait until it is back."""
+def apply_node(session: Session, node: NodeRef, plan: NodePlan, docs: list[dict], *, timeout: float,
+               held: dict[str, bool] | None = None) -> None:
+    """Carry out a node's plan: apply-config, then reset EPHEMERAL and wait until it is back.
+
+    ``held``: the replicas the node held before (from the storage gate); after the reset it must hold
+    them again, diskful, UpToDate and connected.
+    """
     manifest = to_yaml(docs)
     talos, ex = session.talos, session.executor
     if plan.blocked:
@@ -153,6 +161,8 @@ def apply_node(session: Session, node: NodeRef, plan: NodePlan, docs: list[dict]
                               graceful=True, reboot=True, timeout=f"{int(timeout)}s")
         if applied:
             wait_node_back(session, node, timeout=timeout)
+            storage_gates.wait_back(session, node.name, held or {}, step=f"reset EPHEMERAL {node.name}",
+                                    timeout=timeout)
     else:
         ex.unchanged(step=f"reset EPHEMERAL {node.name}", target=node.name, kind="talosctl", destructive=True,
                      command=["talosctl", "--nodes", node.address, "reset", "--system-labels-to-wipe", "EPHEMERAL"])
@@ -254,12 +264,17 @@ def apply_all(session: Session, plans: list[NodePlan], docs: list[dict], *, time
     nodes = {n.name: n for n in session.nodes}
     for plan in plans:
         node = nodes[plan.node]
+        held: dict[str, bool] = {}
         if plan.changes:
             print(f"{node.name}: {'; '.join(plan.reasons)}")
             cluster_healthy(session, timeout=timeout, exclude=node.name)
         else:
             print(f"{node.name}: already partitioned, nothing to do")
-        apply_node(session, node, plan, docs, timeout=timeout)
+        if plan.reset:
+            step = f"reset EPHEMERAL {node.name}"
+            held = storage_gates.before_down(session, [node.name], step=step, optional=True)[node.name]
+            snapshot_before(session, node, step=step)
+        apply_node(session, node, plan, docs, timeout=timeout, held=held)
     if not session.dry_run and any(p.changes for p in plans):
         cluster_healthy(session, timeout=timeout)
 

@@ -62,6 +62,9 @@ def create(session: Session, obj: dict, step: str) -> None:
 
 
 def install_operator(session: Session) -> None:
+    """The operator chart; first of all, every ``wipe <node>`` the run will need (nothing changes before)."""
+    if session.executor.approve is not None:
+        require_wipe_approvals(session, find_partitions(session))
     p = session.params.piraeus
     apply(session, namespace_manifest(p.namespace), step="namespace for Piraeus")
     helm = helm_for(session)
@@ -146,15 +149,20 @@ def wipe_pod(node: str, device: str, mount: str, namespace: str) -> dict:
     }
 
 
+def require_wipe_approvals(session: Session, parts: list[Partition]) -> None:
+    """``wipe <node>`` for every partition that still carries a filesystem (the wipe destroys it)."""
+    for p in parts:
+        if p.needs_wipe:
+            session.executor.require_approval("wipe", p.node, f"wipe {p.device} on {p.node}")
+
+
 def wipe_partitions(session: Session, parts: list[Partition]) -> None:
     """Wipe every partition still carrying a filesystem; each is destructive (approval ``wipe <node>``)."""
     missing = [p.node for p in parts if not p.device]
     if missing:
         raise PreconditionFailed(f"no {session.params.storage.partition_label} partition on {', '.join(missing)}: "
                                  "run 01-partition first")
-    todo = [p for p in parts if p.needs_wipe]
-    for p in todo:  # every approval before the first wipe
-        session.executor.require_approval("wipe", p.node, f"wipe {p.device} on {p.node}")
+    require_wipe_approvals(session, parts)  # every approval before the first wipe
     api = session.kube()
     ns = session.params.piraeus.namespace
     for p in parts:

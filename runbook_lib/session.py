@@ -66,6 +66,8 @@ def lab_connection(params: Params) -> dict:
         "disk_transport": params.lab.disk_transport,
         "initial_talos_version": params.lab.initial_talos_version,
         "faults": [f.model_dump() for f in params.lab.faults],
+        "enforce_safety": params.lab.enforce_safety,
+        "workload_write_mib_s": params.lab.workload_write_mib_s,
     }
     proc = subprocess.run([sys.executable, "-m", "runbook_lib.lab", "connect", "--options", json.dumps(options)],
                           capture_output=True, text=True, timeout=60)
@@ -111,7 +113,8 @@ class Session:
                 _learn_credentials(redactor, connection[key])
         run_id = os.environ.get(RUN_ID_ENV) or new_run_id()
         record = Record.open(notebook, run_id, redactor.deep(params.redacted()), redactor)
-        approve = None if params.target == "lab" else params.approves
+        # A real cluster, or the lab asked to behave like one, needs every approval; the default lab is relaxed.
+        approve = params.approves if params.enforces_safety else None
         executor = Executor(record, dry_run=params.effective_dry_run, approve=approve)
         talos = Talosctl(executor, connection["talosctl"], connection.get("talosconfig"))
         session = cls(notebook, params, record, executor, talos, connection, redactor)

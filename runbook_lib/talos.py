@@ -326,7 +326,7 @@ class Talosctl:
     def upgrade(self, node: NodeRef, image: str, *, step: str, timeout: str = "15m") -> bool:
         """Upgrade to ``image`` and wait (``--wait``) until the node answers again after its reboot."""
         argv = self._base(node) + ["upgrade", "--image", image, "--wait=true", "--timeout", timeout]
-        return self._write(node, argv, argv, step=step, manifest=None, destructive="reboot",
+        return self._write(node, argv, argv, step=step, manifest=None, destructive="upgrade",
                            timeout=_seconds(timeout) + 60) is not None
 
     def reset(self, node: NodeRef, *, step: str, system_labels: Sequence[str], graceful: bool = True,
@@ -338,21 +338,35 @@ class Talosctl:
         argv = self._base(node) + args
         return self._write(node, argv, argv, step=step, manifest=manifest, destructive="reset", timeout=_seconds(timeout) + 60) is not None
 
-    def reboot(self, node: NodeRef, *, step: str) -> bool:
-        """Start a reboot and return (``--wait=false``): the caller watches the node go and come back."""
-        argv = self._base(node) + ["reboot", "--wait=false"]
-        return self._write(node, argv, argv, step=step, manifest=None, destructive="reboot") is not None
+    def reboot(self, node: NodeRef, *, step: str, approval: str = "drill", approval_target: str | None = None) -> bool:
+        """Start a reboot and return (``--wait=false``): the caller watches the node go and come back.
 
-    def shutdown(self, node: NodeRef, *, step: str) -> bool:
-        """Power the node off (it stays off until someone powers it on)."""
+        ``approval`` (and ``approval_target``, default this node) is the ``confirm`` entry it needs.
+        """
+        argv = self._base(node) + ["reboot", "--wait=false"]
+        return self._write(node, argv, argv, step=step, manifest=None, destructive=approval,
+                           approval_target=approval_target) is not None
+
+    def shutdown(self, node: NodeRef, *, step: str, approval: str = "drill", approval_target: str | None = None) -> bool:
+        """Power the node off (it stays off until someone powers it on). Talos cordons and drains it first."""
         argv = self._base(node) + ["shutdown", "--wait=false"]
-        return self._write(node, argv, argv, step=step, manifest=None, destructive="shutdown") is not None
+        return self._write(node, argv, argv, step=step, manifest=None, destructive=approval,
+                           approval_target=approval_target) is not None
+
+    def etcd_snapshot(self, node: NodeRef, path: str, *, timeout: float = 300.0) -> str:
+        """``talosctl etcd snapshot <path>`` through ``node`` (a control-plane node): its output.
+
+        A read for the cluster (nothing there changes), so it is not an action in the record; the
+        file holds every cluster Secret and never goes into a record.
+        """
+        return self._read(node, ["etcd", "snapshot", path], step="etcd snapshot", timeout=timeout)
 
     def _write(self, node: NodeRef, argv: list[str], shown: list[str], *, step: str, manifest: str | None,
-               destructive: str | None = None, timeout: float = 300.0):
+               destructive: str | None = None, timeout: float = 300.0, approval_target: str | None = None):
         try:
             return self.executor.run(argv, step=step, target=node.name, mutating=True, destructive=destructive,
-                                     manifest=manifest, shown_argv=shown, timeout=timeout, error=TalosError)
+                                     manifest=manifest, shown_argv=shown, timeout=timeout, error=TalosError,
+                                     approval_target=approval_target)
         except TalosError as err:
             err.hint = err.hint or hint_for(err.stderr)
             raise

@@ -4,7 +4,12 @@ The schematic is rendered from the parameters, its ID predicted offline and chec
 against the factory's answer; the installer image is built from that ID. Nodes are
 upgraded one at a time behind health gates, and each must come back on the target
 version, with the expected schematic and the DRBD modules loaded with
-``usermode_helper=disabled``, before the next one starts. A node already there is
+``usermode_helper=disabled``, before the next one starts. Kubernetes health is not
+enough: the storage gates (:mod:`.storage_gates`) let a node go only when every
+resource keeps a quorum of UpToDate copies elsewhere and no resync runs, and the next
+node waits until the upgraded one holds every replica again, diskful and UpToDate
+(after Talos v1.12.0 DRBD resources came back Diskless: siderolabs/talos#12478).
+etcd is snapshotted before each control-plane node. A node already there is
 verified and skipped, so a re-run after a failure resumes where it stopped.
 """
 
@@ -18,7 +23,9 @@ from urllib.parse import urlsplit
 import pandas as pd
 import yaml
 
+from . import storage_gates
 from .errors import PreconditionFailed, RunbookError, TalosError
+from .etcd_backup import snapshot_before
 from .factory import ImageFactory, installer_image, schematic_id
 from .kube import node_states
 from .partition import cluster_healthy
@@ -156,13 +163,13 @@ class Downtime:
 def apply_config_patch(session: Session, installer: Installer) -> None:
     """Patch every node's config with the installer image and kernel modules (no reboot).
 
-    Every upgrade still to do needs its ``reboot <node>`` approval; all are checked
+    Every upgrade still to do needs its ``upgrade <node>`` approval; all are checked
     before this first change, so a missing approval leaves no node half done.
     """
     params = session.params
     for node, state in zip(session.nodes, observe_all(session), strict=True):
         if not (state.matches(installer, params.talos_version, params.extensions) and state.modules_ok(params.extensions)):
-            session.executor.require_approval("reboot", node.name, f"upgrade {node.name}")
+            session.executor.require_approval("upgrade", node.name, f"upgrade {node.name}")
     patch = machine_config_patch(installer.image, session.params.extensions)
     wanted = yaml.safe_load(patch)["machine"]
     # One read for every node: a patch changes only its own node's configuration.
@@ -191,11 +198,15 @@ def rolling_upgrade(session: Session, installer: Installer, *, timeout: float) -
                                        command=["talosctl", "--nodes", node.address, "upgrade", "--image", installer.image])
             continue
         cluster_healthy(session, timeout=timeout, exclude=node.name)
+        step = f"upgrade {node.name}"
+        held = storage_gates.before_down(session, [node.name], step=step, optional=True)[node.name]
+        snapshot_before(session, node, step=step)
         print(f"{node.name}: upgrading {state.version} -> {params.talos_version} ({installer.image})")
         down = Downtime(node.name, time.time())
-        if session.talos.upgrade(node, installer.image, step=f"upgrade {node.name}", timeout=f"{int(timeout)}s"):
+        if session.talos.upgrade(node, installer.image, step=step, timeout=f"{int(timeout)}s"):
             down.back = time.time()
             wait_ready(session, node, timeout=timeout)
+            storage_gates.wait_back(session, node.name, held, step=step, timeout=timeout)
             down.ready = time.time()
             timeline.append(down)
     if timeline:
