@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from runbook_lib.drill_records import WRITER_SCRIPT, Entry, judge, parse_acks, parse_entry, parse_records
+from runbook_lib.drill_records import (MAX_BLOCKS, MAX_READ_LINES, READER_SCRIPT, WRITER_SCRIPT, CopyReading, Entry,
+                                       expected_lines, judge, parse_acks, parse_entry, parse_reader, parse_records)
+from runbook_lib.lab.record_writer import RecordReader
 
 
 def record(seq: int, pod: str = "writer-a", stamp: float = 1000.0) -> str:
@@ -50,7 +52,8 @@ def test_lost_and_diverged_records_are_named() -> None:
     assert not verdict.ok and verdict.acknowledged == 25
     assert verdict.lost == ["11-20 on n1", "11-15 on n2", "11-15 on n3"]
     assert verdict.diverged == ["records 11-20 differ between replicas (written by writer-new, writer-old)"]
-    assert "lost: 3 (11-20 on n1, 11-15 on n2, 11-15 on n3)" in verdict.summary()
+    assert verdict.lost_records == 15 and verdict.diverged_records == 10  # counted in records, not replicas
+    assert "lost: 15 of 25 acknowledged records (11-20 on n1, 11-15 on n2, 11-15 on n3)" in verdict.summary()
 
 
 def test_a_torn_unacknowledged_last_line_is_not_corruption_but_a_torn_acknowledged_one_is() -> None:
@@ -82,3 +85,90 @@ def test_the_writer_script_writes_records_the_parser_accepts(tmp_path) -> None:
     assert [e.seq for e in good] == list(range(1, len(good) + 1)), "the second run continues after the last record"
     acks = parse_acks(proc.stdout)
     assert acks and all(a.valid and a.pod == "writer-x" for a in acks)
+
+
+def test_a_line_of_100000_digits_is_a_corrupt_line_not_a_crash() -> None:
+    huge = "9" * 100_000
+    assert parse_entry(f"{huge} 1.0 pod nonce 0123456789abcdef") is None
+    assert parse_entry(f"{record(1)[:-16]}{'0' * 16}") is not None  # a wrong checksum is still a record (invalid)
+    lines = [record(1), f"{huge} 1.0 pod nonce sum", record(3)]
+    verdict = judge(acks_of([record(1), record(3)]), {"n1": entries(lines)})
+    assert verdict.corrupt == ["n1 line 2"] and not verdict.lost
+    out = parse_reader(f"lines {huge}\nblock {huge} 2 {'0' * 64}\nline {huge} x\nline 2 {record(2)}")
+    assert out.lines is None and not out.blocks and out.records == {2: record(2)}
+
+
+def _reader_env(path, digests: str, lines: str) -> dict[str, str]:
+    return {"RECORDS": str(path), "DIGESTS": digests, "LINES": lines, "MAX_BLOCKS": str(MAX_BLOCKS),
+            "PATH": "/usr/bin:/bin"}
+
+
+def _real_reader(path, digests: str, lines: str) -> str:
+    proc = subprocess.run(["sh", "-c", READER_SCRIPT], env=_reader_env(path, digests, lines), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+class _Pod:
+    """What the lab's reader runner needs: a pod whose claim resolves to a replica's lines."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+
+def _lab_reader(lines: list[str], digests: str, lines_arg: str, monkeypatch) -> str:
+    import runbook_lib.lab.record_writer as rw
+
+    monkeypatch.setattr(rw.wl, "_resolve", lambda lab, pod, c, path: ("rd", path))
+    monkeypatch.setattr(rw.drbd, "read", lambda lab, rd, node, path: list(lines))
+    container = {"command": ["sh", "-c", READER_SCRIPT], "env": [
+        {"name": k, "value": v} for k, v in _reader_env("/data/records.log", digests, lines_arg).items()]}
+    result = RecordReader().run(None, {"spec": {}}, container, "n1", 0.0)
+    assert result is not None and result.exit_code == 0
+    return result.log + "\n"
+
+
+def read_by_digest(reader, acks: list[Entry]) -> tuple[list[Entry | None], list[int]]:
+    """The runbook's loop (failover.read_copies) over a reader function; also what each reader printed (lines)."""
+    reading, printed = CopyReading(), []
+    expected = expected_lines(acks)
+    for _ in range(20):
+        out = reader(*reading.request())
+        printed.append(len(out.splitlines()))
+        reading.absorb(parse_reader(out), expected)
+        if reading.done:
+            return reading.entries(), printed
+    raise AssertionError("reading did not converge")
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("split") is None, reason="needs a POSIX shell and coreutils")
+def test_the_reader_reads_a_long_file_whole_in_bounded_output_and_the_lab_prints_what_the_script_prints(
+        tmp_path, monkeypatch) -> None:
+    """12,000 records (more than twice the lab's log cap): every reader's output stays bounded, one changed record
+    in the middle and an unacknowledged tail are read line by line, and the lab's runner matches the real script."""
+    good = [record(i) for i in range(1, 12_001)]
+    on_disk = list(good)
+    on_disk[4_321] = record(4_322, pod="writer-z")  # changed in the middle: must be found, not assumed
+    path = tmp_path / "records.log"
+    path.write_text("".join(line + "\n" for line in on_disk))
+    acks = acks_of(good[:11_990])  # the last ten were written but their acknowledgements not collected
+    for digests, lines in (("1-999999999:1", ""), ("4001-4200:1", "4300-4330 11995-12000")):
+        assert _real_reader(path, digests, lines) == _lab_reader(on_disk, digests, lines, monkeypatch)
+    copy, printed = read_by_digest(lambda d, ln: _real_reader(path, d, ln), acks)
+    assert max(printed) <= 1 + MAX_BLOCKS + MAX_READ_LINES and len(printed) <= 3, printed
+    assert [e.line for e in copy] == on_disk
+    verdict = judge(acks, {"n1": copy, "n2": entries(good)})
+    assert verdict.lost == ["4322 on n1"] and verdict.lost_records == 1
+    assert verdict.diverged == ["records 4322 differ between replicas (written by writer-a, writer-z)"]
+
+
+def test_reading_by_digest_finds_torn_and_garbage_lines_and_an_empty_file(monkeypatch) -> None:
+    lines = [record(i) for i in range(1, 2_501)]
+    damaged = lines[:1_200] + ["x" * 300] + lines[1_201:-1] + [lines[-1][:30]]
+    acks = acks_of(lines[:-1])
+    copy, _ = read_by_digest(lambda d, ln: _lab_reader(damaged, d, ln, monkeypatch), acks)
+    verdict = judge(acks, {"n1": copy})
+    assert verdict.corrupt == ["n1 line 1201"] and verdict.lost == ["1201 on n1"]
+    empty, _ = read_by_digest(lambda d, ln: _lab_reader([], d, ln, monkeypatch), [])
+    assert empty == []

@@ -67,7 +67,7 @@ def reconcile(lab: Any, now: float) -> None:
 def _fail_over(lab: Any, pod: dict, node: str, pv: dict, va: str, rd_name: str) -> None:
     node_obj = wl.get(lab, "", "nodes", None, node)
     if node_obj is not None and not any(t.get("key") == TAINT for t in node_obj["spec"].get("taints") or []):
-        wl.update(lab, node_obj, lambda o: o["spec"].setdefault("taints", []).append({"key": TAINT, "effect": "NoSchedule"}))
+        wl.update(lab, node_obj, lambda o: o["spec"].setdefault("taints", []).append({"key": TAINT, "effect": "NoSchedule", "timeAdded": wl.now_iso()}))
         wl.record_event(lab, node_obj, "NodeStorageQuorumLost", f"Resource {rd_name} lost quorum on node {node}",
                         type_="Warning", component=COMPONENT)
     wl.record_event(lab, pod, "VolumeWithoutQuorum", "Pod was evicted because attached volume lost quorum",

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,8 +146,14 @@ def not_found(rt: ResourceType, name: str) -> ApiError:
     return ApiError(404, "NotFound", f'{what} "{name}" not found', kind=rt.plural, name=name, group=rt.group)
 
 
+#: Seconds since the epoch on the cluster's clock. The lab sets it to its Talos epoch plus lab seconds, so
+#: every timestamp an object carries (conditions, taints, Events, deletion) is in cluster time and a
+#: second apart means one cluster second at any ``time_scale``. One lab per server process.
+cluster_clock: Callable[[], float] = time.time
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(cluster_clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------- selectors

@@ -10,6 +10,7 @@ again is the same cluster.
 from __future__ import annotations
 
 import copy
+import email.utils
 import json
 import os
 import secrets
@@ -20,11 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import talos_api
+from . import kubeapi, talos_api
 from .clock import Clock
 from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher
-from .talos_model import TalosCluster
+from .talos_model import T_KUBELET, TalosCluster, rfc3339
 
 # --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
 # isort: split
@@ -58,6 +59,7 @@ class Lab:
         self.token = token
         self.schematics: dict[str, dict] = {}  # Image Factory schematics by ID (see factory_api)
         self.dirty = True
+        kubeapi.cluster_clock = self.cluster_time  # object timestamps on the cluster's clock, not the host's
         self.stats = {"requests": 0, "kube_requests": 0, "talos_requests": 0}
         # Benchmarks: Kubernetes API calls per "METHOD path" and the ticker's cost (GET /lab/v1/stats).
         self.calls: dict[str, int] = {}
@@ -81,6 +83,7 @@ class Lab:
                   faults=FaultBook(), options=options, token=secrets.token_hex(16), lock=lock)
         attach_storage(lab)  # --- piraeus/linstor
         lab.workloads.runners.insert(0, FioRunner())  # --- benchmarks (07): fio pods
+        lab.workloads.runners.insert(0, record_writer.RecordReader())  # 06's reader pods
         for fault in options.get("faults", []) or []:
             lab.faults.add(fault["kind"], fault.get("node"), fault.get("peer"), fault.get("count"))
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -110,10 +113,15 @@ class Lab:
         lab.schematics = data.get("schematics", {})
         attach_storage(lab, data.get("storage"))  # --- piraeus/linstor
         lab.workloads.runners.insert(0, FioRunner())  # --- benchmarks (07): fio pods
+        lab.workloads.runners.insert(0, record_writer.RecordReader())  # 06's reader pods
         return lab
 
     def mark_dirty(self) -> None:
         self.dirty = True
+
+    def cluster_time(self) -> float:
+        """Now on the cluster's clock: the Talos epoch plus lab seconds (``time_scale`` times faster than the host)."""
+        return self.talos.epoch + self.clock.now()
 
     # -- time-driven behaviour
     def count_call(self, method: str, path: str) -> None:
@@ -194,8 +202,15 @@ class Lab:
                        "False": ("KubeletNotReady", "container runtime network not ready"),
                        "Unknown": ("NodeStatusUnknown", "Kubelet stopped posting node status.")}
             reason, message = reasons[ready]
+            # the moment the kubelet turned ready, not the tick that noticed it (a tick is seconds of lab time)
+            # (unless it was ready all along and only unreachable: then the tick's time is the best there is)
+            since = node.running_at + T_KUBELET if ready == "True" and node.running_at is not None else None
+            at = now_iso()
+            if since is not None and since <= self.clock.now() and rfc3339(self.talos.epoch, since) >= (old_cond or {}).get(
+                    "lastTransitionTime", ""):
+                at = rfc3339(self.talos.epoch, since)
             cond = {"type": "Ready", "status": ready, "reason": reason, "message": message,
-                    "lastHeartbeatTime": now_iso(), "lastTransitionTime": now_iso()}
+                    "lastHeartbeatTime": at, "lastTransitionTime": at}
         return {
             "conditions": [cond],
             "addresses": [{"type": "InternalIP", "address": node.address}, {"type": "Hostname", "address": node.name}],
@@ -236,6 +251,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header on the cluster's clock, like an API server's: runbooks read the cluster's time from it."""
+        return email.utils.formatdate(self.server.lab.cluster_time() if timestamp is None else timestamp, usegmt=True)
 
     def _send(self, code: int, body: bytes, content_type: str = "application/json", headers: dict | None = None) -> None:
         self.send_response(code)

@@ -1235,14 +1235,13 @@ def _run(lab: Any, pod: dict, c: dict, node: str, now: float) -> RunResult | Non
 
 
 def _ts(lab: Any, t: float, rt: PodRuntime | None = None) -> str:
-    """A lab time as an RFC 3339 stamp on the wall clock the API server uses (stable once shown)."""
-    from datetime import UTC, datetime, timedelta
+    """A lab time as an RFC 3339 stamp on the cluster's clock, like every lab timestamp (stable once shown)."""
+    from datetime import UTC, datetime
 
     key = f"{t:.3f}"
     if rt is not None and key in rt.stamps:
         return rt.stamps[key]
-    delta = (t - lab.clock.now()) / max(lab.clock.scale, 1e-9)
-    stamp = (datetime.now(UTC) + timedelta(seconds=delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.fromtimestamp(lab.talos.epoch + t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # the cluster's clock
     if rt is not None:
         rt.stamps[key] = stamp
     return stamp
