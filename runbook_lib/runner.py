@@ -29,7 +29,7 @@ from .runs import RUN_INDEX, previous_run, sha256_file
 from .session import RUN_ID_ENV, SECRETS_ENV, connection_for, new_run_id, operator_identity
 
 NOTEBOOKS = ("01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes",
-             "05-snapshots", "06-failover-drill", "07-benchmarks")
+             "05-snapshots", "06-failover-drill", "07-benchmarks", "08-storage-health")
 
 
 def notebooks_dir() -> Path:

@@ -101,7 +101,8 @@ class Session:
 
     # -- construction
     @classmethod
-    def begin(cls, notebook: str, namespace: Mapping[str, Any]) -> Session:
+    def begin(cls, notebook: str, namespace: Mapping[str, Any], *, read_only: bool = False) -> Session:
+        """``read_only``: a notebook that only looks (08): no cluster lock, and any change would only be planned."""
         try:
             params = parse_params(collect_parameters(namespace), source="notebook parameters")
         except ParamsError as err:
@@ -115,15 +116,16 @@ class Session:
         record = Record.open(notebook, run_id, redactor.deep(params.redacted()), redactor)
         # A real cluster, or the lab asked to behave like one, needs every approval; the default lab is relaxed.
         approve = params.approves if params.enforces_safety else None
-        executor = Executor(record, dry_run=params.effective_dry_run, approve=approve)
+        executor = Executor(record, dry_run=params.effective_dry_run or read_only, approve=approve)
         talos = Talosctl(executor, connection["talosctl"], connection.get("talosconfig"))
         session = cls(notebook, params, record, executor, talos, connection, redactor)
         record.versions = {"runbook_lib": __version__, "talosctl": _safe(talos.client_version), "helm": "n/a"}
         record.save()
-        if not params.effective_dry_run:
+        if not params.effective_dry_run and not read_only:
             # Under `runbook run` the run already holds the lock under this run ID (re-entrant).
             session.lock = take_lock(session.kube(), operator_identity(), run_id)
-        mode = "plan (dry run: nothing is changed)" if params.effective_dry_run else "apply"
+        mode = ("read-only (nothing is changed)" if read_only else "plan (dry run: nothing is changed)"
+                if params.effective_dry_run else "apply")
         print(f"{notebook}: cluster '{params.cluster_name}', target {params.target}, mode {mode}, run {run_id}")
         print("nodes: " + ", ".join(f"{n.name} ({n.address}, {n.role})" for n in params.nodes))
         return session
