@@ -64,6 +64,7 @@ def _lab_options(file: str | None) -> dict | None:
         "seed": params.lab.seed, "disk_size": params.lab.disk_size_bytes, "disk_transport": params.lab.disk_transport,
         "initial_talos_version": params.lab.initial_talos_version,
         "faults": [f.model_dump() for f in params.lab.faults],
+        "enforce_safety": params.lab.enforce_safety, "workload_write_mib_s": params.lab.workload_write_mib_s,
     }
 
 

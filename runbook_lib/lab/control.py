@@ -41,8 +41,10 @@ def lab_dir() -> Path:
 
 
 def default_options() -> dict:
+    """What ``runbook lab start`` without a parameter file creates (the same values as ``params.LabOptions``)."""
     return {"nodes": DEFAULT_NODES, "time_scale": 100.0, "seed": 1, "disk_size": 500_000_000_000,
-            "disk_transport": "nvme", "initial_talos_version": "v1.12.6", "faults": []}
+            "disk_transport": "nvme", "initial_talos_version": "v1.12.6", "faults": [],
+            "enforce_safety": False, "workload_write_mib_s": 0.5}
 
 
 def _server_info(d: Path) -> dict | None:

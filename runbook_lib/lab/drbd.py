@@ -15,6 +15,19 @@ moves the kernel side along lab time, whether or not the Kubernetes API is up:
 - Connected diskful replicas compare content (DRBD's generation UUIDs): equal is in sync, a prefix becomes
   SyncTarget of the longer one and resyncs the changed blocks at the link's bandwidth
   (``drbd_resync_mib_s``, default 110 MiB/s: 1 GbE), anything else is a split brain.
+- Volumes in use change while a replica is away: a Primary that can write (quorum, data reachable)
+  changes ``workload_write_mib_s`` per second, and every diskful replica that does not receive those
+  writes (its node down, its link to the writer down, its disk detached) gains that much in the peers'
+  bitmaps, bounded by the volume size. When it reconnects it becomes SyncTarget (its peer SyncSource),
+  Inconsistent until the out-of-sync blocks are copied, then UpToDate (DRBD UG9 "Resynchronization":
+  only blocks marked in the bitmap are resynced). The ``slow-resync`` fault copies at 1 MiB/s.
+- A replica that still talks to some peers but not to the Primary is "weakly connected"; DRBD marks it
+  Outdated (drbd 9.0.13 changelog: "fix outdating of weakly connected nodes") and it resyncs only once
+  it reaches the Primary's side again: the ``replication-down`` fault (one storage link cut) shows it.
+- ``diskless-after-upgrade``: after its node's next Talos upgrade the kernel cannot attach the backing
+  disks (siderolabs/talos#12478: v1.12.0 lost ``crct10dif``, DRBD metadata checksums failed), so every
+  replica LINSTOR keeps diskful there reports disk state Diskless. Once the fault is removed the next
+  boot attaches them again (Outdated, then a resync of what they missed).
 - A primary that loses quorum and reconnects to newer data demotes itself and fails its
   frozen I/O (``on-suspended-primary-outdated force-secondary``, set by Piraeus).
 - A powered-off node's replicas come back Secondary; a primary with no local opener (the
@@ -29,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .faults import SLOW_RESYNC_MIB_S
 from .state import SavedState
 
 BLOCK_KIB = 4  # DRBD's bitmap granularity
@@ -50,6 +64,12 @@ class DrbdState(SavedState):
     ha_lost: dict[str, float] = field(default_factory=dict)
     #: pod uid -> the record writer's process state (:mod:`.record_writer`)
     writers: dict[str, dict] = field(default_factory=dict)
+    #: "rd|node" -> KiB the replica has not received (its peers' bitmaps for it)
+    missed: dict[str, float] = field(default_factory=dict)
+    #: nodes whose DRBD disks attach Diskless (the ``diskless-after-upgrade`` fault fired)
+    detached: list[str] = field(default_factory=list)
+    #: node -> the Talos boot count last seen (to tell an upgrade's boot from a plain one)
+    boots: dict[str, int] = field(default_factory=dict)
 
 
 def _pair(rd: str, a: str, b: str) -> str:
@@ -65,9 +85,19 @@ def node_up(lab: Any, name: str) -> bool:
 
 def link_up(lab: Any, rd: str, a: str, b: str) -> bool:
     """Can the replicas of ``rd`` on ``a`` and ``b`` talk?"""
-    if not (node_up(lab, a) and node_up(lab, b)) or lab.faults.partitioned(a, b):
+    if not (node_up(lab, a) and node_up(lab, b)) or lab.faults.partitioned(a, b) or lab.faults.replication_down(a, b):
         return False
     return _pair(rd, a, b) not in lab.drbd.split_brain
+
+
+def split_brain(lab: Any, rd: str, a: str, b: str) -> bool:
+    """Did ``a`` and ``b`` refuse each other's data (StandAlone until an operator resolves it)?"""
+    return _pair(rd, a, b) in lab.drbd.split_brain
+
+
+def detached(lab: Any, rep: Any) -> bool:
+    """A replica LINSTOR keeps diskful whose kernel could not attach its disk."""
+    return not rep.diskless and rep.node in lab.drbd.detached
 
 
 def quorum_enforced(lab: Any) -> bool:
@@ -97,55 +127,187 @@ def tick(lab: Any, now: float) -> None:
     st: DrbdState = lab.drbd
     ctl = lab.linstor
     dt = 0.0 if st.last is None else max(0.0, now - st.last)
-    st.last = now
-    rate_kib_s = float(lab.options.get("drbd_resync_mib_s", 110.0)) * 1024
+    last, st.last = st.last, now
+    rebooted = _track_boots(lab, last, now)
     for rd in ctl.rds.values():
         if not rd.drbd:
             continue
         nodes = sorted(rd.replicas)
         for rep in rd.replicas.values():
-            if not node_up(lab, rep.node) and rep.role == "Primary":
+            if (not node_up(lab, rep.node) or rep.node in rebooted) and rep.role == "Primary":
                 rep.role = "Secondary"  # power lost: DRBD comes back down/Secondary
+            _attach_state(lab, rep)
+        _accumulate_missed(lab, rd, dt, rebooted)
+        for rep in rd.replicas.values():
+            if _weak(lab, rd, rep):
+                rep.disk_state = "Outdated"
         for i, a in enumerate(nodes):
             for b in nodes[i + 1:]:
                 if link_up(lab, rd.name, a, b):  # on (re)connection, and whenever connected peers differ
-                    _connect(lab, rd, a, b)
+                    _connect(lab, rd, a, b, now)
         for rep in rd.replicas.values():
-            sync = rep.sync
-            if sync and link_up(lab, rd.name, rep.node, sync["source"]):
-                sync["done_kib"] = min(sync["total_kib"], sync["done_kib"] + int(rate_kib_s * dt))
-                if sync["done_kib"] >= sync["total_kib"]:
-                    source_files = st.files.get(rd.name, {}).get(sync["source"], {})
-                    st.files.setdefault(rd.name, {})[rep.node] = {p: list(v) for p, v in source_files.items()}
-                    rep.sync, rep.disk_state = None, "UpToDate"
+            _advance_resync(lab, rd, rep, now, last)
     st.split_brain = [k for k in st.split_brain if k.split("|", 1)[0] in ctl.rds]
     for rd_name in [r for r in st.files if r not in ctl.rds]:
         del st.files[rd_name]
+    st.missed = {k: v for k, v in st.missed.items()
+                 if (parts := k.split("|", 1))[0] in ctl.rds and parts[1] in ctl.rds[parts[0]].replicas}
 
 
-def _connect(lab: Any, rd: Any, a: str, b: str) -> None:
-    """Two replicas see each other again: compare generations (here: content)."""
+def _track_boots(lab: Any, last: float | None, now: float) -> dict[str, float]:
+    """Nodes that booted since the last tick: arm ``diskless-after-upgrade`` after an upgrade, or heal it.
+
+    Returns, for each node that went down and is up again within this tick (a reboot is shorter than a
+    tick at high time scales), the lab seconds of the tick it was away.
+    """
+    st: DrbdState = lab.drbd
+    away: dict[str, float] = {}
+    for node in lab.talos.nodes.values():
+        seen = st.boots.get(node.name)
+        st.boots[node.name] = node.boot_count
+        if seen is None or seen == node.boot_count:
+            continue
+        broken = lab.faults.has("diskless-after-upgrade", node.name)
+        if broken and node.upgraded_boot == node.boot_count and node.name not in st.detached:
+            st.detached.append(node.name)
+        elif not broken and node.name in st.detached:
+            st.detached.remove(node.name)  # the fixed kernel attaches the disks again at this boot
+        if last is not None and node_up(lab, node.name):
+            start = max(last, node.down_at if node.down_at is not None else last)
+            away[node.name] = max(0.0, min(now, node.ready_at() or now) - start)
+    return away
+
+
+def _attach_state(lab: Any, rep: Any) -> None:
+    if detached(lab, rep):
+        rep.disk_state, rep.sync = "Diskless", None
+    elif not rep.diskless and rep.disk_state == "Diskless":
+        rep.disk_state = "Outdated"  # attached again: behind by what it missed, resynced on connection
+
+
+def _missed_key(rd_name: str, node: str) -> str:
+    return f"{rd_name}|{node}"
+
+
+def missed_kib(lab: Any, rd_name: str, node: str) -> float:
+    """KiB of ``rd`` the replica on ``node`` did not receive while away (0 when in sync)."""
+    return float(lab.drbd.missed.get(_missed_key(rd_name, node), 0.0))
+
+
+def _writer(lab: Any, rd: Any) -> Any | None:
+    """The Primary whose application writes right now (quorum and UpToDate data within reach), if any."""
+    ctl = lab.linstor
+    for rep in rd.replicas.values():
+        if rep.role == "Primary" and node_up(lab, rep.node) and ctl.has_quorum(rd, rep.node) \
+                and ctl.data_accessible(rd, rep.node):
+            return rep
+    return None
+
+
+def _receives_writes(lab: Any, rd: Any, writer: Any, rep: Any) -> bool:
+    if rep.diskless or detached(lab, rep):
+        return False
+    return rep.node == writer.node or link_up(lab, rd.name, writer.node, rep.node)
+
+
+def _accumulate_missed(lab: Any, rd: Any, dt: float, rebooted: dict[str, float]) -> None:
+    rate_kib_s = float(lab.options.get("workload_write_mib_s", 0.0)) * 1024
+    writer = _writer(lab, rd)
+    if writer is None or rate_kib_s <= 0:
+        return
+    size_kib = sum(vd.size_kib for vd in rd.volumes)
+    for rep in rd.replicas.values():
+        if rep.diskless or rep is writer and not detached(lab, rep):
+            continue
+        away = dt if not _receives_writes(lab, rd, writer, rep) else rebooted.get(rep.node, 0.0)
+        if away > 0:
+            key = _missed_key(rd.name, rep.node)
+            lab.drbd.missed[key] = min(float(size_kib), lab.drbd.missed.get(key, 0.0) + rate_kib_s * away)
+
+
+def _weak(lab: Any, rd: Any, rep: Any) -> bool:
+    """Connected to some peer but not to the Primary: DRBD outdates such a node."""
+    if rep.diskless or detached(lab, rep) or rep.role == "Primary" or not node_up(lab, rep.node):
+        return False
+    primaries = [r for r in rd.replicas.values() if r.role == "Primary" and r.node != rep.node and node_up(lab, r.node)]
+    if not primaries or any(link_up(lab, rd.name, rep.node, p.node) for p in primaries):
+        return False
+    return any(link_up(lab, rd.name, rep.node, n) for n in rd.replicas if n != rep.node)
+
+
+def _good_source(lab: Any, rd: Any, rep: Any) -> bool:
+    return (not rep.diskless and not detached(lab, rep) and not rep.sync and rep.disk_state == "UpToDate"
+            and missed_kib(lab, rd.name, rep.node) == 0)
+
+
+def _needs_data(lab: Any, rd: Any, rep: Any) -> bool:
+    return (not rep.diskless and not detached(lab, rep) and not rep.sync
+            and (missed_kib(lab, rd.name, rep.node) > 0 or rep.disk_state in ("Outdated", "Inconsistent")))
+
+
+def _advance_resync(lab: Any, rd: Any, rep: Any, now: float, last: float | None) -> None:
+    """Copy out-of-sync blocks from the SyncSource for the time both were connected in this tick."""
+    sync = rep.sync
+    if not sync or not link_up(lab, rd.name, rep.node, sync["source"]):
+        return
+    mib_s = float(lab.options.get("drbd_resync_mib_s", 110.0))
+    if lab.faults.has("slow-resync", rep.node):
+        mib_s = min(mib_s, SLOW_RESYNC_MIB_S)
+    since = max(last if last is not None else now, float(sync.get("started", now if last is None else last)))
+    sync["done_kib"] = min(sync["total_kib"], sync["done_kib"] + int(mib_s * 1024 * max(0.0, now - since)))
+    if sync["done_kib"] < sync["total_kib"]:
+        return
+    st: DrbdState = lab.drbd
+    source_files = st.files.get(rd.name, {}).get(sync["source"], {})
+    st.files.setdefault(rd.name, {})[rep.node] = {p: list(v) for p, v in source_files.items()}
+    key = _missed_key(rd.name, rep.node)
+    left = st.missed.get(key, 0.0) - float(sync.get("missed_kib", 0.0))  # what it missed while resyncing, if weak meanwhile
+    if left > 0:
+        st.missed[key] = left
+    else:
+        st.missed.pop(key, None)
+    rep.sync, rep.disk_state = None, "UpToDate"
+
+
+def _connect(lab: Any, rd: Any, a: str, b: str, now: float) -> None:
+    """Two replicas see each other again: compare generations (here: content and the peers' bitmaps)."""
     st: DrbdState = lab.drbd
     ra, rb = rd.replicas[a], rd.replicas[b]
-    if ra.diskless or rb.diskless:
+    if ra.diskless or rb.diskless or detached(lab, ra) or detached(lab, rb) or ra.sync or rb.sync:
         return
     fa = st.files.get(rd.name, {}).get(a, {})
     fb = st.files.get(rd.name, {}).get(b, {})
-    if fa == fb or ra.sync or rb.sync:
+    if fa != fb:
+        if _is_prefix(fa, fb):
+            behind, ahead = ra, rb
+        elif _is_prefix(fb, fa):
+            behind, ahead = rb, ra
+        else:
+            st.split_brain.append(_pair(rd.name, a, b))
+            return
+        if not _weak(lab, rd, behind):
+            _start_resync(lab, rd, behind, ahead, now)
         return
-    if _is_prefix(fa, fb):
-        behind, ahead = ra, rb
-    elif _is_prefix(fb, fa):
-        behind, ahead = rb, ra
-    else:
-        st.split_brain.append(_pair(rd.name, a, b))
-        return
-    total = sum(_changed_kib(st.files.get(rd.name, {}).get(behind.node, {}).get(p, []), lines)
-                for p, lines in st.files.get(rd.name, {}).get(ahead.node, {}).items())
+    for behind, ahead in ((ra, rb), (rb, ra)):
+        if _needs_data(lab, rd, behind) and _good_source(lab, rd, ahead) and not _weak(lab, rd, behind):
+            if missed_kib(lab, rd.name, behind.node) > 0:
+                _start_resync(lab, rd, behind, ahead, now)
+            else:
+                behind.disk_state = "UpToDate"  # same generation, nothing out of sync
+            return
+
+
+def _start_resync(lab: Any, rd: Any, behind: Any, ahead: Any, now: float) -> None:
+    st: DrbdState = lab.drbd
+    files = st.files.get(rd.name, {})
+    total = sum(_changed_kib(files.get(behind.node, {}).get(p, []), lines) for p, lines in files.get(ahead.node, {}).items())
+    missed = missed_kib(lab, rd.name, behind.node)
     if behind.role == "Primary":  # a frozen primary meets newer data: force-secondary, its I/O fails
         behind.role = "Secondary"
     behind.disk_state = "Inconsistent"
-    behind.sync = {"source": ahead.node, "done_kib": 0, "total_kib": max(BLOCK_KIB, total)}
+    total_kib = total + -(-int(missed) // BLOCK_KIB) * BLOCK_KIB  # whole bitmap blocks
+    behind.sync = {"source": ahead.node, "done_kib": 0, "total_kib": max(BLOCK_KIB, total_kib),
+                   "started": now, "missed_kib": missed}
 
 
 def append(lab: Any, rd_name: str, node: str, path: str, line: str) -> str:
@@ -158,8 +320,8 @@ def append(lab: Any, rd_name: str, node: str, path: str, line: str) -> str:
     if not ctl.has_quorum(rd, node):  # the kernel's answer: quorum-off makes it ignore LINSTOR's setting
         policy = ctl.effective_prop(rd, "DrbdOptions/Resource/on-no-quorum", "suspend-io")
         return "blocked" if policy == "suspend-io" else "error"
-    targets = [r for r in rd.replicas.values()
-               if not r.diskless and not r.sync and (r.node == node or link_up(lab, rd_name, node, r.node))]
+    targets = [r for r in rd.replicas.values() if not r.diskless and not detached(lab, r) and not r.sync
+               and (r.node == node or link_up(lab, rd_name, node, r.node))]
     if not any(r.disk_state == "UpToDate" for r in targets):
         return "blocked"  # on-no-data-accessible suspend-io
     for r in targets:

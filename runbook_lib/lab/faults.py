@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..params import FAULT_KINDS  # one list for the parameter file and the lab
+from ..params import (  # one list for the parameter file and the lab
+    COUNTED_FAULT_KINDS,
+    FAULT_KINDS,
+    PAIR_FAULT_KINDS,
+)
+
+#: faults that act on one named node
+NODE_FAULT_KINDS = ("node-down", "stuck-reboot", "talosctl-fail", "pool-full", "diskless-after-upgrade")
+#: what ``slow-resync`` slows a returning replica's resync to (MiB/s)
+SLOW_RESYNC_MIB_S = 1.0
 
 
 @dataclass
@@ -40,11 +49,22 @@ class FaultBook:
     def add(self, kind: str, node: str | None = None, peer: str | None = None, count: int | None = None) -> Fault:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
-        if kind == "partition" and not (node and peer):
-            raise ValueError("a partition fault needs --node and --peer")
-        if kind in ("node-down", "stuck-reboot", "talosctl-fail", "pool-full") and not node:
-            raise ValueError(f"a {kind} fault needs --node")
-        if kind in ("api-errors", "talosctl-fail", "helm-fail") and count is None:
+        if kind in PAIR_FAULT_KINDS:
+            if not (node and peer):
+                raise ValueError(f"a {kind} fault needs --node and --peer (the two ends of the link)")
+            if node == peer:
+                raise ValueError(f"a {kind} fault needs two different nodes: --node and --peer are both {node!r}")
+        elif peer:
+            raise ValueError(f"a {kind} fault takes no --peer (only {' and '.join(PAIR_FAULT_KINDS)} do)")
+        if kind in NODE_FAULT_KINDS and not node:
+            hint = " (the node whose next Talos upgrade breaks its DRBD disks)" if kind == "diskless-after-upgrade" else ""
+            raise ValueError(f"a {kind} fault needs --node{hint}")
+        if count is not None and kind not in COUNTED_FAULT_KINDS:
+            raise ValueError(f"a {kind} fault holds until cleared and takes no --count "
+                             f"(only {', '.join(COUNTED_FAULT_KINDS)} count uses)")
+        if count is not None and count < 1:
+            raise ValueError(f"--count must be at least 1, not {count}")
+        if kind in COUNTED_FAULT_KINDS and count is None:
             count = 1
         fault = Fault(kind=kind, node=node, peer=peer, count=count, id=self._next_id)
         self._next_id += 1
@@ -70,6 +90,10 @@ class FaultBook:
 
     def partitioned(self, a: str, b: str) -> bool:
         return any(f.kind == "partition" and {f.node, f.peer} == {a, b} for f in self.faults)
+
+    def replication_down(self, a: str, b: str) -> bool:
+        """Only DRBD's connections between ``a`` and ``b`` are cut (a dedicated storage network failed)."""
+        return any(f.kind == "replication-down" and {f.node, f.peer} == {a, b} for f in self.faults)
 
     def remove(self, fault_id: int) -> Fault | None:
         found = next((f for f in self.faults if f.id == fault_id), None)

@@ -306,6 +306,7 @@ class LinstorController:
         self.link: Callable[[str, str, str], bool] | None = None  # (resource, node, peer) -> connected
         self.quorum_enforced: Callable[[], bool] = lambda: True
         self.alive: Callable[[str], bool] | None = None  # DRBD runs on the node (with or without the controller)
+        self.split_brain: Callable[[str, str, str], bool] = lambda rd, a, b: False  # (resource, node, peer)
         self.now_ms: Callable[[], int] = lambda: 0
         self.ensure_defaults()
 
@@ -867,6 +868,8 @@ class LinstorController:
             return True
         if not rep.diskless and rep.disk_state == "UpToDate":
             return True
+        if not rep.diskless and rep.disk_state == "Outdated":
+            return False  # an Outdated disk must resync before it may serve (DRBD refuses to promote it)
         return any(not r.diskless and r.disk_state == "UpToDate" and self.connected(node, r.node, rd.name)
                    for r in rd.replicas.values() if r.node != node)
 
@@ -1054,7 +1057,8 @@ class LinstorController:
     def _connection(self, rd: ResourceDefinition, node: str, peer: str) -> dict:
         if self.connected(node, peer, rd.name):
             return {"connected": True, "message": "Connected"}
-        standalone = self.link is not None and self.connected(node, peer) and self.nodes[peer].online
+        # StandAlone: the pair refused each other's data (split brain); any other cut keeps retrying
+        standalone = self.split_brain(rd.name, node, peer)
         return {"connected": False, "message": "StandAlone" if standalone else "Connecting"}
 
     def _disk_state(self, rd: ResourceDefinition, rep: Replica) -> str:

@@ -1044,6 +1044,7 @@ def attach(lab: Any, data: dict | None = None) -> None:
     lab.linstor.link = lambda rd, a, b: drbd.link_up(lab, rd, a, b)
     lab.linstor.quorum_enforced = lambda: drbd.quorum_enforced(lab)
     lab.linstor.alive = lambda node: drbd.node_up(lab, node)
+    lab.linstor.split_brain = lambda rd, a, b: drbd.split_brain(lab, rd, a, b)
 
 
 def state_dict(lab: Any) -> dict:

@@ -940,6 +940,8 @@ class TalosNode:
     extensions: list[str] = field(default_factory=list)  # official names, schematic order
     boot_id: str = ""
     boot_count: int = 1
+    upgraded_boot: int = 0  # the boot count of the last boot that started an upgraded system
+    down_at: float | None = None  # lab time the node last stopped (its services, DRBD included, went away)
     stage: str = "running"
     power: bool = True
     api: bool = True
@@ -971,6 +973,10 @@ class TalosNode:
     @property
     def maintenance(self) -> bool:
         return self.stage == "maintenance"
+
+    def ready_at(self) -> float | None:
+        """Lab time the kubelet (and the services started with it) came up after the last boot."""
+        return None if self.running_at is None else self.running_at + T_KUBELET
 
     def kubelet_ready(self, now: float) -> bool:
         """The kubelet runs and would post Ready: booted, ``running`` and ~15 lab s after reaching it."""
@@ -1223,6 +1229,7 @@ class TalosCluster:
         down = faults.has("node-down", node.name) if faults is not None else False
         if down and not node.fault_down:
             node.fault_down, node.power, node.api, node.schedule = True, False, False, []
+            node.down_at = now
             node.stuck = False
             node.log.append(f"{self.ts(now)} power lost (node-down fault)")
             return True
@@ -1279,6 +1286,7 @@ class TalosCluster:
         if wipe:
             self._perform_wipe(node, wipe)
         node.api = False
+        node.down_at = at
         if ev.get("then") == "off":
             node.power = False
             return
@@ -1293,6 +1301,7 @@ class TalosCluster:
         node.volumes = {}
         if node.pending_upgrade:
             up = node.pending_upgrade
+            node.upgraded_boot = node.boot_count
             node.talos_version, node.installer_image = up["version"], up["image"]
             node.schematic, node.extensions = up["schematic"], list(up["extensions"])
             node.pending_upgrade = None

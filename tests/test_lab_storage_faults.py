@@ -1,0 +1,262 @@
+"""The lab's storage faults the safety gates must catch, seen through LINSTOR's REST API.
+
+A volume in use (a pod on lab-cp-1 writing to a 3-replica DRBD volume) keeps changing while a
+replica's node is away (``lab.workload_write_mib_s``), so the returning replica must resync at the
+link's rate (DRBD UG9 "Resynchronization"); ``slow-resync``, ``diskless-after-upgrade``
+(siderolabs/talos#12478) and ``replication-down`` (one storage link cut) change what the gates see.
+Durations are compared in lab time and as ratios, never in wall-clock time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from runbook_lib.lab.faults import FaultBook
+from runbook_lib.params import ParamsError, parse_params
+
+from .test_lab_csi import _bound, _pod, _pvc, _running, classes  # noqa: F401 - fixture
+from .test_lab_piraeus import NODES, StorageLab, ready_lab, wait_for  # noqa: F401 - fixture
+
+RD_OPTIONS = ("workload_write_mib_s", "drbd_resync_mib_s")
+MIB = 1024  # KiB
+AWAY = "lab-cp-3"  # the node whose replica goes away; the writer runs on lab-cp-1
+
+
+# ----------------------------------------------------------------------------- fault validation
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("replication-down", "lab-cp-1", None), "a replication-down fault needs --node and --peer"),
+    (("replication-down", "lab-cp-1", "lab-cp-1"), "needs two different nodes"),
+    (("diskless-after-upgrade", None, None), "a diskless-after-upgrade fault needs --node"),
+    (("slow-resync", "lab-cp-1", "lab-cp-2"), "a slow-resync fault takes no --peer"),
+])
+def test_storage_fault_flags_are_checked(args: tuple, message: str) -> None:
+    book = FaultBook()
+    with pytest.raises(ValueError, match=message):
+        book.add(*args)
+    with pytest.raises(ValueError, match="holds until cleared and takes no --count"):
+        book.add("slow-resync", count=2)
+    assert book.faults == []
+    assert book.add("slow-resync").describe() == "#1 slow-resync"
+    book.add("replication-down", "lab-cp-1", "lab-cp-2")
+    assert book.replication_down("lab-cp-2", "lab-cp-1") and not book.replication_down("lab-cp-1", "lab-cp-3")
+    assert not book.partitioned("lab-cp-1", "lab-cp-2")  # only DRBD's links, not the node network
+
+
+def test_storage_faults_and_lab_options_in_the_parameter_file() -> None:
+    nodes = [{"name": n, "address": f"10.5.0.{i + 2}", "role": "controlplane"} for i, n in enumerate(NODES)]
+    ok = parse_params({"nodes": nodes, "lab": {"enforce_safety": True, "workload_write_mib_s": 2,
+                                               "faults": [{"kind": "replication-down", "node": "lab-cp-1", "peer": "lab-cp-2"},
+                                                          {"kind": "diskless-after-upgrade", "node": "lab-cp-1"},
+                                                          {"kind": "slow-resync"}]}})
+    assert ok.lab.enforce_safety is True and ok.lab.workload_write_mib_s == 2.0
+    assert 0 < parse_params({"nodes": nodes}).lab.workload_write_mib_s < 10
+    with pytest.raises(ParamsError) as err:
+        parse_params({"nodes": nodes, "lab": {"workload_write_mib_s": -1, "faults": [
+            {"kind": "replication-down", "node": "lab-cp-1"}, {"kind": "diskless-after-upgrade"},
+            {"kind": "slow-resync", "count": 3}]}})
+    text = str(err.value)
+    assert "lab.workload_write_mib_s" in text and "lab.faults[0]: a replication-down fault needs both node and peer" in text
+    assert "lab.faults[1].node: a diskless-after-upgrade fault needs" in text
+    assert "lab.faults[2].count: a slow-resync fault holds until cleared" in text
+
+
+# ----------------------------------------------------------------------------- a volume in use
+
+
+@pytest.fixture(scope="module")
+def in_use(classes: StorageLab) -> Iterator[tuple[StorageLab, str]]:  # noqa: F811 - the imported fixture
+    """A 4 GiB 3-replica volume opened by a pod on lab-cp-1: (lab, resource name)."""
+    s = classes
+    s.core.create_namespaced_persistent_volume_claim("default", _pvc("sf-data", "csi-replicated", "4Gi"))
+    s.core.create_namespaced_pod("default", _pod("sf-writer", "sf-data", node="lab-cp-1"))
+    rd = _bound(s, "sf-data").spec.volume_name
+    _running(s, "sf-writer")
+    wait_for(lambda: _replica(s, rd, "lab-cp-1")["state"]["in_use"], "the writer's replica Primary")
+    saved = {k: s.lab.options.get(k) for k in RD_OPTIONS}
+    yield s, rd
+    with s.lab.lock:
+        s.lab.faults.clear()
+        s.lab.options.update({k: v for k, v in saved.items() if v is not None})
+        for k in [k for k, v in saved.items() if v is None]:
+            s.lab.options.pop(k, None)
+    s.core.delete_namespaced_pod("sf-writer", "default")
+    wait_for(lambda: not [p for p in s.core.list_namespaced_pod("default").items if p.metadata.name == "sf-writer"], "pod gone")
+    s.core.delete_namespaced_persistent_volume_claim("sf-data", "default")
+
+
+@pytest.fixture
+def options(in_use: tuple[StorageLab, str]) -> Iterator[Any]:
+    """Set lab options (MiB/s) for one test; faults are cleared and every replica is UpToDate afterwards."""
+    s, rd = in_use
+
+    def set_options(**values: float) -> None:
+        with s.lab.lock:
+            s.lab.options.update(values)
+
+    yield set_options
+    with s.lab.lock:
+        s.lab.faults.clear()
+        s.lab.options.update({"workload_write_mib_s": 0.5, "drbd_resync_mib_s": 110.0})
+    wait_for(lambda: all(_volume(s, rd, n)["state"]["disk_state"] == "UpToDate" for n in NODES), "every replica UpToDate", 30)
+
+
+def _view(s: StorageLab, rd: str) -> dict[str, dict]:
+    return {r["node_name"]: r for r in s.rest("v1/view/resources", params={"resources": rd}).json()}
+
+
+def _replica(s: StorageLab, rd: str, node: str) -> dict:
+    return next(r for r in s.rest(f"v1/resource-definitions/{rd}/resources").json() if r["node_name"] == node)
+
+
+def _volume(s: StorageLab, rd: str, node: str) -> dict:
+    return _view(s, rd)[node]["volumes"][0]
+
+
+def _reboot(s: StorageLab, node: str) -> None:
+    """``talosctl reboot`` and wait until the node booted again (the reboot takes ~60 lab seconds)."""
+    with s.lab.lock:
+        n = s.lab.talos.nodes[node]
+        boots = n.boot_count
+        s.lab.talos.reboot(n, s.lab.clock.now())
+    wait_for(lambda: n.boot_count > boots, f"{node} booted again", 30)
+
+
+def _upgrade(s: StorageLab, node: str) -> None:
+    """``talosctl upgrade`` to a factory installer with the same extensions (what 02 rolls out), until it booted."""
+    schematic = "a" * 64
+    with s.lab.lock:
+        n = s.lab.talos.nodes[node]
+        boots = n.boot_count
+        s.lab.talos.upgrade(n, f"factory.talos.dev/metal-installer/{schematic}:{n.talos_version}", s.lab.clock.now(),
+                            schematic_lookup=lambda _id: list(n.extensions))
+    wait_for(lambda: n.boot_count > boots, f"{node} booted the upgraded system", 30)
+
+
+def _sync(s: StorageLab, rd: str, node: str) -> dict | None:
+    with s.lab.lock:
+        sync = s.lab.linstor.rds[rd].replicas[node].sync
+        return dict(sync) if sync else None
+
+
+def _resync_rate_mib_s(s: StorageLab, rd: str, node: str) -> float:
+    """Resync progress per lab second between two ticks (lab time, whatever the machine's load)."""
+    with s.lab.lock:  # the ticker waits: only these two ticks move the resync
+        s.lab.tick()
+        first, t0 = s.lab.linstor.rds[rd].replicas[node].sync["done_kib"], s.lab.drbd.last  # the tick's lab time
+        while s.lab.clock.now() < t0 + 10:
+            time.sleep(0.001)
+        s.lab.tick()
+        sync, t1 = s.lab.linstor.rds[rd].replicas[node].sync, s.lab.drbd.last
+        assert sync is not None and sync["done_kib"] < sync["total_kib"], "the resync ended within the measurement"
+        return (sync["done_kib"] - first) / MIB / (t1 - t0)
+
+
+def test_a_returning_replica_resyncs_what_it_missed_at_the_link_rate(in_use, options) -> None:
+    s, rd = in_use
+    # 4 GiB volume written at 256 MiB/s: while the node is away every block changes (bounded by the volume size)
+    options(workload_write_mib_s=256.0, drbd_resync_mib_s=0.5)
+    s.lab.faults.add("node-down", AWAY)  # power lost until the fault is removed
+    away = wait_for(lambda: (v := _view(s, rd))[AWAY].get("volumes") and "state" not in v[AWAY]["volumes"][0] and v,
+                    "satellite offline: no state for its volume")
+    writer = away["lab-cp-1"]["layer_object"]["drbd"]["connections"]
+    assert writer[AWAY] == {"connected": False, "message": "Connecting"} and writer["lab-cp-2"]["connected"]
+    assert {n["name"]: n["connection_status"] for n in s.rest("v1/nodes").json()}[AWAY] == "OFFLINE"
+    assert _volume(s, rd, "lab-cp-1")["state"]["replication_states"][AWAY] == {"replication_state": "Off"}
+    gone_at = s.lab.clock.now()
+    wait_for(lambda: s.lab.clock.now() > gone_at + 20, "20 lab seconds away")
+    with s.lab.lock:
+        s.lab.faults.clear()
+    sync = wait_for(lambda: _sync(s, rd, AWAY), f"{AWAY} resyncing", 30)
+    assert sync["total_kib"] == 4096 * MIB  # every block of the 4 GiB volume changed while it was away
+    seen = wait_for(lambda: (v := _volume(s, rd, AWAY)).get("state", {}).get("disk_state") == "Inconsistent" and v, "Inconsistent")
+    target = seen["state"]["replication_states"][sync["source"]]
+    assert target["replication_state"] == "SyncTarget" and 0 <= target["done_percentage"] < 100
+    source = _volume(s, rd, sync["source"])["state"]
+    assert source["disk_state"] == "UpToDate" and source["replication_states"][AWAY]["replication_state"] == "SyncSource"
+    assert _replica(s, rd, AWAY)["layer_object"]["drbd"]["connections"][sync["source"]] == {"connected": True, "message": "Connected"}
+    assert {n["name"]: n["connection_status"] for n in s.rest("v1/nodes").json()}[AWAY] == "ONLINE"
+    assert _resync_rate_mib_s(s, rd, AWAY) == pytest.approx(0.5, rel=0.02)
+    options(drbd_resync_mib_s=110.0)
+    wait_for(lambda: _volume(s, rd, AWAY)["state"]["disk_state"] == "UpToDate", "UpToDate", 30)
+    with s.lab.lock:
+        assert s.lab.drbd.missed.get(f"{rd}|{AWAY}", 0) == 0
+    states = _volume(s, rd, AWAY)["state"]["replication_states"]
+    assert {p: st["replication_state"] for p, st in states.items()} == {"lab-cp-1": "Established", "lab-cp-2": "Established"}
+
+
+def test_slow_resync_slows_only_its_nodes_replicas(in_use, options) -> None:
+    s, rd = in_use
+    options(workload_write_mib_s=256.0, drbd_resync_mib_s=2.0)
+    s.lab.faults.add("slow-resync")  # no --node: every returning replica
+    _reboot(s, AWAY)
+    wait_for(lambda: _sync(s, rd, AWAY), f"{AWAY} resyncing", 30)
+    everywhere = _resync_rate_mib_s(s, rd, AWAY)
+    with s.lab.lock:
+        s.lab.faults.clear()
+        s.lab.faults.add("slow-resync", AWAY)
+    on_its_node = _resync_rate_mib_s(s, rd, AWAY)
+    with s.lab.lock:
+        s.lab.faults.clear()
+        s.lab.faults.add("slow-resync", "lab-cp-2")  # another node's replicas: lab-cp-3 resyncs at the link's rate
+    elsewhere = _resync_rate_mib_s(s, rd, AWAY)
+    assert elsewhere / everywhere == pytest.approx(2.0, rel=0.05)
+    assert on_its_node == pytest.approx(everywhere, rel=0.05)
+
+
+def test_an_idle_volume_comes_back_without_resync(in_use, options) -> None:
+    s, rd = in_use
+    options(workload_write_mib_s=0.0)  # nothing written while the node is away: same generation, no resync
+    _reboot(s, AWAY)
+    wait_for(lambda: _volume(s, rd, AWAY).get("state", {}).get("replication_states", {}).get("lab-cp-1", {})
+             .get("replication_state") == "Established", "reconnected")
+    assert _sync(s, rd, AWAY) is None and _volume(s, rd, AWAY)["state"]["disk_state"] == "UpToDate"
+
+
+def test_diskless_after_upgrade_hits_the_upgrade_not_a_plain_reboot(in_use, options) -> None:
+    s, rd = in_use
+    options(workload_write_mib_s=8.0)
+    s.lab.faults.add("diskless-after-upgrade", AWAY)
+    _reboot(s, AWAY)  # a plain reboot: the disks attach
+    wait_for(lambda: _volume(s, rd, AWAY).get("state", {}).get("disk_state") == "UpToDate", "UpToDate after reboot", 30)
+    _upgrade(s, AWAY)
+    vol = wait_for(lambda: (v := _volume(s, rd, AWAY)).get("state", {}).get("disk_state") == "Diskless" and v, "Diskless", 30)
+    replica = _replica(s, rd, AWAY)
+    assert "DISKLESS" not in replica.get("flags", []) and vol["provider_kind"] == "ZFS"  # LINSTOR still expects a disk
+    assert "DISKLESS" not in replica["layer_object"]["drbd"]["flags"]
+    assert all(c["connected"] for c in replica["layer_object"]["drbd"]["connections"].values())
+    assert _volume(s, rd, "lab-cp-2")["state"]["disk_state"] == "UpToDate"
+    _reboot(s, AWAY)  # the broken kernel is still installed
+    wait_for(lambda: s.lab.talos.nodes[AWAY].kubelet_ready(s.lab.clock.now()), "back")
+    assert wait_for(lambda: _volume(s, rd, AWAY).get("state", {}).get("disk_state"), "state") == "Diskless"
+    with s.lab.lock:
+        s.lab.faults.clear()  # the fixed release: the next boot attaches the disks and resyncs what they missed
+    _reboot(s, AWAY)
+    wait_for(lambda: _sync(s, rd, AWAY), "resync after re-attach", 30)
+    wait_for(lambda: _volume(s, rd, AWAY).get("state", {}).get("disk_state") == "UpToDate", "UpToDate", 30)
+
+
+def test_replication_down_cuts_only_the_drbd_links_between_two_nodes(in_use, options) -> None:
+    s, rd = in_use
+    options(workload_write_mib_s=8.0)
+    s.lab.faults.add("replication-down", "lab-cp-1", AWAY)
+    view = wait_for(lambda: (v := _view(s, rd))["lab-cp-1"]["layer_object"]["drbd"]["connections"][AWAY]["connected"] is False
+                    and v, "the link down")
+    conns = {n: r["layer_object"]["drbd"]["connections"] for n, r in view.items()}
+    assert conns["lab-cp-1"][AWAY] == {"connected": False, "message": "Connecting"}
+    assert conns[AWAY]["lab-cp-1"] == {"connected": False, "message": "Connecting"}
+    assert conns["lab-cp-1"]["lab-cp-2"]["connected"] and conns[AWAY]["lab-cp-2"]["connected"]
+    # lab-cp-3 still talks to lab-cp-2 but not to the Primary: DRBD outdates such a weakly connected node
+    away = wait_for(lambda: (v := _volume(s, rd, AWAY))["state"]["disk_state"] == "Outdated" and v, "Outdated")
+    assert away["state"]["replication_states"]["lab-cp-1"] == {"replication_state": "Off"}
+    assert {n["name"]: n["connection_status"] for n in s.rest("v1/nodes").json()} == dict.fromkeys(NODES, "ONLINE")
+    ready = {n.metadata.name: next(c.status for c in n.status.conditions if c.type == "Ready") for n in s.core.list_node().items}
+    assert ready == dict.fromkeys(NODES, "True")  # Kubernetes and Talos keep working
+    with s.lab.lock:
+        s.lab.faults.clear()
+    wait_for(lambda: _sync(s, rd, AWAY) or _volume(s, rd, AWAY)["state"]["disk_state"] == "UpToDate", "resync on reconnect")
