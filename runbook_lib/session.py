@@ -107,8 +107,12 @@ class Session:
             params = parse_params(collect_parameters(namespace), source="notebook parameters")
         except ParamsError as err:
             raise ParamsError(err.problems, err.source) from None
+        return cls.open(notebook, params, connection_for(params), read_only=read_only)
+
+    @classmethod
+    def open(cls, notebook: str, params: Params, connection: dict, *, read_only: bool = False) -> Session:
+        """A session on validated ``params`` and a cluster ``connection`` (what :meth:`begin` does after parsing)."""
         redactor = Redactor(params.secret_values())
-        connection = connection_for(params)
         for key in ("kubeconfig", "talosconfig"):
             if connection.get(key):
                 _learn_credentials(redactor, connection[key])
