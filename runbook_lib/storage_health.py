@@ -234,6 +234,13 @@ def cluster_blockers(view: StorageView) -> list[Blocker]:
             out.append(Blocker(rep.resource, rep.node, rep.describe(),
                                "this copy is not current: find out why (drbdadm status on the node) before another "
                                "node goes down"))
+    for rep in view.replicas:
+        # a link down between two running satellites: one more failure and a resource may lose quorum
+        down = sorted(p for p, m in rep.peers.items() if m != "Connected" and view.satellites.get(p) == "ONLINE")
+        if rep.reported and down and view.satellites.get(rep.node) == "ONLINE" and not rep.lost_disk:
+            out.append(Blocker(rep.resource, rep.node, rep.describe(),
+                               f"the DRBD connection to {', '.join(down)} is down although both satellites are ONLINE: "
+                               "check the replication network between them (and `drbdadm status`)"))
     for rep in view.suspended():
         out.append(Blocker(rep.resource, rep.node, f"{rep.describe()}, without quorum: I/O suspended",
                            "reconnect the replicas (network, nodes) so it regains quorum"))
