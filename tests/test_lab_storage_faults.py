@@ -9,15 +9,21 @@ Durations are compared in lab time and as ratios, never in wall-clock time.
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runbook_lib.lab import etcd_snapshot
 from runbook_lib.lab.faults import FaultBook
 from runbook_lib.params import ParamsError, parse_params
 
+from .lab_helpers import serve_lab
 from .test_lab_csi import _bound, _pod, _pvc, _running, classes  # noqa: F401 - fixture
 from .test_lab_piraeus import NODES, StorageLab, ready_lab, wait_for  # noqa: F401 - fixture
 
@@ -260,3 +266,80 @@ def test_replication_down_cuts_only_the_drbd_links_between_two_nodes(in_use, opt
     with s.lab.lock:
         s.lab.faults.clear()
     wait_for(lambda: _sync(s, rd, AWAY) or _volume(s, rd, AWAY)["state"]["disk_state"] == "UpToDate", "resync on reconnect")
+
+
+# ----------------------------------------------------------------------------- talosctl etcd snapshot
+
+
+SNAP_NODES = [{"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"},
+              {"name": "cp-2", "address": "10.5.0.3", "role": "controlplane"},
+              {"name": "cp-3", "address": "10.5.0.4", "role": "controlplane"},
+              {"name": "w-1", "address": "10.5.0.5", "role": "worker"}]
+
+
+@pytest.fixture(scope="module")
+def talos_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+    lab, server, cfg = serve_lab(SNAP_NODES, tmp_path_factory.mktemp("etcd"))
+    with lab.lock:
+        secrets = lab.kube.resolve("", "v1", "secrets")
+        lab.kube.create(secrets, "default", {"metadata": {"name": "db-password"}, "data": {"password": "aHVudGVyMg=="}})
+    yield lab, cfg
+    server.stop()
+    server.server_close()
+
+
+def _talosctl(cfg: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runbook_lib.lab.talosctl", "--talosconfig", str(cfg), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_etcd_snapshot_writes_the_cluster_state_like_talosctl(talos_lab, tmp_path: Path) -> None:
+    lab, cfg = talos_lab
+    path = tmp_path / "etcd.snapshot"
+    res = _talosctl(cfg, "-n", "10.5.0.2", "etcd", "snapshot", str(path))
+    assert res.returncode == 0, res.stderr
+    data = path.read_bytes()
+    saved, info = res.stdout.splitlines()
+    assert saved == f'etcd snapshot saved to "{path}" ({len(data)} bytes)'  # talosctl cmd/talos/etcd.go
+    assert len(data) % 512 == 32 and hashlib.sha256(data[:-32]).digest() == data[-32:]  # etcd's sha256 trailer
+    assert (path.stat().st_mode & 0o777) == 0o600 and not (tmp_path / "etcd.snapshot.part").exists()
+    st = etcd_snapshot.status(data)
+    assert info == (f"snapshot info: hash {st['hash']:08x}, revision {st['revision']}, total keys {st['total_keys']}, "
+                    f"total size {st['total_size']}")
+    with lab.lock:
+        assert st["total_keys"] == len(lab.kube.objects) and st["revision"] <= lab.kube.rv
+    assert b"/registry/secrets/default/db-password" in data and b"aHVudGVyMg==" in data  # every Secret: keep it safe
+    with pytest.raises(ValueError, match="sha256 checksum not found"):
+        etcd_snapshot.status(data[:-1])
+
+
+def test_etcd_snapshot_fails_the_talos_way(talos_lab, tmp_path: Path) -> None:
+    lab, cfg = talos_lab
+    path = tmp_path / "snap.db"
+    worker = _talosctl(cfg, "-n", "10.5.0.5", "etcd", "snapshot", str(path))
+    assert worker.returncode == 1
+    assert "error reading: rpc error: code = Unimplemented desc = etcd snapshot is only available on control plane nodes" \
+        in worker.stderr
+    many = _talosctl(cfg, "-n", "10.5.0.2,10.5.0.3", "etcd", "snapshot", str(path))
+    assert many.returncode == 1 and 'command "etcd snapshot" is not supported with multiple nodes' in many.stderr
+    nowhere = _talosctl(cfg, "-n", "10.5.0.2", "etcd", "snapshot", str(tmp_path / "missing" / "snap.db"))
+    assert nowhere.returncode == 1 and f"error creating temporary file: open {tmp_path}/missing/snap.db.part" in nowhere.stderr
+    with lab.lock:
+        lab.faults.add("talosctl-fail", "cp-2", count=1)
+        cp3 = lab.talos.nodes["cp-3"]
+        cp3.etcd_data = False  # its member's data directory is gone: etcd does not run
+    try:
+        failed = _talosctl(cfg, "-n", "10.5.0.3", "etcd", "snapshot", str(path))
+        assert failed.returncode == 1 and "error reading file: rpc error: code = Unavailable" in failed.stderr
+        stopped = _talosctl(cfg, "-n", "10.5.0.4", "etcd", "snapshot", str(path))
+        assert stopped.returncode == 1 and "etcd service is not running" in stopped.stderr
+        with lab.lock:
+            lab.faults.add("node-down", "cp-2")
+        wait_for(lambda: not lab.talos.nodes["cp-2"].is_up(lab.clock.now()), "cp-2 down")
+        down = _talosctl(cfg, "-n", "10.5.0.3", "etcd", "snapshot", str(path))
+        assert down.returncode == 1 and "error reading file: rpc error: code = Unavailable" in down.stderr
+    finally:
+        with lab.lock:
+            lab.faults.clear()
+            cp3.etcd_data = True
+    assert not list(tmp_path.iterdir())  # no snapshot, no .part left behind

@@ -19,6 +19,7 @@ Paths (all JSON; ``{node}`` is the address or name given to ``--nodes``)::
     GET  /talos/v1/nodes/{node}/read?path=P          file content
     POST /talos/v1/nodes/{node}/wipe                 {devices, method, drop_partition}
     GET  /talos/v1/nodes/{node}/etcd/members | etcd/status
+    GET  /talos/v1/nodes/{node}/etcd/snapshot       {snapshot: base64 of the file (:mod:`.etcd_snapshot`)}
     POST /talos/v1/nodes/{node}/etcd/remove-member   {member}
     POST /talos/v1/nodes/{node}/health               {control_plane_nodes, worker_nodes}
     GET  /talos/v1/nodes/{node}/wait?actor=A         what ``--wait`` observes (stage, boot ID, action error)
@@ -33,11 +34,13 @@ the shim tags its requests with ``X-Talosctl-Call`` and the fault is consumed on
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
 
+from . import etcd_snapshot
 from .talos_model import (
     EXTENSION_CATALOG,
     GO_VERSIONS,
@@ -192,6 +195,9 @@ def _route(lab: Any, cluster: TalosCluster, node: TalosNode, method: str, rest: 
             return {"members": cluster.etcd_member_list(node, now)}, False
         if rest[1] == "status" and method == "GET":
             return cluster.etcd_status(node, now), False
+        if rest[1] == "snapshot" and method == "GET":
+            cluster.require_etcd_snapshot(node, now)
+            return {"snapshot": base64.b64encode(_etcd_snapshot(lab)).decode()}, False
         if rest[1] == "remove-member" and method == "POST":
             cluster.etcd_remove_member(node, str(req["member"]), now)
             return {}, True
@@ -224,6 +230,12 @@ def _route(lab: Any, cluster: TalosCluster, node: TalosNode, method: str, rest: 
                           bool(req.get("drop_partition")), now)
         return {}, True
     raise TalosAPIError("Unimplemented", f"unknown method {method} /{'/'.join(rest)}")
+
+
+def _etcd_snapshot(lab: Any) -> bytes:
+    """The Kubernetes store as etcd holds it: every object under its registry key, at the store's revision."""
+    objects = [(etcd_snapshot.registry_key(*key), obj) for key, obj in lab.kube.objects.items()]
+    return etcd_snapshot.build(objects, lab.kube.rv)
 
 
 def _resources(cluster: TalosCluster, node: TalosNode, type_ref: str, rid: str | None, q: dict, now: float,

@@ -1983,6 +1983,17 @@ class TalosCluster:
                 "raft_index": raft, "raft_term": 2 + node.boot_count, "raft_applied_index": raft, "learner": False,
                 "errors": []}
 
+    def require_etcd_snapshot(self, node: TalosNode, now: float) -> None:
+        """``MachineService.EtcdSnapshot``'s preconditions (machined ``server.go``): a control plane whose member runs.
+
+        The snapshot is read from the local member's database, so it needs no quorum.
+        """
+        self.require_up(node, now)
+        if node.role != "controlplane":
+            raise TalosAPIError("Unimplemented", "etcd snapshot is only available on control plane nodes")
+        if not node.etcd_running(now):
+            raise TalosAPIError("Unknown", "failed to create etcd client: etcd service is not running")
+
     def etcd_remove_member(self, node: TalosNode, member: str, now: float) -> None:
         self.require_up(node, now)
         self._require_etcd(node, now)

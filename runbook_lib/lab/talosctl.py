@@ -201,6 +201,7 @@ COMMANDS: list[Command] = [
     Command("etcd members", "members", "Get the list of etcd cluster members", 0, 0, []),
     Command("etcd status", "status", "Get the status of etcd cluster member", 0, 0, []),
     Command("etcd remove-member", "remove-member <member ID>", "Remove the node from etcd cluster", 1, 1, []),
+    Command("etcd snapshot", "snapshot <path>", "Stream snapshot of the etcd node to the path.", 1, 1, []),
 ]
 _GROUPS = {"wipe": "Wipe block device or volumes", "etcd": "Manage etcd"}
 
@@ -990,6 +991,49 @@ class Talosctl:
             self.client.call("POST", node_path(node, "etcd/remove-member"), {"member": self.args[0]})
         except TalosAPIError as e:
             raise CLIError(e.grpc()) from None
+
+
+    def cmd_etcd_snapshot(self) -> None:
+        """talosctl ``cmd/talos/etcd.go``: stream to ``<path>.part`` (0600), check etcd's trailer, rename, report."""
+        import base64
+
+        from .etcd_snapshot import status
+
+        node = self.single_node("etcd snapshot")
+        db_path = self.args[0]
+        part_path = db_path + ".part"
+        try:
+            fd = os.open(part_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as e:
+            raise CLIError(f"error creating temporary file: open {part_path}: {_errno_text(e)}") from None
+        try:
+            with os.fdopen(fd, "wb") as dest:
+                try:
+                    data = base64.b64decode(self.client.call("GET", node_path(node, "etcd/snapshot"))["snapshot"])
+                except TalosAPIError as e:  # the stream fails to open (dial) or while it is read (server error)
+                    prefix = "error reading file" if e.code == "Unavailable" else "error reading"
+                    raise CLIError(f"{prefix}: {e.grpc()}") from None
+                dest.write(data)
+                dest.flush()
+                os.fsync(dest.fileno())
+            if len(data) % 512 != 32:
+                raise CLIError(f"sha256 checksum not found (size {len(data)})")
+            os.rename(part_path, db_path)
+        finally:
+            if os.path.exists(part_path):
+                os.remove(part_path)
+        self.out(f"etcd snapshot saved to {json.dumps(db_path)} ({len(data)} bytes)\n")
+        try:
+            info = status(data)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        self.out(f"snapshot info: hash {info['hash']:08x}, revision {info['revision']}, total keys "
+                 f"{info['total_keys']}, total size {info['total_size']}\n")
+
+
+def _errno_text(exc: OSError) -> str:
+    """Go's spelling of an errno (``no such file or directory``), as ``os.OpenFile`` errors print it."""
+    return (exc.strerror or str(exc)).lower()
 
 
 def _version_block(tag: str, server: dict | None = None) -> list[str]:
