@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib import failover, kube, partition, piraeus, storage_classes, storage_gates, upgrade
 from runbook_lib import bench as benchmarks
+from runbook_lib import failover, kube, partition, piraeus, storage_classes, storage_gates, upgrade
 from runbook_lib.errors import ApprovalRequired, GateRefused, PreconditionFailed
 from runbook_lib.lab import drbd, factory_api
 from runbook_lib.params import parse_params
