@@ -19,12 +19,14 @@ from typing import Any
 
 import pytest
 
-from runbook_lib.lab import etcd_snapshot
+from runbook_lib.lab import etcd_snapshot, talosctl
 from runbook_lib.lab.faults import FaultBook
 from runbook_lib.params import ParamsError, parse_params
 
 from .lab_helpers import serve_lab
+from .reference import REFERENCE
 from .test_lab_csi import _bound, _pod, _pvc, _running, classes  # noqa: F401 - fixture
+from .test_lab_linstor_api import validate
 from .test_lab_piraeus import NODES, StorageLab, ready_lab, wait_for  # noqa: F401 - fixture
 
 RD_OPTIONS = ("workload_write_mib_s", "drbd_resync_mib_s")
@@ -112,6 +114,15 @@ def options(in_use: tuple[StorageLab, str]) -> Iterator[Any]:
     wait_for(lambda: all(_volume(s, rd, n)["state"]["disk_state"] == "UpToDate" for n in NODES), "every replica UpToDate", 30)
 
 
+def _spec_valid(s: StorageLab, rd: str) -> None:
+    """The views the gates read, as they are now, against LINSTOR's OpenAPI spec (when ../shared is there)."""
+    if not (REFERENCE / "linstor").exists():
+        return
+    validate(s.rest("v1/view/resources", params={"resources": rd}).json(), "ResourceWithVolumes", array=True)
+    validate(s.rest(f"v1/resource-definitions/{rd}/resources").json(), "Resource", array=True)
+    validate(s.rest("v1/nodes").json(), "Node", array=True)
+
+
 def _view(s: StorageLab, rd: str) -> dict[str, dict]:
     return {r["node_name"]: r for r in s.rest("v1/view/resources", params={"resources": rd}).json()}
 
@@ -174,6 +185,7 @@ def test_a_returning_replica_resyncs_what_it_missed_at_the_link_rate(in_use, opt
     assert writer[AWAY] == {"connected": False, "message": "Connecting"} and writer["lab-cp-2"]["connected"]
     assert {n["name"]: n["connection_status"] for n in s.rest("v1/nodes").json()}[AWAY] == "OFFLINE"
     assert _volume(s, rd, "lab-cp-1")["state"]["replication_states"][AWAY] == {"replication_state": "Off"}
+    _spec_valid(s, rd)
     gone_at = s.lab.clock.now()
     wait_for(lambda: s.lab.clock.now() > gone_at + 20, "20 lab seconds away")
     with s.lab.lock:
@@ -187,9 +199,14 @@ def test_a_returning_replica_resyncs_what_it_missed_at_the_link_rate(in_use, opt
     assert source["disk_state"] == "UpToDate" and source["replication_states"][AWAY]["replication_state"] == "SyncSource"
     assert _replica(s, rd, AWAY)["layer_object"]["drbd"]["connections"][sync["source"]] == {"connected": True, "message": "Connected"}
     assert {n["name"]: n["connection_status"] for n in s.rest("v1/nodes").json()}[AWAY] == "ONLINE"
+    _spec_valid(s, rd)
     assert _resync_rate_mib_s(s, rd, AWAY) == pytest.approx(0.5, rel=0.02)
-    options(drbd_resync_mib_s=110.0)
+    with s.lab.lock:  # speed the link up to 110 MiB/s; the rest still takes its modelled lab time
+        s.lab.tick()
+        switched, done = s.lab.drbd.last, s.lab.linstor.rds[rd].replicas[AWAY].sync["done_kib"]
+        s.lab.options["drbd_resync_mib_s"] = 110.0
     wait_for(lambda: _volume(s, rd, AWAY)["state"]["disk_state"] == "UpToDate", "UpToDate", 30)
+    assert s.lab.clock.now() >= switched + (sync["total_kib"] - done) / (110.0 * MIB)
     with s.lab.lock:
         assert s.lab.drbd.missed.get(f"{rd}|{AWAY}", 0) == 0
     states = _volume(s, rd, AWAY)["state"]["replication_states"]
@@ -237,6 +254,7 @@ def test_diskless_after_upgrade_hits_the_upgrade_not_a_plain_reboot(in_use, opti
     assert "DISKLESS" not in replica["layer_object"]["drbd"]["flags"]
     assert all(c["connected"] for c in replica["layer_object"]["drbd"]["connections"].values())
     assert _volume(s, rd, "lab-cp-2")["state"]["disk_state"] == "UpToDate"
+    _spec_valid(s, rd)
     _reboot(s, AWAY)  # the broken kernel is still installed
     wait_for(lambda: s.lab.talos.nodes[AWAY].kubelet_ready(s.lab.clock.now()), "back")
     assert wait_for(lambda: _volume(s, rd, AWAY).get("state", {}).get("disk_state"), "state") == "Diskless"
@@ -260,6 +278,7 @@ def test_replication_down_cuts_only_the_drbd_links_between_two_nodes(in_use, opt
     # lab-cp-3 still talks to lab-cp-2 but not to the Primary: DRBD outdates such a weakly connected node
     away = wait_for(lambda: (v := _volume(s, rd, AWAY))["state"]["disk_state"] == "Outdated" and v, "Outdated")
     assert away["state"]["replication_states"]["lab-cp-1"] == {"replication_state": "Off"}
+    _spec_valid(s, rd)
     assert {n["name"]: n["connection_status"] for n in s.rest("v1/nodes").json()} == dict.fromkeys(NODES, "ONLINE")
     ready = {n.metadata.name: next(c.status for c in n.status.conditions if c.type == "Ready") for n in s.core.list_node().items}
     assert ready == dict.fromkeys(NODES, "True")  # Kubernetes and Talos keep working
@@ -313,31 +332,32 @@ def test_etcd_snapshot_writes_the_cluster_state_like_talosctl(talos_lab, tmp_pat
         etcd_snapshot.status(data[:-1])
 
 
-def test_etcd_snapshot_fails_the_talos_way(talos_lab, tmp_path: Path) -> None:
+def test_etcd_snapshot_fails_the_talos_way(talos_lab, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     lab, cfg = talos_lab
     path = tmp_path / "snap.db"
-    worker = _talosctl(cfg, "-n", "10.5.0.5", "etcd", "snapshot", str(path))
-    assert worker.returncode == 1
-    assert "error reading: rpc error: code = Unimplemented desc = etcd snapshot is only available on control plane nodes" \
-        in worker.stderr
-    many = _talosctl(cfg, "-n", "10.5.0.2,10.5.0.3", "etcd", "snapshot", str(path))
-    assert many.returncode == 1 and 'command "etcd snapshot" is not supported with multiple nodes' in many.stderr
-    nowhere = _talosctl(cfg, "-n", "10.5.0.2", "etcd", "snapshot", str(tmp_path / "missing" / "snap.db"))
-    assert nowhere.returncode == 1 and f"error creating temporary file: open {tmp_path}/missing/snap.db.part" in nowhere.stderr
+
+    def snapshot(node: str, target: Path = path) -> str:  # the shim's main, in this process (no interpreter start-up)
+        code = talosctl.main(["--talosconfig", str(cfg), "-n", node, "etcd", "snapshot", str(target)])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        return err
+
+    assert ("error reading: rpc error: code = Unimplemented desc = etcd snapshot is only available on control plane "
+            "nodes") in snapshot("10.5.0.5")
+    assert 'command "etcd snapshot" is not supported with multiple nodes' in snapshot("10.5.0.2,10.5.0.3")
+    assert f"error creating temporary file: open {tmp_path}/missing/snap.db.part" in snapshot("10.5.0.2",
+                                                                                               tmp_path / "missing" / "snap.db")
     with lab.lock:
         lab.faults.add("talosctl-fail", "cp-2", count=1)
         cp3 = lab.talos.nodes["cp-3"]
         cp3.etcd_data = False  # its member's data directory is gone: etcd does not run
     try:
-        failed = _talosctl(cfg, "-n", "10.5.0.3", "etcd", "snapshot", str(path))
-        assert failed.returncode == 1 and "error reading file: rpc error: code = Unavailable" in failed.stderr
-        stopped = _talosctl(cfg, "-n", "10.5.0.4", "etcd", "snapshot", str(path))
-        assert stopped.returncode == 1 and "etcd service is not running" in stopped.stderr
+        assert "error reading file: rpc error: code = Unavailable" in snapshot("10.5.0.3")
+        assert "failed to create etcd client: etcd service is not running" in snapshot("10.5.0.4")
         with lab.lock:
             lab.faults.add("node-down", "cp-2")
         wait_for(lambda: not lab.talos.nodes["cp-2"].is_up(lab.clock.now()), "cp-2 down")
-        down = _talosctl(cfg, "-n", "10.5.0.3", "etcd", "snapshot", str(path))
-        assert down.returncode == 1 and "error reading file: rpc error: code = Unavailable" in down.stderr
+        assert "error reading file: rpc error: code = Unavailable" in snapshot("10.5.0.3")
     finally:
         with lab.lock:
             lab.faults.clear()
