@@ -30,6 +30,7 @@ like a real cluster's.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -38,10 +39,25 @@ from dataclasses import dataclass, field
 import httpx
 import pandas as pd
 import urllib3
+import yaml
+from kubernetes.client.rest import ApiException
 
-from . import kube
-from .drill_records import WRITER_SCRIPT, Entry, Verdict, judge, parse_acks, parse_records
+from . import kube, storage_gates
+from .cluster_time import ClusterClock, parse_date_header, parse_time
+from .drill_records import (
+    MAX_BLOCKS,
+    READER_SCRIPT,
+    WRITER_SCRIPT,
+    CopyReading,
+    Entry,
+    Verdict,
+    expected_lines,
+    judge,
+    parse_acks,
+    parse_reader,
+)
 from .errors import PreconditionFailed, RunbookError
+from .etcd_backup import snapshot_before
 from .linstor import resources_frame
 from .piraeus import create, linstor
 from .session import Session
@@ -89,14 +105,37 @@ def writer_deployment(name: str, namespace: str, claim: str, image: str, interva
                                            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}}}}
 
 
-def reader_pod(name: str, namespace: str, claim: str, image: str, node: str) -> dict:
-    """Reads the record file on ``node`` (a diskful replica: DRBD serves the read from that disk)."""
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": dict(APP_LABEL)},
+def reader_pod(name: str, namespace: str, claim: str, image: str, node: str, digests: str, lines: str) -> dict:
+    """Reads the record file on ``node`` (a diskful replica: DRBD serves the read from that disk).
+
+    It prints block digests and a few bounded ranges of lines (``READER_SCRIPT``), never the whole file:
+    what it prints stays far below any log cap or rotation, however long the drill ran.
+    """
+    env = {"RECORDS": RECORDS, "DIGESTS": digests, "LINES": lines, "MAX_BLOCKS": str(MAX_BLOCKS)}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {
+                **APP_LABEL, "app.kubernetes.io/component": "reader"}},
             "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "nodeName": node,
                      "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
-                     "containers": [{"name": "reader", "image": image, "command": ["cat", RECORDS],
+                     "containers": [{"name": "reader", "image": image, "command": ["sh", "-c", READER_SCRIPT],
+                                     "env": [{"name": k, "value": v} for k, v in env.items()],
                                      "volumeMounts": [{"name": "data", "mountPath": MOUNT, "readOnly": True}]}],
                      "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}]}}
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Multi-line strings (the writer's and reader's scripts) as literal blocks, readable as the shell sees them."""
+
+    def ignore_aliases(self, data: object) -> bool:  # shared label dicts print in full, not as &id001 anchors
+        return True
+
+
+_LiteralDumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
+
+
+def manifests_yaml(docs: list[dict]) -> str:
+    """The manifests as YAML a reader can follow: scripts as literal blocks, not one escaped line."""
+    return "---\n".join(yaml.dump(d, Dumper=_LiteralDumper, sort_keys=False) for d in docs)
 
 
 # ----------------------------------------------------------------------------- the cluster, observed
@@ -112,6 +151,24 @@ class Snapshot:
     pods: list[dict] = field(default_factory=list)
     replicas: pd.DataFrame | None = None
     standalone: list[str] = field(default_factory=list)  # "node/peer" connections DRBD gave up on (split brain)
+    node_objs: dict[str, dict] = field(default_factory=dict)  # the Node objects (their transition timestamps)
+
+    def ready_since(self, node: str, ready: bool) -> float | None:
+        """When ``node``'s Ready condition last turned (not) ready, on the cluster's clock; None if it is not so now."""
+        cond = kube.condition(self.node_objs.get(node), "Ready")
+        if not cond or (cond.get("status") == "True") != ready:
+            return None
+        return parse_time(cond.get("lastTransitionTime"))
+
+    def taint_added(self, node: str) -> float | None:
+        taints = ((self.node_objs.get(node) or {}).get("spec") or {}).get("taints") or []
+        return next((parse_time(t.get("timeAdded")) for t in taints if t.get("key") == TAINT), None)
+
+    def started(self, pod: dict) -> float | None:
+        """When the writer container of ``pod`` started running (its ``startedAt``), on the cluster's clock."""
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        running = next((((c.get("state") or {}).get("running") or {}) for c in statuses if c.get("name") == "writer"), {})
+        return parse_time(running.get("startedAt"))
 
     def writer(self) -> dict | None:
         running = [p for p in self.pods if not p["metadata"].get("deletionTimestamp")
@@ -151,6 +208,7 @@ class Writer:
     pv: str | None = None  # the LINSTOR resource (named after the PV)
     acks: dict[str, Entry] = field(default_factory=dict)  # record line -> entry, as acknowledged in the logs
     records: dict[int, Entry] = field(default_factory=dict)  # the file as read back (verification)
+    readers: list[dict] = field(default_factory=list)  # reader pods created (kept with failover.keep_test_objects)
     logs_read: float = 0.0
 
     @property
@@ -167,26 +225,45 @@ class Observer:
         self.scale = session.params.lab.time_scale if session.params.target == "lab" else 1.0
         self.samples: list[dict] = []  # resync progress
         self.looks: list[float] = []  # when each observation was taken
+        self.clock = ClusterClock(rate=self.scale)  # the lab's clock runs time_scale times faster
 
     def look(self) -> Snapshot:
         snap = Snapshot(at=time.time())
         self.looks.append(snap.at)
         try:
-            snap.nodes = kube.node_states(self.api, retry=False)
+            items = self._get("/api/v1/nodes").get("items") or []
+            snap.node_objs = {n["metadata"]["name"]: n for n in items}
+            snap.nodes = {name: _node_state(n) for name, n in snap.node_objs.items()}
             selector = ",".join(f"{k}={v}" for k, v in {**APP_LABEL, "app.kubernetes.io/component": "writer"}.items())
-            snap.pods = kube.request(self.api, "GET", f"/api/v1/namespaces/{self.writer.namespace}/pods",
-                                     query=[("labelSelector", selector)], retry=False)["items"]
+            snap.pods = self._get(f"/api/v1/namespaces/{self.writer.namespace}/pods", [("labelSelector", selector)])["items"]
             if self.writer.pv:
                 raw = linstor(self.session).get(f"/v1/view/resources?resources={self.writer.pv}")
                 snap.replicas = resources_frame(raw)
                 snap.standalone = standalone_connections(raw)
-        except (RunbookError, OSError, urllib3.exceptions.HTTPError, httpx.HTTPError):
+        except (RunbookError, ApiException, OSError, ValueError, KeyError, urllib3.exceptions.HTTPError, httpx.HTTPError):
             snap.api = False  # an outage is an observation, not an error (quorum loss takes the API with it)
         if snap.api and time.time() - self.writer.logs_read > 0.05:
             self.collect_acks(snap.pods)
         if snap.replicas is not None:
             self.samples.append({"t": snap.at, "replicas": snap.sync_progress()})
         return snap
+
+    def _get(self, path: str, query: list[tuple[str, str]] | None = None) -> dict:
+        """One GET, no retries (an outage is an observation); its ``Date`` header bounds the cluster's clock."""
+        _, url, headers, _, _ = self.api.param_serialize("GET", path, query_params=query or [],
+                                                         header_params={"Accept": "application/json"},
+                                                         auth_settings=["BearerToken"])
+        sent = time.time()
+        resp = self.api.call_api("GET", url, header_params=headers, _request_timeout=10)
+        resp.read()
+        if resp.status >= 400:
+            raise kube.ApiCallError("GET", path, resp.status, resp.data.decode(errors="replace")[:300])
+        self.clock.sample(sent, time.time(), parse_date_header(resp.headers.get("Date")))
+        return json.loads(resp.data)
+
+    def cluster(self, wall: float) -> float:
+        """An observer time on the cluster's clock."""
+        return self.clock.at(wall)
 
     def collect_acks(self, pods: list[dict]) -> None:
         for pod in pods:
@@ -201,12 +278,17 @@ class Observer:
                           interval=POLL, max_interval=POLL * 5)
 
     def resolution_s(self) -> float:
-        """Median time between observations, in cluster seconds: phase times are this precise."""
+        """Median time between observations, in cluster seconds: how precise the fallback (first-seen) times are."""
         gaps = sorted(b - a for a, b in zip(self.looks, self.looks[1:], strict=False))
         return round(gaps[len(gaps) // 2] * self.scale, 2) if gaps else 0.0
 
-    def cluster_seconds(self, wall: float, since: float) -> float:
-        return round((wall - since) * self.scale, 1)
+
+def _node_state(node: dict) -> kube.NodeState:
+    ready = next((c.get("status") for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
+                 "Unknown")
+    return kube.NodeState(name=node["metadata"]["name"], ready=ready or "Unknown",
+                          taints=[t.get("key") for t in (node.get("spec") or {}).get("taints") or []],
+                          os_image=((node.get("status") or {}).get("nodeInfo") or {}).get("osImage", ""))
 
 
 def standalone_connections(resources: list[dict]) -> list[str]:
@@ -247,9 +329,20 @@ class Preconditions:
 
 
 def check_setup(session: Session) -> Preconditions:
-    """The class and the HA controller, before anything is created."""
+    """The class, the HA controller and the approvals, before anything is created.
+
+    On a real cluster (or with ``lab.enforce_safety``) ``failover.node`` must name the node to fault,
+    so ``drill <node>`` and ``quorum-loss <node>`` are checked here, before the first change.
+    """
     api = session.kube()
     p = session.params
+    if p.enforces_safety and p.failover.node is None:
+        raise PreconditionFailed("failover.node: set the node to fault (the writer starts there); on a real cluster "
+                                 "the drill's approvals must name a known node before anything starts")
+    if p.failover.node:
+        _approvals(session, "failover", p.failover.node, "failover drill")
+        if p.failover.quorum_loss:
+            _approvals(session, "quorum-loss", p.failover.node, "quorum-loss drill")
     sc = kube.get_object(api, f"/apis/storage.k8s.io/v1/storageclasses/{p.failover.storage_class}")
     if sc is None:
         raise PreconditionFailed(f"StorageClass {p.failover.storage_class!r} does not exist: run 04-storage-classes first "
@@ -260,6 +353,8 @@ def check_setup(session: Session) -> Preconditions:
                   f"{sc.get('provisioner')}, placementCount {replicas}", f"{PROVISIONER}, 3 (or 2 + a tie-breaker)")
     if replicas < 2:
         raise PreconditionFailed(f"StorageClass {p.failover.storage_class!r} keeps {replicas} replica: there is nothing to fail over to")
+    if p.failover.quorum_loss:
+        _refuse_certain_etcd_loss(session, replicas)
     pods = kube.list_objects(api, f"/api/v1/namespaces/{p.piraeus.namespace}/pods", "app.kubernetes.io/component=ha-controller")
     ready = {pod["spec"].get("nodeName"): kube.condition(pod, "Ready").get("status") == "True" for pod in pods}
     storage_nodes = [n.name for n in session.nodes]
@@ -368,14 +463,18 @@ def stop_writer(session: Session, writer: Writer, obs: Observer) -> None:
 # ----------------------------------------------------------------------------- faults
 
 
-def _lab(session: Session, method: str, path: str, body: dict | None, *, step: str, target: str, cli: list[str]) -> dict:
+def _lab(session: Session, method: str, path: str, body: dict | None, *, step: str, target: str, cli: list[str],
+         sent_at: list[tuple[float, float, float | None]] | None = None) -> dict:
     """A call to the lab's control API (what ``runbook lab ...`` does), recorded with that command.
 
     HTTP rather than the CLI: starting a process takes long enough to blur the phase timings.
     """
 
     def call() -> dict:
+        sent = time.time()  # after the record was written: the change happens between here and the answer
         resp = httpx.request(method, session.connection["url"] + path, json=body, timeout=30)
+        if sent_at is not None:
+            sent_at.append((sent, time.time(), parse_date_header(resp.headers.get("Date"))))
         if resp.status_code >= 400:
             raise RunbookError(f"lab: {' '.join(cli)}: {resp.json().get('error', resp.text)}")
         return resp.json()
@@ -383,13 +482,19 @@ def _lab(session: Session, method: str, path: str, body: dict | None, *, step: s
     return session.executor.call(call, step=step, target=target, kind="lab", command=["runbook", "lab", *cli]) or {}
 
 
-def inject(session: Session, fault: str, node: NodeRef, *, step: str) -> list[int | None]:
-    """Fault ``node``; the lab fault ids to remove later (empty for talosctl faults)."""
+def inject(session: Session, fault: str, node: NodeRef, *, step: str, approval: str = "drill",
+           approval_target: str | None = None, sent_at: list[tuple[float, float, float | None]] | None = None,
+           ) -> list[int | None]:
+    """Fault ``node``; the lab fault ids to remove later (empty for talosctl faults).
+
+    ``approval``/``approval_target``: the ``confirm`` entry the talosctl fault needs (``drill <node>``,
+    or ``quorum-loss <writer's node>`` for the quorum-loss scenario's peers).
+    """
     if fault == "reboot":
-        session.talos.reboot(node, step=step)
+        session.talos.reboot(node, step=step, approval=approval, approval_target=approval_target)
         return []
     if fault == "shutdown":
-        session.talos.shutdown(node, step=step)
+        session.talos.shutdown(node, step=step, approval=approval, approval_target=approval_target)
         return []
     if session.params.target != "lab":
         raise RunbookError(f"failover.fault {fault!r} exists only in the lab")
@@ -398,7 +503,7 @@ def inject(session: Session, fault: str, node: NodeRef, *, step: str) -> list[in
     ids = []
     for name, peer in pairs:
         cli = ["fault", "add", kind, "--node", name] + (["--peer", peer] if peer else [])
-        ids.append(_lab(session, "POST", "/lab/v1/faults", {"kind": kind, "node": name, "peer": peer},
+        ids.append(_lab(session, "POST", "/lab/v1/faults", {"kind": kind, "node": name, "peer": peer}, sent_at=sent_at,
                         step=step, target=name, cli=cli).get("id"))  # None in plan mode
     return ids
 
@@ -417,34 +522,174 @@ def restore(session: Session, fault: str, node: NodeRef, fault_ids: list[int | N
                   f"{session.params.node_timeout:.0f}s for it to come back")
 
 
-def _approvals(session: Session, fault: str, nodes: list[NodeRef], step: str) -> None:
-    action = {"reboot": "reboot", "shutdown": "shutdown"}.get(fault)
-    if action:
-        for n in nodes:
-            session.executor.require_approval(action, n.name, step)
+#: what each fault tests (Talos's shutdown cordons and drains first: maintenance, not a failure)
+FAULT_LABELS = {
+    "reboot": "failure test: talosctl reboot takes the node away without draining it",
+    "shutdown": "planned-maintenance test, not a failure test: Talos cordons and drains the node, then powers it off",
+    "node-down": "failure test (lab): the node loses power",
+    "isolate": "failure test (lab): the node is cut off from every peer",
+}
+
+
+def _approvals(session: Session, scenario: str, home: str, step: str) -> None:
+    """``drill <node>`` for the failover scenario, ``quorum-loss <writer's node>`` for the quorum-loss one."""
+    session.executor.require_approval("drill" if scenario == "failover" else "quorum-loss", home, step)
+
+
+def etcd_members_lost(session: Session, down: list[str]) -> list[str]:
+    """The control-plane nodes among ``down`` when they are a majority of the etcd members (else [])."""
+    members = [n.name for n in session.nodes if n.role == "controlplane"]
+    lost = [n for n in down if n in members]
+    # etcd keeps quorum while a majority (n // 2 + 1) of its n members is up: it tolerates (n - 1) // 2 down
+    return lost if members and len(lost) > (len(members) - 1) // 2 else []
+
+
+def refuse_etcd_majority(session: Session, down: list[str], step: str) -> None:
+    """A drill never takes down a majority of etcd (on a real cluster or with ``lab.enforce_safety``)."""
+    lost = etcd_members_lost(session, down)
+    if not lost:
+        return
+    members = [n.name for n in session.nodes if n.role == "controlplane"]
+    text = (f"{step} would take down {len(lost)} of {len(members)} etcd members ({', '.join(lost)}; members: "
+            f"{', '.join(members)}): etcd and the Kubernetes API stop and every replicated volume freezes")
+    if not session.params.enforces_safety:
+        print(f"note: {text}. The relaxed lab rehearses it; a real cluster (or lab.enforce_safety) refuses it.")
+        return
+    session.check(f"{step} keeps an etcd majority", False, ", ".join(lost) + " down", "a majority of etcd members up")
+    raise PreconditionFailed(f"{text}. Set failover.quorum_loss: false, or run the drill where its replicas' nodes "
+                             "are not an etcd majority (more control-plane nodes, or volumes on workers).")
+
+
+def _before_fault(session: Session, scenario: str, fault: str, nodes: list[NodeRef], *, home: str,
+                  exempt: list[str]) -> None:
+    """Right before a scenario's first fault: its approval, etcd, the cluster-wide storage gate, etcd snapshots."""
+    step = f"{scenario} drill ({fault} {', '.join(n.name for n in nodes)})"
+    print(f"{scenario}: {fault} is a {FAULT_LABELS[fault]}")
+    _approvals(session, scenario, home, step)
+    refuse_etcd_majority(session, [n.name for n in nodes], step)
+    storage_gates.before_down(session, [n.name for n in nodes], step=step, exempt=exempt)
+    for node in nodes:
+        snapshot_before(session, node, step=step)
+
+
+def _refuse_certain_etcd_loss(session: Session, replicas: int) -> None:
+    """Before anything is created: the quorum-loss scenario takes ``replicas - 1`` other nodes down; when too few
+    of the candidates are workers, that is an etcd majority wherever the replicas land."""
+    home = session.params.failover.node or ""
+    others = [n for n in session.nodes if n.name != home]
+    workers = [n for n in others if n.role != "controlplane"]
+    certain = max(0, min(replicas - 1, len(others)) - len(workers))
+    cps = [n.name for n in others if n.role == "controlplane"]
+    if certain and etcd_members_lost(session, cps[:certain]):
+        refuse_etcd_majority(session, cps if certain == len(cps) else cps[:certain], "the quorum-loss drill")
+
+
+def check_scenarios(session: Session, writer: Writer, before: Snapshot) -> list[str]:
+    """Preflight of the scenarios, before the first fault: approvals, etcd majority, the storage gate.
+
+    Returns the scenarios that will run (``failover``, and ``quorum-loss`` when enabled).
+    """
+    f = session.params.failover
+    target = f.node or before.writer_node() or session.nodes[0].name
+    _approvals(session, "failover", target, "failover drill")
+    refuse_etcd_majority(session, [target], "the failover drill")
+    scenarios = ["failover"]
+    if f.quorum_loss:
+        home = before.writer_node() or target
+        peers = [n for n in before.diskful()["node"] if n != home]
+        _approvals(session, "quorum-loss", home, "quorum-loss drill")
+        refuse_etcd_majority(session, peers, "the quorum-loss drill")
+        scenarios.append("quorum-loss")
+    if not session.dry_run:
+        storage_gates.before_down(session, [target], step="the failover drill", exempt=[writer.pv] if writer.pv else [])
+    for name in scenarios:
+        fault = f.fault if name == "failover" else f.quorum_loss_fault
+        print(f"{name}: {fault}, a {FAULT_LABELS[fault]}")
+    return scenarios
 
 
 # ----------------------------------------------------------------------------- the drill
 
 
+OBSERVED = "observer (first seen)"  # the fallback source: as precise as the observer's polling
+
+
 @dataclass
 class DrillResult:
+    """One scenario's phases, each on the cluster's clock with the timestamp it came from."""
+
     scenario: str
     fault: str
     nodes: list[str]
-    start: float  # wall clock of the fault
-    phases: list[dict] = field(default_factory=list)  # {"phase", "seconds", "detail"}
+    start: float  # the observer's clock just before the fault was injected
+    clock: ClusterClock = field(default_factory=ClusterClock)
+    #: {"phase", "at" (cluster clock) or "wall" (observer clock, converted at the end), "source", "detail"}
+    phases: list[dict] = field(default_factory=list)
     stall_s: float | None = None
     resync: dict = field(default_factory=dict)
-    #: wall-clock span in which the writer must not have written (quorum loss: no quorum observed)
+    #: span (cluster clock) in which the writer must not have written: quorum loss, no quorum observed
     frozen: list[float] = field(default_factory=list)
 
-    def mark(self, obs: Observer, phase: str, at: float, detail: str = "") -> None:
+    #: the fault on the cluster's clock, when its request's answer dated it (the lab's control API)
+    fault_time: float | None = None
+
+    @property
+    def t0(self) -> float:
+        """The fault on the cluster's clock."""
+        return self.fault_time if self.fault_time is not None else self.clock.at(self.start)
+
+    def fault_at(self, obs: Observer, requests: list[tuple[float, float, float | None]]) -> None:
+        """Time the fault by its first request: it took effect after the request left and before the answer, in
+        the whole second the answer's ``Date`` names; without a ``Date``, when the request left."""
+        if not requests:
+            return
+        sent, received, date = requests[0]
+        self.start = sent
+        for r in requests:
+            obs.clock.sample(*r)
+        if date is not None:
+            lo, hi = max(obs.cluster(sent), date), min(obs.cluster(received), date + 1.0)
+            self.fault_time = (lo + hi) / 2 if lo <= hi else date + 0.5
+
+    def mark(self, phase: str, at: float | None, detail: str = "", source: str = OBSERVED, *, wall: float | None = None,
+             replace: bool = False) -> None:
+        """Record ``phase`` once: at cluster time ``at`` (from ``source``), else first seen at observer time ``wall``."""
+        if at is None and wall is None:
+            return
+        if replace:
+            self.phases = [p for p in self.phases if p["phase"] != phase]
         if not any(p["phase"] == phase for p in self.phases):
-            self.phases.append({"phase": phase, "seconds": obs.cluster_seconds(at, self.start), "detail": detail})
+            self.phases.append({"phase": phase, "at": at, "wall": wall, "source": source if at is not None else OBSERVED,
+                                "detail": detail})
+
+    def seen(self, phase: str, s: Snapshot, stamp: float | None, source: str, detail: str = "") -> None:
+        """``phase`` as an object's timestamp tells it, else as the observation ``s`` first showed it."""
+        self.mark(phase, stamp, detail, source, wall=s.at)
+
+    def time_of(self, phase: str) -> float | None:
+        """When ``phase`` happened, on the cluster's clock."""
+        ph = next((p for p in self.phases if p["phase"] == phase), None)
+        if ph is None:
+            return None
+        return ph["at"] if ph["at"] is not None else self.clock.at(ph["wall"])
+
+    def seconds(self, phase: str) -> float | None:
+        """Cluster seconds from the fault to ``phase`` (a phase caused by the fault is never before it: timestamps
+        are whole seconds, so one stamped in the fault's second would otherwise read up to -1 s)."""
+        at = self.time_of(phase)
+        if at is None:
+            return None
+        delta = at - self.t0
+        return round(max(delta, 0.0) if phase not in BEFORE_FAULT else delta, 1)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.phases, columns=["phase", "seconds", "detail"]).assign(scenario=self.scenario)
+        rows = [{"phase": p["phase"], "seconds": self.seconds(p["phase"]), "source": p["source"], "detail": p["detail"]}
+                for p in self.phases]
+        frame = pd.DataFrame(rows, columns=["phase", "seconds", "source", "detail"])
+        return frame.sort_values("seconds", kind="stable").reset_index(drop=True).assign(scenario=self.scenario)
+
+
+BEFORE_FAULT = {"last write before the stall"}
 
 
 def _node(session: Session, name: str) -> NodeRef:
@@ -490,43 +735,49 @@ def _failover(session: Session, writer: Writer, obs: Observer, before: Snapshot)
     p = session.params
     f = p.failover
     target = _node(session, f.node or before.writer_node() or session.nodes[0].name)
-    _approvals(session, f.fault, [target], "failover drill")
+    _before_fault(session, "failover", f.fault, [target], home=target.name, exempt=[])
     timeout = p.node_timeout
-    res = DrillResult("failover", f.fault, [target.name], start=time.time())
+    res = DrillResult("failover", f.fault, [target.name], start=time.time(), clock=obs.clock)
     fault_ids: list[int | None] = []
     if session.dry_run:
         restore(session, f.fault, target, inject(session, f.fault, target, step=f"fault: {f.fault} {target.name}"))
         return res
     try:
         res.start = time.time()
-        fault_ids = inject(session, f.fault, target, step=f"fault: {f.fault} {target.name}")
-        res.mark(obs, "fault injected", res.start, f"{f.fault} {target.name}")
+        sent: list[tuple[float, float, float | None]] = []
+        fault_ids = inject(session, f.fault, target, step=f"fault: {f.fault} {target.name}", sent_at=sent)
+        res.fault_at(obs, sent)
+        res.mark("fault injected", None, f"{f.fault} {target.name}", wall=res.start)
         moved: dict[str, str] = {}
 
         def marks(s: Snapshot) -> None:
             if s.api and not s.ready(target.name):
-                res.mark(obs, "node NotReady", s.at, target.name)
+                res.seen("node NotReady", s, s.ready_since(target.name, False), "Node Ready condition lastTransitionTime",
+                         target.name)
             if s.tainted(target.name):
-                res.mark(obs, "lost-quorum taint", s.at, f"{TAINT} on {target.name}")
+                res.seen("lost-quorum taint", s, s.taint_added(target.name), "taint timeAdded", f"{TAINT} on {target.name}")
             node = s.writer_node()
             if node and node != target.name:
-                moved.setdefault("pod", s.writer()["metadata"]["name"])
-                res.mark(obs, "pod running elsewhere", s.at, f"{moved['pod']} on {node}")
-            if moved and any(a.pod == moved["pod"] for a in writer.acks.values()):
-                res.mark(obs, "writes acknowledged again", s.at, f"by {moved['pod']}")
+                pod = s.writer()
+                moved.setdefault("pod", pod["metadata"]["name"])
+                res.seen("pod running elsewhere", s, s.started(pod), "container startedAt", f"{moved['pod']} on {node}")
+            first = min((a.stamp for a in writer.acks.values() if moved and a.pod == moved["pod"]), default=None)
+            if first is not None:
+                res.seen("writes acknowledged again", s, first, "writer's record stamp", f"by {moved['pod']}")
 
         def done(s: Snapshot) -> bool:
             if target.name != before.writer_node():
                 return True  # the writer was elsewhere: nothing to move
             if f.fault == "reboot" and s.ready(target.name) and s.writer_node() == target.name:
-                return any(a.stamp > s.at - 1.0 / obs.scale for a in writer.acks.values())  # back before a failover
+                return any(a.stamp > obs.cluster(s.at) - 1.0 for a in writer.acks.values())  # back before a failover
             return any(ph["phase"] == "writes acknowledged again" for ph in res.phases)
 
         _watch(obs, done, "the writer to run and write elsewhere", timeout, marks)
     finally:
         restore(session, f.fault, target, fault_ids)
     _watch(obs, lambda s: s.api and s.ready(target.name) and not s.tainted(target.name), f"{target.name} back", timeout,
-           lambda s: res.mark(obs, "node back", s.at, target.name) if s.api and s.ready(target.name) else None)
+           lambda s: res.seen("node back", s, s.ready_since(target.name, True), "Node Ready condition lastTransitionTime",
+                              target.name) if s.api and s.ready(target.name) else None)
     _await_resync(obs, res, timeout)
     return res
 
@@ -536,13 +787,14 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
     fault = p.failover.quorum_loss_fault
     home = before.writer_node()
     peers = [_node(session, n) for n in before.diskful()["node"] if n != home]
-    _approvals(session, fault, peers, "quorum-loss drill")
-    res = DrillResult("quorum-loss", fault, [n.name for n in peers], start=time.time())
+    _before_fault(session, "quorum-loss", fault, peers, home=home or "", exempt=[writer.pv] if writer.pv else [])
+    res = DrillResult("quorum-loss", fault, [n.name for n in peers], start=time.time(), clock=obs.clock)
     ids: dict[str, list[int | None]] = {}
     if session.dry_run:
         return res
     acked_before = max((a.seq for a in writer.acks.values()), default=0)
     names = [n.name for n in peers]
+    seen: list[float] = []  # observer times at which the quorum was seen gone
 
     def without_quorum(s: Snapshot) -> bool:
         """What the observer can vouch for: the API is gone, or the writer's replica has no connected peer."""
@@ -554,16 +806,18 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
 
     def marks(s: Snapshot) -> None:
         if without_quorum(s):
-            res.mark(obs, "quorum lost", s.at, "Kubernetes API unavailable" if not s.api else f"{home} has no peer")
-            res.frozen = [res.frozen[0] if res.frozen else s.at, s.at]
+            res.mark("quorum lost", None, "Kubernetes API unavailable" if not s.api else f"{home} has no peer", wall=s.at)
+            seen.append(s.at)
 
     try:
-        res.start = time.time()
+        res.start, sent = time.time(), []
         for peer in peers:
-            ids[peer.name] = inject(session, fault, peer, step=f"quorum loss: {fault} {peer.name}")
-        res.mark(obs, "fault injected", res.start, f"{fault} {', '.join(names)}")
+            ids[peer.name] = inject(session, fault, peer, step=f"quorum loss: {fault} {peer.name}", approval="quorum-loss",
+                                    approval_target=home, sent_at=sent)
+        res.fault_at(obs, sent)
+        res.mark("fault injected", None, f"{fault} {', '.join(names)}", wall=res.start)
         hold = max(p.failover.steady_s, 10.0) / obs.scale
-        _watch(obs, lambda s: time.time() - res.start >= hold and bool(res.frozen), "the outage to take hold",
+        _watch(obs, lambda s: time.time() - res.start >= hold and bool(seen), "the outage to take hold",
                hold + p.node_timeout, marks)
     finally:
         for peer in peers:
@@ -573,95 +827,143 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
         marks(s)
         ok = s.api and all(s.ready(n) for n in names)
         if ok:
-            res.mark(obs, "nodes back", s.at)
+            stamps = [s.ready_since(n, True) for n in names]
+            res.seen("nodes back", s, max(stamps) if None not in stamps else None,  # type: ignore[type-var]
+                     "Node Ready condition lastTransitionTime", ", ".join(names))
         return ok
 
     _watch(obs, back, "both nodes back", p.node_timeout)
-    _watch(obs, lambda s: any(a.seq > acked_before and a.stamp > (res.frozen[-1] if res.frozen else res.start)
-                              for a in writer.acks.values()), "writes to resume", p.node_timeout)
+    # no record may carry a time inside the span the observer saw without quorum, shrunk by how far its view
+    # of the cluster's clock can be off (and a second: the writer's stamp is taken before its write)
+    margin = obs.clock.uncertainty() + 1.0
+    res.frozen = [obs.cluster(seen[0]) + margin, obs.cluster(seen[-1]) - margin]
+    _watch(obs, lambda s: any(a.seq > acked_before and a.stamp > res.frozen[-1] for a in writer.acks.values()),
+           "writes to resume", p.node_timeout)
     _await_resync(obs, res, p.node_timeout)
     return res
 
 
 def _await_resync(obs: Observer, res: DrillResult, timeout: float) -> None:
-    back = [ph["seconds"] for ph in res.phases if ph["phase"] in ("node back", "nodes back")]
-    start = res.start + back[0] / obs.scale if back else time.time()
+    """Wait for every replica UpToDate. LINSTOR's API carries no time for it: the observer's first sight it is."""
     s = obs.until(lambda s: s.api and (s.in_sync() or bool(s.standalone)), "every replica UpToDate again", timeout)
     session = obs.session
     if s.standalone:
         session.check(f"{res.scenario}: resync completes", False, f"split brain, connections StandAlone: {', '.join(s.standalone)}",
                       "all replicas UpToDate (a split brain needs a human: drbdadm connect --discard-my-data on the victim)")
         return
-    res.mark(obs, "resync done", s.at)
-    res.resync = {"seconds": obs.cluster_seconds(s.at, start)}
-    session.check(f"{res.scenario}: resync completes", True, f"all UpToDate after {res.resync['seconds']} s", "all replicas UpToDate")
+    res.mark("resync done", None, "every diskful replica UpToDate", wall=s.at)
+    back = res.seconds("node back") if res.scenario == "failover" else res.seconds("nodes back")
+    done = res.seconds("resync done")
+    res.resync = {"seconds": round(done - back, 1) if back is not None and done is not None else None}
+    session.check(f"{res.scenario}: resync completes", True, f"all UpToDate {res.resync['seconds']} s after the node was back",
+                  "all replicas UpToDate")
 
 
 def finalize(session: Session, results: list[DrillResult], writer: Writer, obs: Observer) -> None:
     """Timings from the records themselves (the writer's clock), once the file has been read back.
 
-    The I/O stall is the longest gap between consecutive records after the fault; writes were
-    acknowledged again when that gap ended. For quorum loss, no record may carry a time inside
-    the span in which the observer saw the quorum gone.
+    The I/O stall is the longest gap between consecutive records after the fault: the phase table shows
+    both of its ends (the last write before the fault, writes again), so the stall is their difference.
+    For quorum loss, no record may carry a time inside the span in which the observer saw the quorum gone.
     """
     entries = {e.line: e for e in [*writer.records.values(), *writer.acks.values()]}
-    stamps = sorted(e.stamp for e in entries.values())
+    ordered = sorted(entries.values(), key=lambda e: e.stamp)
     for i, res in enumerate(results):
-        end = results[i + 1].start if i + 1 < len(results) else float("inf")
-        gaps = [(b - a, b) for a, b in zip(stamps, stamps[1:], strict=False) if res.start <= b < end]
-        if not gaps:
+        t0 = res.t0
+        end = results[i + 1].t0 if i + 1 < len(results) else float("inf")
+        pairs = [(b.stamp - a.stamp, a, b) for a, b in zip(ordered, ordered[1:], strict=False) if t0 <= b.stamp < end]
+        if not pairs:
             continue
-        gap, resumed = max(gaps)
-        res.stall_s = round(gap * obs.scale, 1)
+        gap, last, first = max(pairs, key=lambda x: x[0])
+        res.stall_s = round(gap, 1)
         label = "writes acknowledged again" if res.scenario == "failover" else "writes resumed"
-        res.phases = [ph for ph in res.phases if ph["phase"] != label]
-        res.mark(obs, label, resumed, f"after a {res.stall_s} s stall")
-        res.phases.sort(key=lambda ph: ph["seconds"])
-        back = [ph["seconds"] for ph in res.phases if ph["phase"] in ("node back", "nodes back")]
-        if back and res.resync.get("seconds") is not None:
+        res.mark("last write before the stall", last.stamp, f"record {last.seq} by {last.pod}", "writer's record stamp")
+        res.mark(label, first.stamp, f"record {first.seq} by {first.pod}, after a {res.stall_s} s stall",
+                 "writer's record stamp", replace=True)
+        back = res.time_of("node back" if res.scenario == "failover" else "nodes back")
+        if back is not None and res.resync.get("seconds") is not None:
             # what the returning node missed: the records written while it was away (a lower bound of the data
             # DRBD resyncs, which also covers the file system's own blocks)
-            missed = [e for e in entries.values() if res.start <= e.stamp <= res.start + back[0] / obs.scale]
+            missed = [e for e in entries.values() if t0 <= e.stamp <= back]
             kib = round(sum(len(e.line) + 1 for e in missed) / 1024, 1)
             # LINSTOR's REST API shows no out-of-sync size (drbdsetup status does), so no rate is claimed
             res.resync.update(records=len(missed), kib_at_least=kib)
-        if res.frozen:
-            inside = [e for e in entries.values() if res.frozen[0] < e.stamp < res.frozen[1]]
-            session.check("no write completed while quorum was lost (suspend-io)", not inside,
-                          f"{len(inside)} records inside the outage" + (f" (first: {min(e.seq for e in inside)})" if inside else ""),
+        if res.scenario == "quorum-loss":
+            span = res.frozen if len(res.frozen) == 2 and res.frozen[0] < res.frozen[1] else None
+            inside = [e for e in entries.values() if span and span[0] < e.stamp < span[1]]
+            session.check("no write completed while quorum was lost (suspend-io)", span is not None and not inside,
+                          f"{len(inside)} records inside the outage" + (f" (first: {min(e.seq for e in inside)})" if inside else "")
+                          if span else "the outage was too short to tell on the cluster's clock",
                           "0: I/O froze instead of going on alone")
 
 
 # ----------------------------------------------------------------------------- verification and cleanup
 
 
+MAX_READ_ROUNDS = 20  # reader pods per replica before its copy counts as unreadable (a healthy drill needs 2)
+
+
 def read_copies(session: Session, writer: Writer, nodes: list[str]) -> dict[str, list[Entry | None] | None]:
-    """A reader pod on each node prints the record file; DRBD serves it from that node's disk."""
-    api = session.kube()
-    f = session.params.failover
+    """Each replica's records, read on its node by digest: only blocks that differ from the acknowledged
+    records are read line by line, in bounded rounds, so a file of any length is read whole."""
+    expected = expected_lines(list(writer.acks.values()))
     copies: dict[str, list[Entry | None] | None] = {}
     for node in nodes:
-        pod = reader_pod(f"{NAME}-read-{node}"[:63], writer.namespace, writer.claim["metadata"]["name"], f.image, node)
-        create(session, pod, f"reader pod on {node}")
-        if session.dry_run:
-            continue
-
-        def finished(pod: dict = pod) -> tuple[bool, dict | None]:
-            obj = kube.get_object(api, kube.object_path(pod))
-            return ((obj or {}).get("status") or {}).get("phase") in ("Succeeded", "Failed"), obj
-
-        try:
-            obj = wait_until(finished, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout),
-                             describe=lambda o: ((o or {}).get("status") or {}).get("phase", "absent"))
-            log = _log(api, writer.namespace, pod["metadata"]["name"]) or ""
-            copies[node] = parse_records(log) if (obj.get("status") or {}).get("phase") == "Succeeded" else None
-        except RunbookError:
-            copies[node] = None  # it could not attach or promote there: that copy is unreadable
-        session.executor.call(lambda pod=pod: kube.delete_object(api, pod), step=f"delete reader on {node}",
-                              target=f"Pod/{pod['metadata']['name']}", command=["kubectl", "delete", "pod"])
-        wait_until(lambda pod=pod: (kube.get_object(api, kube.object_path(pod)) is None, None),
-                   what=f"reader on {node} gone", timeout=session.params.node_timeout)
+        reading = CopyReading()
+        for round_ in range(MAX_READ_ROUNDS):
+            digests, lines = reading.request()
+            out = _run_reader(session, writer, node, round_, digests, lines)
+            if session.dry_run:
+                break
+            if out is None:
+                break  # it could not attach or promote there: that copy is unreadable
+            reading.absorb(parse_reader(out), expected)
+            if reading.done:
+                break
+        copies[node] = reading.entries() if reading.done else None
     return copies
+
+
+def _run_reader(session: Session, writer: Writer, node: str, round_: int, digests: str, lines: str) -> str | None:
+    """One reader pod on ``node``: its log when it succeeded, else None. Kept with failover.keep_test_objects."""
+    api = session.kube()
+    f = session.params.failover
+    pod = reader_pod(f"{NAME}-read-{round_}-{node}"[:63], writer.namespace, writer.claim["metadata"]["name"], f.image,
+                     node, digests, lines)
+    _delete_and_wait(session, pod, f"earlier reader on {node}")  # a kept reader of an earlier run holds old output
+    create(session, pod, f"reader pod on {node} ({'digests ' + digests if digests else ''}{' lines ' + lines if lines else ''})")
+    if session.dry_run:
+        return None
+
+    def finished() -> tuple[bool, dict | None]:
+        obj = kube.get_object(api, kube.object_path(pod))
+        return ((obj or {}).get("status") or {}).get("phase") in ("Succeeded", "Failed"), obj
+
+    out = None
+    try:
+        obj = wait_until(finished, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout),
+                         describe=lambda o: ((o or {}).get("status") or {}).get("phase", "absent"))
+        if (obj.get("status") or {}).get("phase") == "Succeeded":
+            out = _log(api, writer.namespace, pod["metadata"]["name"])
+    except RunbookError:
+        pass
+    writer.readers.append(pod)
+    if not f.keep_test_objects:
+        _delete_and_wait(session, pod, f"reader on {node}")
+    return out
+
+
+def _delete_and_wait(session: Session, obj: dict, what: str) -> None:
+    """Delete ``obj`` if it exists and wait until it is gone (plan mode: nothing to look at, nothing planned)."""
+    api = session.kube()
+    if session.dry_run or kube.get_object(api, kube.object_path(obj)) is None:
+        return
+    session.executor.call(lambda: kube.delete_object(api, obj), step=f"delete {what}",
+                          target=f"{obj['kind']}/{obj['metadata']['name']}", command=["kubectl", "delete", obj["kind"].lower(),
+                                                                                     obj["metadata"]["name"]])
+    if not session.dry_run:
+        wait_until(lambda: (kube.get_object(api, kube.object_path(obj)) is None, None), what=f"{what} gone",
+                   timeout=session.params.node_timeout)
 
 
 def verify(session: Session, writer: Writer, obs: Observer) -> Verdict:
@@ -673,7 +975,8 @@ def verify(session: Session, writer: Writer, obs: Observer) -> Verdict:
         writer.records.update({e.seq: e for e in lines or [] if e is not None and e.valid and e.seq not in writer.records})
     verdict = judge(list(writer.acks.values()), copies)
     session.check("every acknowledged record on every replica, unchanged", not verdict.lost,
-                  verdict.lost or f"{verdict.acknowledged} acknowledged", "none lost")
+                  f"{verdict.lost_records} of {verdict.acknowledged} acknowledged records lost: {'; '.join(verdict.lost)}"
+                  if verdict.lost else f"{verdict.acknowledged} acknowledged, none lost", "none lost")
     session.check("replicas hold identical records", not verdict.diverged and not verdict.unreadable,
                   verdict.diverged + [f"unreadable on {n}" for n in verdict.unreadable] or "identical", "identical")
     session.check("every record's checksum matches", not verdict.corrupt, verdict.corrupt or "all match", "all match")
@@ -682,7 +985,9 @@ def verify(session: Session, writer: Writer, obs: Observer) -> Verdict:
 
 def cleanup(session: Session, writer: Writer) -> None:
     if session.params.failover.keep_test_objects:
-        print("keeping the writer, its claim and data (failover.keep_test_objects)")
+        readers = ", ".join(p["metadata"]["name"] for p in writer.readers) or "none"
+        print(f"keeping the writer, its claim and data, and the reader pods ({readers}) (failover.keep_test_objects); "
+              "a re-run of 06 replaces the reader pods")
         return
     api = session.kube()
     for obj in (writer.deployment, writer.claim):
@@ -701,10 +1006,17 @@ def phases_frame(results: list[DrillResult]) -> pd.DataFrame:
 
 
 def summary_frame(results: list[DrillResult], verdict: Verdict | None) -> pd.DataFrame:
-    return pd.DataFrame([{"scenario": r.scenario, "fault": f"{r.fault} {', '.join(r.nodes)}", "I/O stall (s)": r.stall_s,
-                          "resync (s)": r.resync.get("seconds"), "records to resync": r.resync.get("records"),
-                          "record KiB to resync": r.resync.get("kib_at_least"), "phases": len(r.phases),
-                          "integrity": (verdict.summary() if verdict else "not verified")} for r in results])
+    """One row per scenario; every time in it is a phase of :func:`phases_frame` or a difference of two."""
+    rows = []
+    for r in results:
+        back = "writes acknowledged again" if r.scenario == "failover" else "writes resumed"
+        rows.append({"scenario": r.scenario, "fault": f"{r.fault} {', '.join(r.nodes)}",
+                     "writes back (s after the fault)": r.seconds(back), "I/O stall (s)": r.stall_s,
+                     "resync (s after the node was back)": r.resync.get("seconds"),
+                     "records to resync": r.resync.get("records"), "record KiB to resync": r.resync.get("kib_at_least"),
+                     "lost records": verdict.lost_records if verdict else None,
+                     "integrity": (verdict.summary() if verdict else "not verified")})
+    return pd.DataFrame(rows)
 
 
 def timeline_figure(frame: pd.DataFrame):
@@ -727,7 +1039,7 @@ def resync_frame(obs: Observer, results: list[DrillResult]) -> pd.DataFrame:
             if sample["t"] < r.start:
                 continue
             behind = [x["node"] for x in sample["replicas"] if x["disk_state"] != "UpToDate"]
-            rows.append({"scenario": r.scenario, "seconds": obs.cluster_seconds(sample["t"], r.start),
+            rows.append({"scenario": r.scenario, "seconds": round(obs.cluster(sample["t"]) - r.t0, 1),
                          "UpToDate replicas": len(sample["replicas"]) - len(behind), "behind": ", ".join(behind)})
     return pd.DataFrame(rows)
 

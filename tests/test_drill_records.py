@@ -9,8 +9,20 @@ import sys
 
 import pytest
 
-from runbook_lib.drill_records import (MAX_BLOCKS, MAX_READ_LINES, READER_SCRIPT, WRITER_SCRIPT, CopyReading, Entry,
-                                       expected_lines, judge, parse_acks, parse_entry, parse_reader, parse_records)
+from runbook_lib.drill_records import (
+    MAX_BLOCKS,
+    MAX_READ_LINES,
+    READER_SCRIPT,
+    WRITER_SCRIPT,
+    CopyReading,
+    Entry,
+    expected_lines,
+    judge,
+    parse_acks,
+    parse_entry,
+    parse_reader,
+    parse_records,
+)
 from runbook_lib.lab.record_writer import RecordReader
 
 
@@ -108,13 +120,6 @@ def _real_reader(path, digests: str, lines: str) -> str:
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
-
-
-class _Pod:
-    """What the lab's reader runner needs: a pod whose claim resolves to a replica's lines."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
 
 
 def _lab_reader(lines: list[str], digests: str, lines_arg: str, monkeypatch) -> str:
