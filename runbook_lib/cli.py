@@ -92,6 +92,9 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             return 0
         print(f"lab running (pid {st['pid']}), lab time {st['lab_time']:.0f}s at x{st['time_scale']:g}, "
               f"etcd quorum {'yes' if st['etcd_quorum'] else 'NO'}")
+        opts = st.get("options") or {}
+        print(f"  safety rules {'enforced' if opts.get('enforce_safety') else 'relaxed'}, volumes in use write "
+              f"{opts.get('workload_write_mib_s') or 0:g} MiB/s while a replica is away")
         for n in st["nodes"]:
             print(f"  {n['name']:<12} {n['address']:<15} {n['role']:<12} {n['stage']:<14} "
                   f"{'Ready' if n['ready'] else 'NotReady'}  {n['talos_version']}")

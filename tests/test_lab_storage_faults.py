@@ -10,6 +10,8 @@ Durations are compared in lab time and as ratios, never in wall-clock time.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import subprocess
 import sys
 import time
@@ -17,9 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from runbook_lib.lab import etcd_snapshot, talosctl
+from runbook_lib.lab import control, etcd_snapshot, talosctl
 from runbook_lib.lab.faults import FaultBook
 from runbook_lib.params import ParamsError, parse_params
 
@@ -297,12 +300,12 @@ SNAP_NODES = [{"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"},
 
 
 @pytest.fixture(scope="module")
-def talos_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+def talos_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path, Any]]:
     lab, server, cfg = serve_lab(SNAP_NODES, tmp_path_factory.mktemp("etcd"))
     with lab.lock:
         secrets = lab.kube.resolve("", "v1", "secrets")
         lab.kube.create(secrets, "default", {"metadata": {"name": "db-password"}, "data": {"password": "aHVudGVyMg=="}})
-    yield lab, cfg
+    yield lab, cfg, server
     server.stop()
     server.server_close()
 
@@ -313,7 +316,7 @@ def _talosctl(cfg: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_etcd_snapshot_writes_the_cluster_state_like_talosctl(talos_lab, tmp_path: Path) -> None:
-    lab, cfg = talos_lab
+    lab, cfg, _server = talos_lab
     path = tmp_path / "etcd.snapshot"
     res = _talosctl(cfg, "-n", "10.5.0.2", "etcd", "snapshot", str(path))
     assert res.returncode == 0, res.stderr
@@ -333,7 +336,7 @@ def test_etcd_snapshot_writes_the_cluster_state_like_talosctl(talos_lab, tmp_pat
 
 
 def test_etcd_snapshot_fails_the_talos_way(talos_lab, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    lab, cfg = talos_lab
+    lab, cfg, _server = talos_lab
     path = tmp_path / "snap.db"
 
     def snapshot(node: str, target: Path = path) -> str:  # the shim's main, in this process (no interpreter start-up)
@@ -363,3 +366,15 @@ def test_etcd_snapshot_fails_the_talos_way(talos_lab, tmp_path: Path, capsys: py
             lab.faults.clear()
             cp3.etcd_data = True
     assert not list(tmp_path.iterdir())  # no snapshot, no .part left behind
+
+
+def test_a_running_lab_takes_the_live_options_of_new_parameters(talos_lab, tmp_path: Path) -> None:
+    lab, _cfg, server = talos_lab
+    (tmp_path / "server.json").write_text(json.dumps({"pid": os.getpid(), "url": server.url}))
+    options = {"nodes": SNAP_NODES, "enforce_safety": True, "workload_write_mib_s": 3.0}
+    control.ensure(options, tmp_path)
+    with lab.lock:
+        assert (lab.options["enforce_safety"], lab.options["workload_write_mib_s"]) == (True, 3.0)
+    assert control.status(tmp_path)["options"] == {"enforce_safety": True, "workload_write_mib_s": 3.0}
+    resp = httpx.patch(f"{server.url}/lab/v1/options", json={"time_scale": 1.0})
+    assert resp.status_code == 400 and "runbook lab reset -f <params>" in resp.json()["error"]

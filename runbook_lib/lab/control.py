@@ -164,8 +164,18 @@ def ensure(options: dict, d: Path | None = None) -> dict:
                 f"the running lab has nodes {[n[0] for n in running]} but the parameters name "
                 f"{[n['name'] for n in options['nodes']]}: run `runbook lab reset -f <params>`"
             )
+        _update_live_options(st.get("options") or {}, options, d)
         return connection(d)
     return start(options, d)
+
+
+def _update_live_options(running: dict, wanted: dict, d: Path) -> None:
+    """Hand the running lab the options it takes over live (``enforce_safety``, ``workload_write_mib_s``)."""
+    changed = {k: wanted[k] for k in running if k in wanted and wanted[k] != running[k]}
+    if changed:
+        resp = _request("PATCH", "/lab/v1/options", d, json=changed)
+        if resp.status_code >= 400:
+            raise RunbookError(resp.json().get("error", resp.text))
 
 
 def connection(d: Path | None = None) -> dict:

@@ -43,6 +43,8 @@ from . import snapshots  # --- CSI snapshots (05): snapshot-controller + csi-sna
 KUBERNETES_VERSION = "v1.35.0"
 STATE_FILE = "state.json"
 MAX_CALL_KEYS = 5000  # distinct "METHOD path" counters kept; the rest are lumped together
+#: lab options a running lab takes over from new parameters (read at every tick); the others need a reset
+LIVE_OPTIONS = ("enforce_safety", "workload_write_mib_s")
 
 
 class Lab:
@@ -309,7 +311,18 @@ class Handler(BaseHTTPRequestHandler):
                          for n in lab.talos.nodes.values()]
                 self._json(200, {"pid": os.getpid(), "lab_time": now, "time_scale": lab.clock.scale,
                                  "nodes": nodes, "faults": lab.faults.to_list(), "stats": lab.stats,
-                                 "etcd_quorum": lab.api_available()})
+                                 "etcd_quorum": lab.api_available(),
+                                 "options": {k: lab.options.get(k) for k in LIVE_OPTIONS}})
+            elif path == "/lab/v1/options" and method == "PATCH":
+                req = json.loads(body or b"{}")
+                unknown = sorted(set(req) - set(LIVE_OPTIONS))
+                if unknown:
+                    self._json(400, {"error": f"lab options {', '.join(unknown)} are fixed when the lab is created: "
+                                              "run `runbook lab reset -f <params>` to change them"})
+                    return
+                lab.options.update(req)
+                lab.mark_dirty()
+                self._json(200, {k: lab.options.get(k) for k in LIVE_OPTIONS})
             elif path == "/lab/v1/faults" and method == "GET":
                 self._json(200, lab.faults.to_list())
             elif path == "/lab/v1/faults" and method == "POST":
