@@ -22,6 +22,7 @@ import pytest
 
 from runbook_lib import bench as benchmarks
 from runbook_lib import failover, kube, partition, piraeus, storage_classes, storage_gates, upgrade
+from runbook_lib import health_report as health
 from runbook_lib.errors import ApprovalRequired, GateRefused, PreconditionFailed
 from runbook_lib.lab import drbd, factory_api
 from runbook_lib.params import parse_params
@@ -75,14 +76,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
         stop_lab(s)
 
 
-def session(s: StorageLab, notebook: str, tmp: Path, **params) -> Session:
+def session(s: StorageLab, notebook: str, tmp: Path, *, read_only: bool = False, **params) -> Session:
     """A session on the in-process lab, exactly what ``Session.begin`` builds from the lab's connection files."""
     connection = {"lab_dir": str(s.dir), "url": s.server.url, "kubeconfig": str(s.dir / "kubeconfig"),
                   "talosconfig": str(s.dir / "talosconfig"), "talosctl": str(s.dir / "bin" / "talosctl"),
                   "helm": str(s.dir / "bin" / "helm"), "factory_url": f"{s.server.url}/factory"}
     data = {"backup_dir": str(tmp / "etcd-backups"), "node_timeout": 120, **params}
     data["lab"] = {"time_scale": SCALE, **data.get("lab", {})}
-    return Session.open(notebook, parse_params(data), connection)
+    return Session.open(notebook, parse_params(data), connection, read_only=read_only)
 
 
 def fault(s: StorageLab, kind: str, node: str | None = None, peer: str | None = None) -> int:
@@ -237,6 +238,30 @@ def test_a_gate_that_cannot_read_linstor_refuses(lab: StorageLab, tmp_path: Path
             storage_gates.before_down(rb, ["lab-cp-1"], step="reset EPHEMERAL lab-cp-1")
     finally:
         clear_faults(lab)
+
+
+def test_08_shows_the_difference_a_fault_makes(lab: StorageLab, tmp_path: Path) -> None:
+    """08's own functions on the lab, healthy and then with the replication link lab-cp-1 - lab-cp-2 down."""
+    rb = session(lab, "08-storage-health", tmp_path, read_only=True)
+    assert rb.lock is None and rb.executor.dry_run  # no cluster lock; a change could only be planned
+    before = health.observe(rb)
+    assert before is not None and health.red_flags(rb, before).empty
+    table = health.replicas_table(before)
+    assert set(table["condition"]) == {"healthy"} and set(table["node"]) == set(NODES)
+    fault(lab, "replication-down", "lab-cp-1", "lab-cp-2")
+    try:
+        after = health.observe(rb)
+    finally:
+        clear_faults(lab)
+    flags = health.red_flags(rb, after)
+    assert set(flags["node"]) >= {"lab-cp-1", "lab-cp-2"} and flags["what to do"].str.contains("replication network").any()
+    conditions = health.replicas_table(after).set_index("node")["condition"]
+    assert conditions["lab-cp-3"] == "healthy" and {conditions["lab-cp-1"], conditions["lab-cp-2"]} != {"healthy"}
+    assert [c.ok for c in rb.record.checks] == [True, False]  # the summary would fail the second run
+    fig = health.replicas_figure(after)
+    assert list(fig.data[0].x) == list(NODES) and len(fig.data[0].y) == len(after.resources())
+    assert not rb.record.actions  # read-only: nothing recorded as a change
+    wait_for(lambda: all_up_to_date(lab), "replication back", timeout=30)
 
 
 # ----------------------------------------------------------------------------- approvals with lab.enforce_safety
