@@ -278,9 +278,12 @@ def judge(acks: list[Entry], copies: dict[str, list[Entry | None] | None]) -> Ve
             by_node[node][e.seq] = e
     lost: dict[str, list[int]] = {}
     missing: set[str] = set()
+    # present means the exact line is somewhere in the copy: a sequence number written twice (a writer that
+    # restarted from an older last line) must not hide the earlier, acknowledged record
+    held_lines = {node: {e.line for e in lines if e is not None and e.valid} for node, lines in copies.items() if lines}
     for ack in sorted(acks, key=lambda a: a.seq):
-        for node, held in by_node.items():
-            if held.get(ack.seq) is None or held[ack.seq].line != ack.line:
+        for node in by_node:
+            if ack.line not in held_lines.get(node, set()):
                 lost.setdefault(node, []).append(ack.seq)
                 missing.add(ack.line)
     verdict.lost = [f"{', '.join(_ranges(seqs))} on {node}" for node, seqs in sorted(lost.items())]

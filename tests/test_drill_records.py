@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -88,14 +89,22 @@ def test_the_writer_script_writes_records_the_parser_accepts(tmp_path) -> None:
     """Run the real script (sh, date, sha256sum, od) for a few records; resume after the last one."""
     path = tmp_path / "records.log"
     env = {"RECORDS": str(path), "INTERVAL": "0.01", "HOSTNAME": "writer-x", "PATH": "/usr/bin:/bin"}
-    for _ in range(2):
-        proc = subprocess.run(["timeout", "0.6", "sh", "-c", WRITER_SCRIPT], env=env, capture_output=True, text=True)
-        assert proc.returncode == 124, proc.stderr  # killed by timeout: the loop runs until stopped
+    stdout = ""
+    for want in (3, 6):  # stopped after some records, then started again: it continues after the last one
+        proc = subprocess.Popen(["sh", "-c", WRITER_SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60  # a bound, not a timing: a busy machine only makes it slower
+            while time.monotonic() < deadline and (not path.exists() or len(path.read_text().splitlines()) < want):
+                time.sleep(0.05)
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""  # the loop runs until stopped
+        finally:
+            proc.kill()
+            stdout = proc.communicate()[0]
     records = parse_records(path.read_text())
     assert len(records) >= 4 and all(e is not None and e.valid for e in records[:-1])
     good = [e for e in records if e is not None and e.valid]
     assert [e.seq for e in good] == list(range(1, len(good) + 1)), "the second run continues after the last record"
-    acks = parse_acks(proc.stdout)
+    acks = parse_acks(stdout)
     assert acks and all(a.valid and a.pod == "writer-x" for a in acks)
 
 
@@ -177,3 +186,12 @@ def test_reading_by_digest_finds_torn_and_garbage_lines_and_an_empty_file(monkey
     assert verdict.corrupt == ["n1 line 1201"] and verdict.lost == ["1201 on n1"]
     empty, _ = read_by_digest(lambda d, ln: _lab_reader([], d, ln, monkeypatch), [])
     assert empty == []
+
+
+def test_a_sequence_number_written_twice_does_not_hide_the_acknowledged_record() -> None:
+    """A writer that restarted from an older last line writes 4-5 again: the first 4-5 are still on disk."""
+    first = [record(i) for i in range(1, 6)]
+    again = [record(i, pod="writer-b") for i in range(4, 8)]
+    copy = entries(first + again)
+    verdict = judge(acks_of(first + again), {"n1": copy, "n2": copy})
+    assert not verdict.lost and not verdict.diverged, verdict.summary()
