@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, progress
 from .errors import CheckFailed, ParamsError, RunbookError
 from .execution import Executor
 from .lock import ClusterLock
@@ -109,6 +109,7 @@ class Session:
         for key in ("kubeconfig", "talosconfig"):
             if connection.get(key):
                 _learn_credentials(redactor, connection[key])
+        progress.set_notebook(notebook)
         run_id = os.environ.get(RUN_ID_ENV) or new_run_id()
         record = Record.open(notebook, run_id, redactor.deep(params.redacted()), redactor)
         approve = None if params.target == "lab" else params.approves

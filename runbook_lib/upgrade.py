@@ -191,7 +191,7 @@ def rolling_upgrade(session: Session, installer: Installer, *, timeout: float) -
                                        command=["talosctl", "--nodes", node.address, "upgrade", "--image", installer.image])
             continue
         cluster_healthy(session, timeout=timeout, exclude=node.name)
-        print(f"{node.name}: upgrading {state.version} -> {params.talos_version} ({installer.image})")
+        print(f"{node.name}: {'would upgrade' if session.dry_run else 'upgrading'} {state.version} -> {params.talos_version} ({installer.image})")
         down = Downtime(node.name, time.time())
         if session.talos.upgrade(node, installer.image, step=f"upgrade {node.name}", timeout=f"{int(timeout)}s"):
             down.back = time.time()
