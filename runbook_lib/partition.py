@@ -17,6 +17,7 @@ import pandas as pd
 from . import machineconfig
 from .errors import PreconditionFailed
 from .kube import describe_nodes, node_states
+from .layout_fit import layout_misfit
 from .manifests import to_yaml, volume_documents
 from .params import Params, supports_ephemeral_resize_by_reset
 from .session import Session
@@ -108,6 +109,7 @@ def plan_node(layout: NodeLayout, params: Params, node: NodeRef) -> NodePlan:
                 f"{node.name} is the only control-plane node: wiping EPHEMERAL would destroy the etcd data of a "
                 "single-member cluster. Add control-plane nodes first, or reinstall this node with the VolumeConfig."
             )
+    plan.blocked = layout_misfit(node.name, layout.disks, layout.partitions, storage) or plan.blocked
     return plan
 
 
