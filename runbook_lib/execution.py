@@ -50,6 +50,7 @@ class Executor:
         self.approve = approve
         self.env = env
         self.echo = echo
+        self._pending: Action | None = None  # recorded as started, its call still running
 
     def _show(self, lines: str | list[str]) -> None:
         text = lines if isinstance(lines, str) else "\n".join(lines)
@@ -103,6 +104,7 @@ class Executor:
                 self._show(action_text.planned(step, kind, target, shown, manifest, bool(destructive)))
                 return None
             self._show(action_text.starting(step, kind, target, shown, manifest, bool(destructive)))
+            self._begin(step, kind, target, shown, manifest, bool(destructive))
         started, t0 = utcnow(), time.monotonic()
         try:
             code, stdout, stderr = _run_reporting(argv, timeout=timeout, env=env or self.env,
@@ -116,7 +118,11 @@ class Executor:
             raise error(shown, None, self.record.redactor.text(stderr), target=target,
                         hint=hint or f"the command did not finish within {timeout:.0f}s") from None
         except FileNotFoundError:
+            self._abandon("failed", time.monotonic() - t0)
             raise RunbookError(f"{argv[0]}: executable not found; set the '{kind}' parameter to its path") from None
+        except BaseException as exc:  # Ctrl-C (or anything else) while the change runs: the record says so
+            self._abandon("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", time.monotonic() - t0)
+            raise
         duration = time.monotonic() - t0
         result = ToolResult(shown, code, stdout, stderr, duration)
         if changes:
@@ -153,9 +159,13 @@ class Executor:
             self._show(action_text.planned(step, kind, target, command, manifest, bool(destructive)))
             return None
         self._show(action_text.starting(step, kind, target, command, manifest, bool(destructive)))
+        self._begin(step, kind, target, command, manifest, bool(destructive))
         started, t0 = utcnow(), time.monotonic()
         try:
             out = fn()
+        except KeyboardInterrupt:
+            self._abandon("interrupted", time.monotonic() - t0)
+            raise
         except Exception as exc:
             duration = time.monotonic() - t0
             self._action(step, kind, target, command, manifest, "failed", None, duration, bool(destructive), started)
@@ -172,16 +182,37 @@ class Executor:
         self._action(step, kind, target, command, manifest, "unchanged", None, 0.0, destructive)
         self._show(action_text.unchanged(step, kind, target, command, manifest, destructive))
 
+    def _begin(self, step: str, kind: str, target: str, command: list[str] | None, manifest: str | None,
+               destructive: bool) -> None:
+        """Put the action in the record, on disk, before its call starts (a crash leaves it ``started``).
+
+        Raises :class:`~runbook_lib.record.RecordWriteError` when the record cannot be written: the call never runs.
+        """
+        self._pending = self.record.add_action(Action(
+            step=step, kind=kind, mutating=True, destructive=destructive, target=target, command=command,
+            manifest=manifest, outcome="started"))
+
+    def _abandon(self, outcome: str, duration: float) -> None:
+        """The call did not end normally (Ctrl-C, missing executable): say so in the record."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.record.end_action(pending, outcome, None, duration)
+
     def _action(self, step: str, kind: str, target: str, command: list[str] | None, manifest: str | None,
                 outcome: str, exit_code: int | None, duration: float, destructive: bool = False,
                 started: str | None = None) -> None:
-        self.record.add_action(Action(
-            step=step, kind=kind, mutating=True, destructive=destructive, target=target, command=command,
-            manifest=manifest, outcome=outcome, exit_code=exit_code, duration_s=round(duration, 3),
-            started_at=started or utcnow(),
-        ))
+        pending, self._pending = self._pending, None
+        if pending is not None and started is not None:  # the end of a call recorded as started
+            self.record.end_action(pending, outcome, exit_code, duration)
+        else:
+            self.record.add_action(Action(
+                step=step, kind=kind, mutating=True, destructive=destructive, target=target, command=command,
+                manifest=manifest, outcome=outcome, exit_code=exit_code, duration_s=round(duration, 3),
+                started_at=started or utcnow(),
+            ))
         if outcome != "planned":
-            progress.emit(progress.format_line(duration, f"{outcome}: {step} [{target}]"))
+            progress.emit(progress.format_line(duration, f"{outcome}: {step} [{target}]",
+                                               progress.Context(progress.CONTEXT.notebook)))
 
 
 def _run_reporting(argv: list[str], *, timeout: float, env: dict | None, what: str | None) -> tuple[int, str, str]:
