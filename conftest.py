@@ -16,6 +16,7 @@ from tests import executed
 
 _SESSION_LAB = Path(tempfile.mkdtemp(prefix="runbook-test-lab-"))
 os.environ["RUNBOOK_LAB_DIR"] = str(_SESSION_LAB)
+os.environ["RUNBOOK_STATE_DIR"] = str(_SESSION_LAB / "state")  # run journals: never the user's
 # a notebook nbmake runs is an interactive run: its record goes to a private folder, not the project's outputs/
 os.environ["RUNBOOK_OUT"] = tempfile.mkdtemp(prefix="runbook-test-outputs-")
 
