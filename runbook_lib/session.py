@@ -22,13 +22,13 @@ from typing import Any
 
 import yaml
 
-from . import __version__, progress
+from . import __version__, interactive_run, progress
 from .errors import CheckFailed, ParamsError, RunbookError
 from .execution import Executor
 from .lock import ClusterLock
 from .lock import take as take_lock
 from .params import PARAMETER_KEYS, Params, merge_secrets, parse_params
-from .record import Record
+from .record import RECORD_ENV, Record
 from .redact import Redactor
 from .talos import NodeRef, Talosctl
 
@@ -96,16 +96,22 @@ class Session:
     redactor: Redactor
     _kube: Any = field(default=None, repr=False)
     lock: ClusterLock | None = field(default=None, repr=False)
+    interactive: interactive_run.InteractiveRun | None = field(default=None, repr=False)
 
     # -- construction
     @classmethod
     def begin(cls, notebook: str, namespace: Mapping[str, Any]) -> Session:
+        raw = collect_parameters(namespace)
         try:
-            params = parse_params(collect_parameters(namespace), source="notebook parameters")
+            params = parse_params(raw, source="notebook parameters")
         except ParamsError as err:
             raise ParamsError(err.problems, err.source) from None
         redactor = Redactor(params.secret_values())
         connection = connection_for(params)
+        network_rtt = (connection.get("network") or {}).get("rtt_us")
+        if params.bench.rtt_us is None and network_rtt:  # the lab knows its network: 07 judges against it
+            params = parse_params({**raw, "bench": {**(raw.get("bench") or {}), "rtt_us": network_rtt}},
+                                  source="notebook parameters")
         for key in ("kubeconfig", "talosconfig"):
             if connection.get(key):
                 _learn_credentials(redactor, connection[key])
@@ -117,6 +123,10 @@ class Session:
         talos = Talosctl(executor, connection["talosctl"], connection.get("talosconfig"))
         session = cls(notebook, params, record, executor, talos, connection, redactor)
         record.versions = {"runbook_lib": __version__, "talosctl": _safe(talos.client_version), "helm": "n/a"}
+        if not os.environ.get(RECORD_ENV):  # not under `runbook run`: this run keeps its own record
+            session.interactive = interactive_run.start(
+                notebook, record, cluster_name=params.cluster_name, target=params.target,
+                dry_run=params.effective_dry_run, operator=operator_identity(), namespace=dict(namespace))
         record.save()
         if not params.effective_dry_run:
             # Under `runbook run` the run already holds the lock under this run ID (re-entrant).
@@ -124,6 +134,10 @@ class Session:
         mode = "plan (dry run: nothing is changed)" if params.effective_dry_run else "apply"
         print(f"{notebook}: cluster '{params.cluster_name}', target {params.target}, mode {mode}, run {run_id}")
         print("nodes: " + ", ".join(f"{n.name} ({n.address}, {n.role})" for n in params.nodes))
+        if network_rtt and params.bench.rtt_us == network_rtt and not (raw.get("bench") or {}).get("rtt_us"):
+            print(f"bench.rtt_us: {network_rtt:g} µs, the round trip the lab's network reports (set it to override)")
+        if session.interactive is not None:
+            print(session.interactive.where())
         return session
 
     # -- conveniences for notebooks
@@ -160,10 +174,12 @@ class Session:
               f"{planned} planned, {unchanged} unchanged")
         if self.lock is not None and not os.environ.get(RUN_ID_ENV):
             self.lock.release()  # an interactive run; `runbook run` releases its own lock at the end
+        status = "failed" if failed else "succeeded"
+        self.record.finish(status)
+        if self.interactive is not None:
+            self.interactive.finish(status)
         if failed:
-            self.record.finish("failed")
             raise CheckFailed("failed checks: " + "; ".join(f"{c.name} (observed {c.observed})" for c in failed))
-        self.record.finish("succeeded")
 
 
 def _learn_credentials(redactor: Redactor, path: str) -> None:
