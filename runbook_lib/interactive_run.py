@@ -103,6 +103,7 @@ class InteractiveRun:
     final_status: str | None = None
     sealed: bool = False
     _shell: Any = None
+    _original_publish: Any = None
 
     @property
     def notebook_path(self) -> Path:
@@ -130,9 +131,20 @@ class InteractiveRun:
             return original(data, metadata, *args, **kwargs)
 
         publisher.publish = publish
+        self._original_publish = original
         current = shell.user_ns.get("In", [""])[-1] if shell.user_ns.get("In") else ""
         self._begin_cell(current, getattr(shell, "execution_count", None))
         self._shell = shell
+
+    def detach(self) -> None:
+        """Stop following the kernel's cells (a new session began in this kernel)."""
+        if self._shell is None:
+            return
+        self._end_cell()
+        self._current = None
+        self._shell.events.unregister("pre_run_cell", self._pre)
+        self._shell.events.unregister("post_run_cell", self._post)
+        self._shell.display_pub.publish = self._original_publish
 
     def _begin_cell(self, source: str, count: int | None) -> None:
         self._current = _Cell(source, count)
@@ -218,9 +230,23 @@ class InteractiveRun:
             print(f"this plan failed: kept in {target}, outside the audit chain")
 
 
+_ACTIVE: InteractiveRun | None = None
+
+
 def start(notebook: str, record: Record, *, cluster_name: str, target: str, dry_run: bool, operator: str,
           namespace: dict) -> InteractiveRun:
-    """Open the run directory of an interactive run and point the record at it."""
+    """Open the run directory of an interactive run and point the record at it.
+
+    A session begun again in the same kernel ends the earlier run there: sealed ``interrupted``.
+    """
+    global _ACTIVE
+    if _ACTIVE is not None and not _ACTIVE.sealed:
+        earlier, _ACTIVE = _ACTIVE, None
+        earlier.detach()
+        earlier.final_status = "interrupted"
+        earlier.save()
+        earlier._seal()
+        print(f"the earlier run of this kernel ({earlier.run_dir.name}) ends here, interrupted: the session began again")
     cluster_dir = outputs_root() / cluster_name
     run_dir = make_run_dir(cluster_dir, record.run_id)
     if target == "lab":
@@ -242,4 +268,5 @@ def start(notebook: str, record: Record, *, cluster_name: str, target: str, dry_
     if shell is not None and hasattr(shell, "events"):
         run.attach(shell)
     run.save()
+    _ACTIVE = run
     return run

@@ -61,3 +61,23 @@ def test_interactive_run_writes_a_record_that_verify_accepts(tmp_path: Path, mon
     result = verify_run(run_dir)
     assert result.ok, result.problems
     assert result.status == "succeeded"
+
+
+def test_a_session_begun_again_ends_the_earlier_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No IPython here (a plain process): only the records and run.json are kept."""
+    from runbook_lib.session import Session
+
+    monkeypatch.setenv("RUNBOOK_OUT", str(tmp_path / "outputs"))
+    monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path / "state"))
+    for key in ("RUNBOOK_RECORD", "RUNBOOK_RUN_ID", "RUNBOOK_PROGRESS"):
+        monkeypatch.delenv(key, raising=False)
+    for name in ("talosconfig", "kubeconfig"):
+        (tmp_path / name).write_text("{}\n")
+    ns = {"target": "talos", "dry_run": True, "cluster_name": "edge", "talosctl": "/nonexistent/talosctl",
+          "talosconfig": str(tmp_path / "talosconfig"), "kubeconfig": str(tmp_path / "kubeconfig")}
+    first = Session.begin("04-storage-classes", ns)
+    second = Session.begin("04-storage-classes", ns)
+    second.finish()
+    statuses = {d.name: json.loads((d / "run.json").read_text())["status"] for d in (tmp_path / "outputs" / "edge").iterdir()}
+    assert statuses == {first.record.run_id: "interrupted", second.record.run_id: "succeeded"}
+    assert verify_run(tmp_path / "outputs" / "edge" / second.record.run_id).ok
