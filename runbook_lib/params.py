@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import (
@@ -587,9 +587,13 @@ class Params(_Strict):
         return self.secrets[name].get_secret_value()
 
     def secret_values(self) -> list[str]:
-        """Every secret value, so a redactor can mask them wherever they turn up in output."""
+        """Every secret value, so a redactor can mask them wherever they turn up in output.
+
+        A URL's userinfo (``https://user:password@host``) counts as a secret wherever the URL is.
+        """
         values = [value.get_secret_value() for value in self.secrets.values()]
         values += [v for v in _secret_named_values(self.model_dump()) if v not in values]
+        values += [v for v in url_credentials(self.model_dump(mode="json")) if v not in values]
         return values
 
     # -- approvals ---------------------------------------------------------------
@@ -611,7 +615,7 @@ class Params(_Strict):
         """All parameters as JSON-able data, with every secret value replaced by ``"***"``."""
         data = self.model_dump(mode="json")
         data["secrets"] = {name: "***" for name in self.secrets}
-        return redact_tree(data)
+        return _mask_userinfo(redact_tree(data))
 
 
 #: Top-level keys, i.e. the notebook parameters, in file order.
@@ -641,6 +645,37 @@ def redact_tree(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [redact_tree(item) for item in data]
     return data
+
+
+_USERINFO_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/@\s?#]+)@")
+
+
+def _mask_userinfo(data: Any) -> Any:
+    if isinstance(data, str):
+        return _USERINFO_RE.sub(lambda m: m.group(0).replace(m.group(1), "***"), data)
+    if isinstance(data, Mapping):
+        return {key: _mask_userinfo(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_mask_userinfo(item) for item in data]
+    return data
+
+
+def url_credentials(data: Any) -> list[str]:
+    """The userinfo of every URL in ``data`` (at any depth), whole and its password alone, raw and decoded."""
+    found: list[str] = []
+    if isinstance(data, str):
+        for userinfo in _USERINFO_RE.findall(data):
+            password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+            for value in (userinfo, password, unquote(userinfo), unquote(password)):
+                if value and value not in found:
+                    found.append(value)
+    elif isinstance(data, Mapping):
+        for value in data.values():
+            found += [v for v in url_credentials(value) if v not in found]
+    elif isinstance(data, list | tuple):
+        for item in data:
+            found += [v for v in url_credentials(item) if v not in found]
+    return found
 
 
 def _secret_named_values(data: Any) -> list[str]:

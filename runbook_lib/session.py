@@ -81,8 +81,21 @@ def collect_parameters(namespace: Mapping[str, Any]) -> dict:
     parameters, because papermill writes its parameters into the executed notebook.
     """
     public = {k: namespace[k] for k in PARAMETER_KEYS if namespace.get(k) is not None}
-    secret = json.loads(os.environ.get(SECRETS_ENV) or "{}")
-    return merge_secrets(public, secret)
+    return merge_secrets(public, kernel_secrets())
+
+
+_KERNEL_SECRETS: dict | None = None
+
+
+def kernel_secrets() -> dict:
+    """The secret half of the parameters, read once from ``$RUNBOOK_SECRETS`` and removed from the environment.
+
+    Every process the kernel starts (the lab, talosctl, helm) inherits its environment; none needs the secrets.
+    """
+    global _KERNEL_SECRETS
+    if _KERNEL_SECRETS is None or SECRETS_ENV in os.environ:
+        _KERNEL_SECRETS = json.loads(os.environ.pop(SECRETS_ENV, None) or "{}")
+    return _KERNEL_SECRETS
 
 
 @dataclass

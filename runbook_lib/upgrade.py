@@ -52,7 +52,10 @@ def machine_config_patch(image: str, extensions: list[str]) -> str:
 
 
 def factory_host(factory_url: str) -> str:
-    return urlsplit(factory_url).netloc or "factory.talos.dev"
+    """The registry host of the installer image: never the URL's userinfo (a password must not reach a node)."""
+    parts = urlsplit(factory_url)
+    host = parts.hostname or "factory.talos.dev"
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 @dataclass

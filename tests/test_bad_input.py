@@ -119,3 +119,13 @@ def test_min_size_that_cannot_fit_is_named_and_agrees_with_the_lab() -> None:
     fits = Storage(min_size=str((room - 100 * GIB) // (1 << 20) * (1 << 20) - 4 * (1 << 20)))
     assert layout_misfit("cp-1", disks, parts, fits) is None
     assert provisions(fits)
+
+
+def test_a_device_path_from_a_node_never_becomes_a_shell_command() -> None:
+    from runbook_lib.errors import RunbookError
+    from runbook_lib.piraeus import wipe_pod
+
+    script = wipe_pod("n1", "/dev/nvme0n1p5", "/var/mnt/linstor-storage", "ns")["spec"]["containers"][0]["command"]
+    assert script == ["sh", "-c", "umount /host/var/mnt/linstor-storage || true; wipefs --all /dev/nvme0n1p5"]
+    with pytest.raises(RunbookError, match="refusing to wipe"):
+        wipe_pod("n1", "/dev/nvme0n1p5; chroot /host sh -c reboot", "/var/mnt/linstor-storage", "ns")
