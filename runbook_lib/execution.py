@@ -211,8 +211,7 @@ class Executor:
                 started_at=started or utcnow(),
             ))
         if outcome != "planned":
-            progress.emit(progress.format_line(duration, f"{outcome}: {step} [{target}]",
-                                               progress.Context(progress.CONTEXT.notebook)))
+            progress.emit(f"{progress.CONTEXT.notebook} | {outcome} in {duration:.1f} s: {step} [{target}]")
 
 
 def _run_reporting(argv: list[str], *, timeout: float, env: dict | None, what: str | None) -> tuple[int, str, str]:
