@@ -160,6 +160,19 @@ def test_every_executed_figure_has_a_png_and_a_table_and_no_cdn(tmp_path) -> Non
                       "04-storage-classes": 1, "05-snapshots": 1, "06-failover-drill": 2, "07-benchmarks": 5}
 
 
+@pytest.mark.after_notebooks
+def test_executed_notebooks_are_strict_json(tmp_path) -> None:
+    """JavaScript readers (JupyterLab, GitHub, nbviewer) reject Python's bare NaN/Infinity tokens."""
+    def refuse(token: str):
+        raise ValueError(token)
+
+    for name, path in executed.all_executed(tmp_path).items():
+        try:
+            json.loads(path.read_text(), parse_constant=refuse)
+        except ValueError as exc:
+            raise AssertionError(f"{name}: {exc} in the executed notebook: JupyterLab cannot open it") from None
+
+
 def test_ci_installs_the_browser_packages() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "chromium" in ci and "chromium-driver" in ci
