@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ParamsError, RunbookError
+from urllib3.exceptions import HTTPError as TransportError
+
+from .errors import ParamsError, RunbookError, RunInterrupted
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -27,12 +29,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .runs import verify_run
 
     result = verify_run(Path(args.run_dir))
-    if result.ok:
-        print(f"OK: {args.run_dir}: every notebook hash matches; chain intact over {result.checked_runs} run(s)")
-        return 0
-    for problem in result.problems:
-        print(f"MISMATCH: {problem}", file=sys.stderr)
-    return 1
+    for note in result.notes:
+        print(f"NOTE: {note}", file=sys.stderr)
+    if not result.ok:
+        for problem in result.problems:
+            print(f"MISMATCH: {problem}", file=sys.stderr)
+        return 1
+    print(f"OK: {args.run_dir}: every notebook hash matches; chain intact over {result.checked_runs} run(s)")
+    if result.status != "succeeded":
+        print(f"NOT SUCCEEDED: {args.run_dir}: the record is intact, but the run ended {result.status}", file=sys.stderr)
+        return 3
+    return 0
 
 
 def _print_problems(err: ParamsError) -> None:
@@ -171,11 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as err:
         _print_problems(err)
         return 2
+    except RunInterrupted as err:
+        print(f"runbook: {err}", file=sys.stderr)
+        return 130
     except RunbookError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("runbook: interrupted", file=sys.stderr)
         return 130
+    except TransportError as exc:  # a client library's connection error that no module turned into a sentence
+        print(f"error: cannot reach {getattr(exc, 'url', None) or 'the cluster'} ({type(exc).__name__}): check that "
+              "the cluster is up and the kubeconfig/talosconfig point at it", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}: check the path and its permissions", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -21,11 +21,25 @@ from typing import Any
 import nbformat
 import yaml
 
-from .errors import RunbookError
+from .errors import RunbookError, RunInterrupted
 from .lock import take as take_lock
 from .params import load_params, parse_params, read_params_file, split_secrets
-from .record import RECORD_ENV, utcnow
-from .runs import RUN_INDEX, previous_run, sha256_file
+from .record import RECORD_ENV, RecordWriteError, utcnow
+from .redact import Redactor, move_secret_bearing
+from .runs import (
+    RUN_INDEX,
+    is_dead,
+    make_run_dir,
+    mark_notebook,
+    previous_run,
+    record_path,
+    seal_interrupted_runs,
+    seal_run,
+    sha256_file,
+    start_run,
+    started_changes,
+    write_notebook,
+)
 from .session import RUN_ID_ENV, SECRETS_ENV, connection_for, new_run_id, operator_identity
 
 NOTEBOOKS = ("01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes",
@@ -54,7 +68,7 @@ def resolve_names(names: list[str]) -> list[str]:
     return sorted(dict.fromkeys(out), key=NOTEBOOKS.index)
 
 
-def _register_engine() -> None:
+def _register_engine(redactor: Redactor | None = None) -> None:
     from papermill.engines import NBClientEngine, papermill_engines
 
     class RunbookEngine(NBClientEngine):
@@ -66,8 +80,13 @@ def _register_engine() -> None:
 
             def save(**kw):
                 merge_record(nb_man.nb)
-                original(**kw)
+                if nb_man.output_path:  # atomic and fsynced: a crash or a full disk keeps the last good version
+                    write_notebook(Path(nb_man.output_path), masked(nb_man.nb))
+                    nb_man.last_save_time = nb_man.now()
+                else:
+                    original(**kw)
 
+            masked = redactor.deep if redactor else (lambda nb: nb)  # secrets out of every cell and output
             nb_man.save = save
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
@@ -133,19 +152,23 @@ def run(
     raw = read_params_file(params_file)
     merged = {**raw, **overrides}
     params = parse_params(merged, source=str(params_file))
-    public, secret = split_secrets(merged)
+    public, secret = move_secret_bearing(*split_secrets(merged), params.secret_values())
     names = resolve_names(names)
     run_id = new_run_id()
+    check_out_dir(out_dir)
     lock = None
     if not params.effective_dry_run:  # plans change nothing and may run beside anything
         from .kube import connect
 
-        lock = take_lock(connect(connection_for(params).get("kubeconfig")), operator_identity(), run_id)
+        lock = take_lock(connect(connection_for(params).get("kubeconfig")), operator_identity(), run_id,
+                         finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
     try:
         return _run(params, params_file, names, out_dir, run_id, public, secret, echo)
     finally:
         if lock is not None:
-            lock.release()
+            problem = lock.release_quietly()
+            if problem:
+                echo(f"warning: {problem}")
 
 
 def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict, secret: dict,
@@ -153,8 +176,9 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
     import papermill as pm
 
     cluster_dir = out_dir / params.cluster_name
-    run_dir = cluster_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    for line in seal_interrupted_runs(cluster_dir, holding_lock=not params.effective_dry_run):
+        echo(line)
+    run_dir = make_run_dir(cluster_dir, run_id)
     if params.target == "lab":
         (run_dir / ".gitignore").write_text("# lab rehearsal: not an audit record of a real cluster\n*\n")
     prev = previous_run(cluster_dir, run_id)
@@ -164,9 +188,11 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
         "operator": operator_identity(), "started_at": utcnow(), "finished_at": None,
         "status": "failed", "previous_run_sha256": sha256_file(prev / RUN_INDEX) if prev else None, "notebooks": [],
     }
+    start_run(run_dir, index, names)  # run.json says "running" before the first notebook starts
     echo(f"run {run_id}: {len(names)} notebook(s) on '{params.cluster_name}' ({params.target}, "
          f"{'plan only' if params.effective_dry_run else 'apply'}) -> {run_dir}")
-    _register_engine()
+    redactor = Redactor(params.secret_values())
+    _register_engine(redactor)
     outcomes: list[NotebookOutcome] = []
     failed = False
     saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV)}
@@ -178,11 +204,12 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
                     continue
                 echo(f"[{i}/{len(names)}] {name} ...")
                 os.environ[RUN_ID_ENV] = run_id
-                os.environ[RECORD_ENV] = str(Path(records) / f"{name}.json")
+                os.environ[RECORD_ENV] = str(record_path(run_dir, name))
                 os.environ[SECRETS_ENV] = json.dumps(secret)
                 out_nb = run_dir / f"{name}.ipynb"
                 t0 = time.monotonic()
                 error = None
+                mark_notebook(run_dir, index, name, "running")
                 try:
                     pm.execute_notebook(
                         str(notebooks_dir() / f"{name}.ipynb"), str(out_nb), parameters=public,
@@ -196,25 +223,60 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
                 if out_nb.exists():
                     nb = nbformat.read(out_nb, as_version=4)
                     merge_record(nb, final_status=status)
-                    nbformat.write(nb, out_nb)
+                    write_notebook(out_nb, redactor.deep(nb))
                     sha = sha256_file(out_nb)
                 else:
                     sha = None
+                mark_notebook(run_dir, index, name, status, sha, duration)
                 outcomes.append(NotebookOutcome(name, status, sha, duration, error))
                 echo(f"[{i}/{len(names)}] {name} {status} in {duration:.1f}s" + (f": {error}" if error else ""))
                 failed = status != "succeeded"
+        except KeyboardInterrupt:
+            where = next((e["name"] for e in index["notebooks"] if e["status"] == "running"), "")
+            changes = started_changes(run_dir, index)
+            seal_run(run_dir, index, "interrupted")
+            raise RunInterrupted(run_dir, where, changes) from None
+        except RecordWriteError:
+            _seal_after_write_error(run_dir, index)
+            raise
         finally:
             for k, v in saved_env.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    index["notebooks"] = [{"name": o.name, "file": f"{o.name}.ipynb", "status": o.status, "sha256": o.sha256,
-                           "duration_s": round(o.duration_s, 3)} for o in outcomes]
     index["finished_at"] = utcnow()
-    index["status"] = "failed" if failed else "succeeded"
-    (run_dir / RUN_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+    seal_run(run_dir, index, "failed" if failed else "succeeded")
     return run_dir, not failed
+
+
+def _seal_after_write_error(run_dir: Path, index: dict) -> None:
+    """The record could not be written (a full disk): seal what is there, with the space set aside for it."""
+    try:
+        seal_run(run_dir, index, "failed")
+    except RecordWriteError:
+        pass  # the next run of this cluster seals it (its run.json still says running)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """One-line errors for an output directory that cannot hold a run, before anything is changed."""
+    probe = out_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise RunbookError(f"--out {out_dir}: {probe} is a file, not a directory; choose a directory for the records")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunbookError(f"--out {out_dir}: {probe} is not writable by {operator_identity()}; choose a writable "
+                           "directory for the records")
+
+
+def run_has_ended(run_dir: Path) -> bool:
+    """True when the run's own record says it ended (or it was killed): its lease may be taken over."""
+    try:
+        index = json.loads((run_dir / RUN_INDEX).read_text())
+    except (OSError, ValueError):
+        return False
+    return index.get("status") in ("succeeded", "failed", "interrupted") or is_dead(index, holding_lock=False)
 
 
 def _first_line(exc: BaseException) -> str:
