@@ -8,12 +8,15 @@ here, and moves the tests marked ``after_notebooks`` after the notebook items. R
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
 import nbformat
 
 DIR = Path(tempfile.mkdtemp(prefix="runbook-test-executed-"))
+atexit.register(shutil.rmtree, DIR, ignore_errors=True)
 NOTEBOOKS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.ipynb"))
 
 
