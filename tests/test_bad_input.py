@@ -129,3 +129,18 @@ def test_a_device_path_from_a_node_never_becomes_a_shell_command() -> None:
     assert script == ["sh", "-c", "umount /host/var/mnt/linstor-storage || true; wipefs --all /dev/nvme0n1p5"]
     with pytest.raises(RunbookError, match="refusing to wipe"):
         wipe_pod("n1", "/dev/nvme0n1p5; chroot /host sh -c reboot", "/var/mnt/linstor-storage", "ns")
+
+
+def test_01s_plan_blocks_a_misfit_before_the_first_apply_config() -> None:
+    from runbook_lib.params import parse_params
+    from runbook_lib.partition import NodeLayout, plan_node
+    from runbook_lib.talos import NodeRef
+
+    cluster = TalosCluster.create(NODES, talos_version="v1.12.6", seed=7)
+    disks, parts = discovered(cluster, "cp-1")
+    node = cluster.nodes["cp-1"]
+    layout = NodeLayout(node="cp-1", talos_version="v1.12.6", volumes=dict(node.volumes), partitions=parts,
+                        disks=disks, config_current=False)
+    params = parse_params({"nodes": NODES, "storage": {"ephemeral_max_size": "600GiB"}})
+    plan = plan_node(layout, params, NodeRef("cp-1", "10.5.0.2", "controlplane"))
+    assert plan.blocked and "storage.ephemeral_max_size 600GiB does not fit" in plan.blocked
