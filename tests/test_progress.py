@@ -54,3 +54,36 @@ def test_a_timed_out_wait_reports_its_end(tmp_path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(WaitTimeout):
         wait_until(lambda: (False, "still down"), what="node back", timeout=0.05)
     assert "node back: timed out after" in path.read_text()
+
+
+def test_the_runner_echoes_kernel_lines_and_says_when_a_notebook_is_quiet(tmp_path) -> None:
+    import time
+
+    from runbook_lib.runner import ProgressTail
+
+    path = tmp_path / "p.log"
+    path.write_text("")
+    lines: list[str] = []
+    tail = ProgressTail(path, lines.append, every_s=0.01, label="06-failover-drill", quiet_s=0.05)
+    with path.open("a") as fh:
+        fh.write("06-failover-drill | applied in 0.1 s: fault node-down [lab-w-1]\nhalf a li")
+    deadline = time.monotonic() + 60  # a generous bound for a busy machine; nothing is timed
+    while not any("still running" in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tail.stop()
+    assert lines[0] == "06-failover-drill | applied in 0.1 s: fault node-down [lab-w-1]"
+    assert any(line.startswith("06-failover-drill | still running, ") for line in lines)
+    assert not any("half a li" in line for line in lines)  # only complete lines
+
+
+def test_cell_lines_name_the_section() -> None:
+    import nbformat
+
+    from runbook_lib.runner import cell_line
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
+                                         nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_markdown_cell("## Rolling upgrade\nwhy"),
+                                         nbformat.v4.new_code_cell("go()")])
+    progress.set_notebook("02-extensions-and-upgrade")
+    assert cell_line(nb, 3) == "02-extensions-and-upgrade | cell 2/2: Rolling upgrade"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,39 @@ def test_long_manifests_are_cut_in_the_cell_but_whole_in_the_record() -> None:
     text = "\n".join(shown)
     assert "5 more line(s)" in text and f"line{action_text.MANIFEST_LINES + 4}" not in text
     assert ex.record.actions[0].manifest == manifest
+
+
+@pytest.mark.lab
+def test_runbook_run_in_plan_mode_shows_commands_summary_and_plan(tmp_path, capfd: pytest.CaptureFixture[str]) -> None:
+    """One real `runbook run` (papermill, kernel, lab): cell outputs, the summary table, the planned commands."""
+    import nbformat
+
+    from runbook_lib import cli
+
+    from .lab_helpers import LAB_PARAMS
+
+    code = cli.main(["run", "-f", str(LAB_PARAMS), "01", "--out", str(tmp_path), "-p", "dry_run", "true",
+                     "-p", "storage.ephemeral_max_size", "90GiB"])
+    out, err = capfd.readouterr()
+    assert code == 0, out + err
+    run_dir = Path(out.strip().splitlines()[-1])
+    assert "checks passed" in out and "01-partition" in out and "planned" in out
+    assert "plan mode: nothing was changed." in out and "planned action(s), in order:" in out
+    assert "$ " in out.split("planned action(s), in order:")[1]  # every planned command, as a shell line
+    assert "the lab is still running" in out and "runbook lab stop" in out
+    assert "without encryption" not in out + err  # the kernel talks over a Unix socket
+    assert "Invalid Signature" not in err
+    assert not list((Path(cli.__file__).parents[1] / "notebooks").glob("kernel-*"))  # sockets in the run's temp dir
+    nb = nbformat.read(run_dir / "01-partition.ipynb", as_version=4)
+    cells = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "PLAN, not run: would apply-config lab-cp-1" in cells and "maxSize: 90GiB" in cells
+    assert "would run: $ " in cells and "\n    applied in" not in cells
+
+
+def test_each_kernel_gets_its_own_socket_path(tmp_path) -> None:
+    """Two runs side by side must not share jupyter_client's default ``kernel-ipc`` sockets."""
+    from runbook_lib.runner import _ipc_kernel_manager
+
+    cls = _ipc_kernel_manager(str(tmp_path))
+    a, b = cls(kernel_name="python3"), cls(kernel_name="python3")
+    assert a.transport == "ipc" and a.ip != b.ip and Path(a.ip).parent == tmp_path
