@@ -45,6 +45,13 @@ def png(figure: dict, width: int | None = None, height: int | None = None) -> by
     return renderer.draw(figure, opts)
 
 
+def stop() -> None:
+    """Stop the browser, if one runs (the next figure starts another)."""
+    renderer, _state["renderer"] = _state["renderer"], None
+    if renderer is not None:
+        renderer.close()
+
+
 def browser_path() -> str | None:
     """The Chrome or Chromium kaleido would start, or None."""
     try:
@@ -83,6 +90,10 @@ class _Renderer:
         return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
 
     def close(self) -> None:
+        """Stop the browser and the loop's thread (once; also called at exit)."""
+        atexit.unregister(self.close)
+        if self.loop.is_closed() or not self.loop.is_running():
+            return
         try:
             self._call(self.kaleido.close(), 30)
         finally:
