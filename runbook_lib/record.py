@@ -11,6 +11,7 @@ crash, :func:`runbook_lib.runs.seal_run` does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -50,10 +51,8 @@ def write_durably(path: Path, text: str) -> None:
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise RecordWriteError(
             f"cannot write the run record {path} ({exc.strerror or exc}): the run stops before its next change; "
             "free space there or choose another --out, then run again") from None
