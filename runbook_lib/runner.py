@@ -8,6 +8,7 @@ A papermill engine copies the kernel's record (``$RUNBOOK_RECORD``) into
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -415,10 +416,8 @@ class ProgressTail:
 
 def _seal_after_write_error(run_dir: Path, index: dict) -> None:
     """The record could not be written (a full disk): seal what is there, with the space set aside for it."""
-    try:
+    with contextlib.suppress(RecordWriteError):  # else the next run of this cluster seals it (still "running")
         seal_run(run_dir, index, "failed")
-    except RecordWriteError:
-        pass  # the next run of this cluster seals it (its run.json still says running)
 
 
 def check_out_dir(out_dir: Path) -> None:
