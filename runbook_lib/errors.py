@@ -132,3 +132,14 @@ class PreconditionFailed(RunbookError):
 
 class LabNotRunning(RunbookError):
     """The simulated cluster is not running."""
+
+
+class RunInterrupted(RunbookError):
+    """Ctrl-C: the run was sealed ``interrupted``; the message says where and what it had started."""
+
+    def __init__(self, run_dir, where: str, changes: list[str]) -> None:
+        self.run_dir = run_dir
+        started = (f"; {len(changes)} change(s) applied or started, the last: {changes[-1]}" if changes
+                   else "; no change had started")
+        super().__init__(f"interrupted{' during ' + where if where else ''}{started}; the record is in {run_dir} "
+                         "(status interrupted)")

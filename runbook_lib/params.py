@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import (
@@ -39,6 +39,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -140,6 +142,12 @@ _POOL_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _EXTENSION_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
 _SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TRANSPORT_RE = re.compile(r"^[a-z0-9]+$")
+# SemVer 2.0.0 (semver.org), without a leading "v": helm reports the deployed chart version this way.
+_CHART_VERSION_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+#: A parameter file is a page of YAML; anything this large is a mistake (and would parse for minutes).
+MAX_PARAMS_FILE_BYTES = 4 * 1024 * 1024
 
 
 def _cluster_name(value: str) -> str:
@@ -191,6 +199,14 @@ def _size_text(value: Any) -> Any:
     """Accept a plain number of bytes (``214748364800``) as well as ``"200GiB"``."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    return value
+
+
+def _chart_version(value: str) -> str:
+    if not _CHART_VERSION_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not an exact chart version like 2.10.2 (SemVer; no 'latest', ranges or extra helm flags)"
+        )
     return value
 
 
@@ -321,6 +337,7 @@ FactoryUrl = Annotated[str, AfterValidator(_factory_url)]
 ExtensionName = Annotated[str, AfterValidator(_extension)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
 Transport = Annotated[str, AfterValidator(_transport)]
+ChartVersion = Annotated[str, BeforeValidator(_version_text), AfterValidator(_chart_version)]
 
 
 # --------------------------------------------------------------------------- models
@@ -329,7 +346,32 @@ Transport = Annotated[str, AfterValidator(_transport)]
 class _Strict(BaseModel):
     """Base for every level: unknown keys are errors, instances are read-only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Lax pydantic reads ``true`` as 1 and ``1`` as true; a typo must not become a timeout of 1 s."""
+        kinds = _scalar_kinds(cls.model_fields[info.field_name].annotation) if info.field_name else set()
+        if isinstance(value, bool) and kinds and "bool" not in kinds and kinds & {"int", "float"}:
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        if isinstance(value, int | float) and not isinstance(value, bool) and kinds == {"bool"}:
+            raise ValueError(f"expected true or false, got the number {value}")
+        return value
+
+
+def _scalar_kinds(annotation: Any) -> set[str]:
+    """``float | None`` -> ``{"float"}``: the scalar types a field accepts (models and strings aside)."""
+    if annotation in (bool, int, float):
+        return {annotation.__name__}
+    if get_origin(annotation) is Annotated:
+        return _scalar_kinds(get_args(annotation)[0])
+    if get_origin(annotation) is not None and not _is_model(annotation) and get_origin(annotation) not in (list, dict):
+        kinds: set[str] = set()
+        for arg in get_args(annotation):
+            kinds |= _scalar_kinds(arg)
+        return kinds
+    return set()
 
 
 class Node(_Strict):
@@ -418,7 +460,7 @@ class Piraeus(_Strict):
     """The Piraeus operator: official OCI chart, its version and where it runs."""
 
     chart: NonEmpty = "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus"
-    chart_version: NonEmpty = "2.10.2"
+    chart_version: ChartVersion = "2.10.2"
     release: Annotated[str, AfterValidator(_node_name)] = "piraeus"
     namespace: Annotated[str, AfterValidator(_node_name)] = "piraeus-datastore"
     #: the controller's REST API speaks HTTPS only when the LinstorCluster sets apiTLS
@@ -452,7 +494,7 @@ class Snapshots(_Strict):
 
     #: Piraeus's packaging of external-snapshotter's controller and CRDs (chart 5.2.0 = v8.6.0)
     chart: NonEmpty = "oci://ghcr.io/piraeusdatastore/helm-charts/snapshot-controller"
-    chart_version: NonEmpty = "5.2.0"
+    chart_version: ChartVersion = "5.2.0"
     release: Annotated[str, AfterValidator(_node_name)] = "snapshot-controller"
     namespace: Annotated[str, AfterValidator(_node_name)] = "kube-system"
     #: false: never install; stop and say what is missing when the cluster has no snapshot controller
@@ -520,7 +562,8 @@ class Params(_Strict):
     failover: Failover = Field(default_factory=Failover)
     factory_url: FactoryUrl = "https://factory.talos.dev"
     extensions: list[ExtensionName] = Field(default_factory=lambda: ["siderolabs/drbd", "siderolabs/zfs"])
-    #: seconds to wait for a node to come back (reboot, reset, upgrade) or a gate to pass
+    #: real (wall-clock) seconds to wait for a node to come back (reboot, reset, upgrade) or a gate to pass,
+    #: in the lab as on a real cluster (the lab's talosctl counts its --timeout in real seconds too)
     node_timeout: float = Field(default=900.0, gt=0, le=86400)
     bench: Bench = Field(default_factory=Bench)
     secrets: dict[SecretName, SecretStr] = Field(default_factory=dict)
@@ -593,9 +636,13 @@ class Params(_Strict):
         return self.secrets[name].get_secret_value()
 
     def secret_values(self) -> list[str]:
-        """Every secret value, so a redactor can mask them wherever they turn up in output."""
+        """Every secret value, so a redactor can mask them wherever they turn up in output.
+
+        A URL's userinfo (``https://user:password@host``) counts as a secret wherever the URL is.
+        """
         values = [value.get_secret_value() for value in self.secrets.values()]
         values += [v for v in _secret_named_values(self.model_dump()) if v not in values]
+        values += [v for v in url_credentials(self.model_dump(mode="json")) if v not in values]
         return values
 
     # -- approvals ---------------------------------------------------------------
@@ -617,7 +664,7 @@ class Params(_Strict):
         """All parameters as JSON-able data, with every secret value replaced by ``"***"``."""
         data = self.model_dump(mode="json")
         data["secrets"] = {name: "***" for name in self.secrets}
-        return redact_tree(data)
+        return _mask_userinfo(redact_tree(data))
 
 
 #: Top-level keys, i.e. the notebook parameters, in file order.
@@ -647,6 +694,37 @@ def redact_tree(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [redact_tree(item) for item in data]
     return data
+
+
+_USERINFO_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/@\s?#]+)@")
+
+
+def _mask_userinfo(data: Any) -> Any:
+    if isinstance(data, str):
+        return _USERINFO_RE.sub(lambda m: m.group(0).replace(m.group(1), "***"), data)
+    if isinstance(data, Mapping):
+        return {key: _mask_userinfo(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_mask_userinfo(item) for item in data]
+    return data
+
+
+def url_credentials(data: Any) -> list[str]:
+    """The userinfo of every URL in ``data`` (at any depth), whole and its password alone, raw and decoded."""
+    found: list[str] = []
+    if isinstance(data, str):
+        for userinfo in _USERINFO_RE.findall(data):
+            password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+            for value in (userinfo, password, unquote(userinfo), unquote(password)):
+                if value and value not in found:
+                    found.append(value)
+    elif isinstance(data, Mapping):
+        for value in data.values():
+            found += [v for v in url_credentials(value) if v not in found]
+    elif isinstance(data, list | tuple):
+        for item in data:
+            found += [v for v in url_credentials(item) if v not in found]
+    return found
 
 
 def _secret_named_values(data: Any) -> list[str]:
@@ -742,7 +820,17 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[Problem]:
     problems += _lab_problems(data.get("lab"), nodes, names)
     problems += _duplicates(data.get("extensions"), ("extensions",), "extension")
     problems += _failover_problems(data.get("failover"), data.get("target", "lab"), names)
+    problems += _real_cluster_problems(data)
     return problems
+
+
+def _real_cluster_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """A real cluster is reached through its own credentials; without them talosctl/kubectl guess a default."""
+    if data.get("target") != "talos":
+        return []
+    return [((key,), f"required with target talos: the path to this cluster's {key} (for example {example})")
+            for key, example in (("talosconfig", "~/.talos/config"), ("kubeconfig", "~/.kube/config"))
+            if data.get(key) is None]
 
 
 def _failover_problems(failover: Any, target: Any, names: set[str] | None) -> list[Problem]:
@@ -1134,6 +1222,10 @@ def read_params_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     source = os.fspath(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_PARAMS_FILE_BYTES:
+            raise ParamsError([f"top level: the file is {size / 2**20:.1f} MiB; a parameter file may be at most "
+                               f"{MAX_PARAMS_FILE_BYTES // 2**20} MiB (is this the right file?)"], source)
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ParamsError([f"cannot read the file: {exc.strerror or exc}"], source) from None

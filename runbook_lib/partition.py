@@ -20,9 +20,11 @@ from . import machineconfig, storage_gates
 from .errors import PreconditionFailed
 from .etcd_backup import snapshot_before
 from .kube import describe_nodes, node_states
+from .layout_fit import layout_misfit
 from .manifests import to_yaml, volume_documents
 from .params import Params, supports_ephemeral_resize_by_reset
 from .session import Session
+from .sizes import format_iec
 from .talos import NodeRef
 from .volume_rules import validate_documents
 from .waiting import wait_until
@@ -111,6 +113,7 @@ def plan_node(layout: NodeLayout, params: Params, node: NodeRef) -> NodePlan:
                 f"{node.name} is the only control-plane node: wiping EPHEMERAL would destroy the etcd data of a "
                 "single-member cluster. Add control-plane nodes first, or reinstall this node with the VolumeConfig."
             )
+    plan.blocked = layout_misfit(node.name, layout.disks, layout.partitions, storage) or plan.blocked
     return plan
 
 
@@ -196,14 +199,14 @@ def verify(session: Session, layouts: list[NodeLayout]) -> None:
         eph = lay.volume("EPHEMERAL") or {}
         user = lay.volume(storage.partition_label) or {}
         session.check(f"{lay.node}: EPHEMERAL capped", int(eph.get("size", 0)) <= storage.ephemeral_max_bytes,
-                      eph.get("prettySize", "absent"), f"<= {storage.ephemeral_max_size}")
+                      format_iec(int(eph["size"])) if eph.get("size") else "absent", f"<= {storage.ephemeral_max_size}")
         session.check(f"{lay.node}: {storage.partition_label} ready", user.get("phase") == "ready",
                       user.get("phase", "absent") + (f" ({user['errorMessage']})" if user.get("errorMessage") else ""),
                       "ready")
         size = int(user.get("size", 0))
         session.check(f"{lay.node}: {storage.partition_label} size", size >= storage.min_bytes
                       and (storage.max_bytes is None or size <= storage.max_bytes),
-                      user.get("prettySize", "absent"),
+                      format_iec(size) if user.get("size") else "absent",
                       f">= {storage.min_size}" + (f" and <= {storage.max_size}" if storage.max_size else ""))
         session.check(f"{lay.node}: {storage.partition_label} device", bool(user.get("location")),
                       user.get("location", "absent"), "a partition device")

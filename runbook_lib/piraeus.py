@@ -16,6 +16,8 @@ Order, and why:
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 
 import pandas as pd
@@ -132,9 +134,18 @@ def partitions_frame(parts: list[Partition]) -> pd.DataFrame:
                           "signature": p.signature or "(none)", "wipe": p.needs_wipe} for p in parts])
 
 
+_DEVICE_RE = re.compile(r"/dev/[A-Za-z0-9._/-]+")
+
+
 def wipe_pod(node: str, device: str, mount: str, namespace: str) -> dict:
-    """A privileged one-shot pod that unmounts the user volume and wipes its signatures."""
-    script = f"umount /host{mount} || true; wipefs --all {device}"
+    """A privileged one-shot pod that unmounts the user volume and wipes its signatures.
+
+    The device path comes from the node (``VolumeStatus``): it must look like a device path, and
+    both paths are shell-quoted, so nothing a node reports can become a command on the host.
+    """
+    if not _DEVICE_RE.fullmatch(device or ""):
+        raise RunbookError(f"{node}: refusing to wipe {device!r}: not a device path like /dev/nvme0n1p5")
+    script = f"umount {shlex.quote('/host' + mount)} || true; wipefs --all {shlex.quote(device)}"
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": f"wipe-{node}", "namespace": namespace, "labels": {"app.kubernetes.io/name": "runbook-wipe"}},

@@ -1,13 +1,17 @@
 """The machine-readable record a notebook keeps of what it planned, did and checked.
 
 The record ends up as ``metadata.runbook`` in the executed notebook (CONTRACTS §3).
-While the kernel runs, it is saved as JSON to ``$RUNBOOK_RECORD`` after every change;
-the papermill engine of :mod:`runbook_lib.runner` copies it into the notebook after
-every cell, so even a crash leaves a record behind.
+While the kernel runs, it is saved as JSON to ``$RUNBOOK_RECORD`` (beside the notebook in
+the run directory): an action is written and fsynced with outcome ``started`` before the
+call that performs it, and updated when the call ends. A record that cannot be written
+raises :class:`RecordWriteError` before the call, so no change goes unrecorded. The papermill
+engine of :mod:`runbook_lib.runner` copies it into the notebook after every cell; after a
+crash, :func:`runbook_lib.runs.seal_run` does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -15,10 +19,43 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import RunbookError
 from .redact import Redactor
 
-Outcome = Literal["applied", "planned", "unchanged", "skipped", "failed"]
+# started: in the record before the call; a crash leaves it so (the change may or may not have happened).
+# interrupted: the call was cut short by Ctrl-C.
+Outcome = Literal["applied", "planned", "unchanged", "skipped", "failed", "started", "interrupted"]
 RECORD_ENV = "RUNBOOK_RECORD"
+
+
+class RecordWriteError(RunbookError):
+    """The record could not be saved: the run stops before its next change."""
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically and on disk (fsync of the file and of its folder).
+
+    A crash or a full disk leaves either the old file or the new one, never a truncated one.
+    Raises :class:`RecordWriteError` naming the file and what to do.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RecordWriteError(
+            f"cannot write the run record {path} ({exc.strerror or exc}): the run stops before its next change; "
+            "free space there or choose another --out, then run again") from None
 
 
 def utcnow() -> str:
@@ -74,6 +111,12 @@ class Record:
         self.save()
         return action
 
+    def end_action(self, action: Action, outcome: str, exit_code: int | None, duration_s: float) -> Action:
+        """Close an action that was recorded ``started`` before its call."""
+        action.outcome, action.exit_code, action.duration_s = outcome, exit_code, round(duration_s, 3)  # type: ignore[assignment]
+        self.save()
+        return action
+
     def check(self, name: str, ok: bool, observed: Any, expected: Any) -> bool:
         self.checks.append(Check(name, bool(ok), observed, expected))
         self.save()
@@ -111,6 +154,4 @@ class Record:
     def save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, self.path)
+        write_durably(self.path, json.dumps(self.to_dict(), indent=1))

@@ -21,6 +21,31 @@ CREDENTIAL_KEYS = {"token", "key", "crt", "ca", "client-key-data", "client-certi
                    "aescbcEncryptionSecret", "bootstraptoken"}
 
 
+def move_secret_bearing(public: dict, secret: dict, values: Iterable[str]) -> tuple[dict, dict]:
+    """Move every public parameter whose value holds a secret value (at any depth) to the secret half.
+
+    papermill writes the public half into the executed notebook (its parameters cell and
+    ``metadata.papermill``); a secret reused elsewhere (a kubeconfig path, an install
+    command, a URL's password) must travel with the secrets instead. The halves merge back
+    with :func:`runbook_lib.params.merge_secrets`.
+    """
+    probe = Redactor(values)
+    public_out: dict = {}
+    secret_out: dict = dict(secret)
+    for key, value in public.items():
+        if isinstance(value, dict):
+            sub_public, sub_secret = move_secret_bearing(value, {}, probe._values)
+            public_out[key] = sub_public
+            if sub_secret:
+                held = secret_out.get(key)
+                secret_out[key] = {**held, **sub_secret} if isinstance(held, dict) else sub_secret
+        elif probe.deep(value) != value:
+            secret_out[key] = value
+        else:
+            public_out[key] = value
+    return public_out, secret_out
+
+
 class Redactor:
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()

@@ -59,7 +59,10 @@ def machine_config_patch(image: str, extensions: list[str]) -> str:
 
 
 def factory_host(factory_url: str) -> str:
-    return urlsplit(factory_url).netloc or "factory.talos.dev"
+    """The registry host of the installer image: never the URL's userinfo (a password must not reach a node)."""
+    parts = urlsplit(factory_url)
+    host = parts.hostname or "factory.talos.dev"
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 @dataclass
@@ -201,7 +204,7 @@ def rolling_upgrade(session: Session, installer: Installer, *, timeout: float) -
         step = f"upgrade {node.name}"
         held = storage_gates.before_down(session, [node.name], step=step, optional=True)[node.name]
         snapshot_before(session, node, step=step)
-        print(f"{node.name}: upgrading {state.version} -> {params.talos_version} ({installer.image})")
+        print(f"{node.name}: {'would upgrade' if session.dry_run else 'upgrading'} {state.version} -> {params.talos_version} ({installer.image})")
         down = Downtime(node.name, time.time())
         if session.talos.upgrade(node, installer.image, step=step, timeout=f"{int(timeout)}s"):
             down.back = time.time()

@@ -1,14 +1,23 @@
-"""Figures and their static companions.
+"""Figures, each shown interactive, as a static image and as a table.
 
-Every figure is shown as a plotly figure (interactive in JupyterLab, and rendered by
-``nbconvert --to html`` from its HTML output) together with a static table, so an
-executed notebook opened without a kernel still shows the numbers.
+One output per figure carries the plotly mimetype (JupyterLab's plotly extension and VS Code
+draw it, with plotly.js from the extension, not a CDN) and a PNG of the same figure (what
+GitHub, GitLab, nbviewer and an HTML export show); its table follows. Pickers are ipywidgets
+whose view is an ``Output`` widget holding the same plotly mimetype, so they too need no CDN.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import warnings
+
 import pandas as pd
 import plotly.graph_objects as go
+
+from . import figure_export
+
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 
 PARTITION_COLORS = {
     "EFI": "#9e9e9e", "BIOS": "#bdbdbd", "META": "#757575", "STATE": "#616161",
@@ -35,17 +44,64 @@ def disk_layout_figure(frame: pd.DataFrame, title: str = "Disk layout per node")
 
 
 def show(fig: go.Figure, table: pd.DataFrame | None = None) -> None:
-    """Display ``fig`` so it survives without a kernel, then its static table."""
+    """Display ``fig`` with its static image, then its table (``figure_table(fig)`` when none is given).
+
+    JupyterLab and VS Code draw the interactive figure from the plotly mimetype (JupyterLab's
+    plotly extension ships plotly.js: no CDN); GitHub, GitLab, nbviewer and an HTML export,
+    which run no plotly.js, show the PNG of the same output.
+    """
     from IPython.display import display
 
-    bundle = {
-        "application/vnd.plotly.v1+json": fig.to_plotly_json(),
-        "text/html": fig.to_html(include_plotlyjs="cdn", full_html=False),
-        "text/plain": f"<plotly figure: {fig.layout.title.text or 'untitled'}>",
-    }
-    display(bundle, raw=True)
-    if table is not None:
-        display(table)
+    data, metadata = figure_bundle(fig)
+    display(data, metadata=metadata, raw=True)
+    display(figure_table(fig) if table is None else table)
+
+
+def figure_bundle(fig: go.Figure, *, static: bool = True) -> tuple[dict, dict]:
+    """The display data and metadata of one figure: plotly JSON, a PNG (when ``static``) and a text line."""
+    with warnings.catch_warnings():
+        # pandas timestamps carry nanoseconds plotly cannot show; microseconds are plenty on a figure
+        warnings.filterwarnings("ignore", message="Discarding nonzero nanoseconds")
+        spec = json.loads(fig.to_json())
+    title = (spec.get("layout", {}).get("title") or {}).get("text") or "untitled"
+    data = {PLOTLY_MIMETYPE: spec, "text/plain": f"<figure: {title}>"}
+    metadata: dict = {}
+    if static:
+        try:
+            image = figure_export.png(spec)
+        except figure_export.StaticExportUnavailable as exc:
+            data["text/plain"] = f"<figure: {title}; no static image: {exc}>"
+            warnings.warn(f"figures have no static image: {exc}", stacklevel=3)
+        else:
+            data["image/png"] = base64.b64encode(image).decode("ascii")
+            layout = spec.get("layout", {})
+            metadata["image/png"] = {"width": layout.get("width") or figure_export.DEFAULT_SIZE[0]}
+    return data, metadata
+
+
+def figure_table(fig: go.Figure) -> pd.DataFrame:
+    """The numbers a figure draws, one row per point: series, x and y (axis titles as column names).
+
+    Step lines (``line_shape="hv"``) keep only the points where the value changes.
+    """
+    layout = fig.layout
+    x_name = layout.xaxis.title.text or "x"
+    y_name = layout.yaxis.title.text or "y"
+    if y_name == x_name:
+        y_name = f"{y_name} (y)"
+    frames = []
+    for trace in fig.data:
+        x, y = getattr(trace, "x", None), getattr(trace, "y", None)
+        if x is None or y is None:
+            continue
+        part = pd.DataFrame({"series": trace.name or "", x_name: list(x), y_name: list(y)})
+        line = getattr(trace, "line", None)
+        if line is not None and line.shape == "hv":
+            part = part[part[y_name].ne(part[y_name].shift())]
+        frames.append(part)
+    if not frames:
+        return pd.DataFrame(columns=["series", x_name, y_name])
+    return pd.concat(frames, ignore_index=True)
 
 
 def timeline_figure(frame: pd.DataFrame, title: str) -> go.Figure:
@@ -81,28 +137,42 @@ def capacity_table(pools: pd.DataFrame) -> pd.DataFrame:
 
 
 def pool_capacity_explorer(pools: pd.DataFrame):
-    """An ipywidget to pick a node and pool; the static figure and table are shown beside it."""
+    """A picker of node and pool (first choice: all pools, as the static copy shown above it)."""
     import ipywidgets as widgets
 
     options = [("all", None)] + [(f"{n} / {p}", (n, p)) for n, p in zip(pools["node"], pools["pool"], strict=True)]
-    picker = widgets.Dropdown(options=options, description="pool")
-    # An HTML widget (iframe) instead of an Output widget: displaying into an Output widget
-    # intermittently hangs headless execution (nbclient waits forever on the cell).
-    view = widgets.HTML()
+    picker = widgets.Dropdown(options=options, value=None, description="pool")
+    view = widgets.Output()
 
     def render(change=None) -> None:
         sel = picker.value
         frame = pools if sel is None else pools[(pools["node"] == sel[0]) & (pools["pool"] == sel[1])]
-        view.value = _iframe(pool_capacity_figure(frame), capacity_table(frame), height=520)
+        show_in(view, pool_capacity_figure(frame), capacity_table(frame))
 
     picker.observe(render, names="value")
     render()
     return widgets.VBox([picker, view])
 
 
+def show_in(view, fig: go.Figure, table: pd.DataFrame) -> None:
+    """Replace an ``Output`` widget's content with ``fig`` (plotly mimetype) and ``table``.
+
+    The outputs are set on the widget's state rather than captured with ``with view:``:
+    nothing is displayed from inside a widget callback, so headless execution (nbclient)
+    never waits on widget output, and the front end renders them like cell outputs.
+    """
+    data, _ = figure_bundle(fig, static=False)
+    view.outputs = (
+        {"output_type": "display_data", "data": data, "metadata": {}},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"text/html": table.to_html(index=False), "text/plain": table.to_string(index=False)}},
+    )
+
+
 # --------------------------------------------------------------------------- 07-benchmarks
 
 CLASS_COLORS = ("#42a5f5", "#ef5350", "#66bb6a", "#ffa726", "#ab47bc")
+CEILING_COLOR = "#212121"  # an open marker is drawn in marker.color: set both, or it takes the class colour
 PERCENTILE_COLUMNS = {"p50": "clat_p50_us", "p99": "clat_p99_us", "p99.9": "clat_p999_us"}
 
 
@@ -144,11 +214,27 @@ def throughput_figure(summary: pd.DataFrame, limits: pd.DataFrame | None, metric
         lim = limits[(limits["metric"] == metric) & (limits["kind"] == "ceiling")]
         for cls, rows in lim.groupby("storage_class", sort=False):
             fig.add_scatter(x=rows["pattern"], y=rows["limit"] / scale, mode="markers", name=f"ceiling ({cls})",
-                            marker={"symbol": "line-ew-open", "size": 60, "line": {"width": 3, "color": "#212121"}},
+                            marker={"symbol": "line-ew-open", "size": 60, "color": CEILING_COLOR,
+                                    "line": {"width": 3, "color": CEILING_COLOR}},
                             text=rows["basis"], hovertemplate="ceiling %{x}: %{y:,.1f} " + unit + "<br>%{text}<extra></extra>")
     fig.update_layout(barmode="group", title=f"{'Bandwidth' if metric == 'bw' else 'IOPS'} per class (bars: median, "
                       "whiskers: min-max over runs; black: physical ceiling)", yaxis_title=unit, height=420)
     return fig
+
+
+def throughput_table(summary: pd.DataFrame, limits: pd.DataFrame | None, metric: str) -> pd.DataFrame:
+    """The numbers ``throughput_figure`` draws: median, min and max over runs and the ceiling, per class and pattern."""
+    scale, unit = (1e6, "MB/s") if metric == "bw" else (1.0, "IOPS")
+    part = summary[summary["metric"] == metric]
+    out = pd.DataFrame({"storage_class": part["storage_class"], "pattern": part["pattern"],
+                        f"median {unit}": part["value"] / scale, f"min {unit}": part["value_min"] / scale,
+                        f"max {unit}": part["value_max"] / scale})
+    if limits is not None and not limits.empty:
+        lim = limits[(limits["metric"] == metric) & (limits["kind"] == "ceiling")]
+        lim = pd.DataFrame({"storage_class": lim["storage_class"], "pattern": lim["pattern"],
+                            f"ceiling {unit}": lim["limit"] / scale, "ceiling basis": lim["basis"]})
+        out = out.merge(lim, on=["storage_class", "pattern"], how="left")
+    return out.round(1).reset_index(drop=True)
 
 
 def spread_figure(results: pd.DataFrame) -> go.Figure:
@@ -188,33 +274,21 @@ def percentile_runs_table(results: pd.DataFrame, cls: str, pattern: str) -> pd.D
     return rows[["iteration", "iops", "lat_mean_us", *PERCENTILE_COLUMNS.values()]].round(1).reset_index(drop=True)
 
 
-def _iframe(fig: go.Figure, table: pd.DataFrame, height: int = 560) -> str:
-    """A figure and its table as one self-contained iframe (scripts run in ``srcdoc``, not in a widget's HTML)."""
-    import html
-
-    body = fig.to_html(include_plotlyjs="cdn", full_html=True) + table.to_html(index=False)
-    return (f'<iframe srcdoc="{html.escape(body, quote=True)}" style="width:100%;height:{height}px;border:0">'
-            "</iframe>")
-
-
-def bench_explorer(results: pd.DataFrame):
-    """Pick a class, pattern and percentile; the figure and table follow (static copies are shown beside).
-
-    The view is an HTML widget holding an iframe rather than an ``Output`` widget: nothing is
-    displayed from inside a widget callback, so headless execution never waits on widget output.
-    """
+def bench_explorer(results: pd.DataFrame, cls: str, pattern: str, percentile: str = "p99"):
+    """Pick a class, pattern and percentile; the first choice is the given one (the static copy's)."""
     import ipywidgets as widgets
 
-    cls = widgets.Dropdown(options=list(dict.fromkeys(results["storage_class"])), description="class")
-    pattern = widgets.Dropdown(options=list(dict.fromkeys(results["pattern"])), description="pattern")
-    pct = widgets.Dropdown(options=list(PERCENTILE_COLUMNS), value="p99", description="percentile")
-    view = widgets.HTML()
+    cls_pick = widgets.Dropdown(options=list(dict.fromkeys(results["storage_class"])), value=cls, description="class")
+    pattern_pick = widgets.Dropdown(options=list(dict.fromkeys(results["pattern"])), value=pattern,
+                                    description="pattern")
+    pct_pick = widgets.Dropdown(options=list(PERCENTILE_COLUMNS), value=percentile, description="percentile")
+    view = widgets.Output()
 
     def render(change=None) -> None:
-        view.value = _iframe(percentile_runs_figure(results, cls.value, pattern.value, pct.value),
-                             percentile_runs_table(results, cls.value, pattern.value))
+        show_in(view, percentile_runs_figure(results, cls_pick.value, pattern_pick.value, pct_pick.value),
+                percentile_runs_table(results, cls_pick.value, pattern_pick.value))
 
-    for w in (cls, pattern, pct):
+    for w in (cls_pick, pattern_pick, pct_pick):
         w.observe(render, names="value")
     render()
-    return widgets.VBox([widgets.HBox([cls, pattern, pct]), view])
+    return widgets.VBox([widgets.HBox([cls_pick, pattern_pick, pct_pick]), view])

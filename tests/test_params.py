@@ -153,7 +153,8 @@ def test_params_are_read_only() -> None:
     [("lab", None, False), ("talos", None, True), ("lab", True, True), ("talos", False, False)],
 )
 def test_effective_dry_run(target: str, dry_run: bool | None, effective: bool) -> None:
-    assert parse_params({"target": target, "dry_run": dry_run}).effective_dry_run is effective
+    creds = {"talosconfig": "~/.talos/config", "kubeconfig": "~/.kube/config"} if target == "talos" else {}
+    assert parse_params({"target": target, "dry_run": dry_run, **creds}).effective_dry_run is effective
 
 
 # --------------------------------------------------------------------------- top-level fields
@@ -200,7 +201,8 @@ def test_papermill_strings_are_coerced() -> None:
 
 
 def test_params_from_namespace_reads_only_parameter_keys() -> None:
-    namespace = {"target": "talos", "dry_run": None, "np": object(), "_": 1, "nodes": LAB["nodes"]}
+    namespace = {"target": "talos", "dry_run": None, "np": object(), "_": 1, "nodes": LAB["nodes"],
+                 "talosconfig": "tc", "kubeconfig": "kc"}
     p = params_from_namespace(namespace)
     assert p.target == "talos" and p.effective_dry_run is True
 

@@ -15,7 +15,8 @@ def make_run(cluster_dir: Path, run_id: str, prev: Path | None) -> Path:
     nb = run / "01-partition.ipynb"
     nb.write_text(json.dumps({"cells": [], "metadata": {"runbook": {"run_id": run_id}}}))
     index = {"schema": 1, "run_id": run_id, "previous_run_sha256": sha256_file(prev / RUN_INDEX) if prev else None,
-             "notebooks": [{"name": "01-partition", "file": nb.name, "status": "succeeded", "sha256": sha256_file(nb)},
+             "status": "failed",
+             "notebooks": [{"name": "01-partition", "file": nb.name, "status": "failed", "sha256": sha256_file(nb)},
                            {"name": "02-extensions-and-upgrade", "file": "02-extensions-and-upgrade.ipynb",
                             "status": "skipped", "sha256": None}]}
     (run / RUN_INDEX).write_text(json.dumps(index))
@@ -29,7 +30,7 @@ def test_untouched_chain_verifies(tmp_path: Path) -> None:
     result = verify_run(c)
     assert result.ok, result.problems
     assert result.checked_runs == 3
-    assert main(["verify", str(c)]) == 0
+    assert main(["verify", str(c)]) == 3  # intact, but its status is failed
 
 
 def test_modified_notebook_is_named(tmp_path: Path, capsys) -> None:

@@ -20,16 +20,23 @@ from .lab_helpers import run_dir_of, runbook, write_params
 
 pytestmark = pytest.mark.lab
 PLANTED = "planted-S3cret-passphrase-4711"
+URL_PASSWORD = "url-Pa55word-0815"  # in factory_url's userinfo: a secret too
 
 
 def test_no_secret_in_any_output_file(tmp_path: Path) -> None:
     lab_dir = tmp_path / "lab"
-    params = write_params(tmp_path / "p.yaml", secrets={"linstor_passphrase": PLANTED})
+    # the secret is also reused in other parameters, which papermill would write into the notebook
+    params = write_params(tmp_path / "p.yaml", secrets={"linstor_passphrase": PLANTED},
+                          kubeconfig=f"/nonexistent/{PLANTED}/kubeconfig",  # ignored by the lab target
+                          bench={"install": f"apk add --no-cache fio # {PLANTED}"},
+                          factory_url=f"https://runbook:{URL_PASSWORD}@factory.talos.dev")
     try:
         proc = runbook("run", "-f", str(params), "01", "--out", str(tmp_path / "out"), lab_dir=lab_dir, check=True)
         run = run_dir_of(proc)
         state = json.loads((lab_dir / "state.json").read_text())
-        secrets = {PLANTED, state["token"]}
+        lab_env = Path(f"/proc/{control.status(lab_dir)['pid']}/environ").read_bytes()
+        assert b"RUNBOOK_SECRETS" not in lab_env and PLANTED.encode() not in lab_env
+        secrets = {PLANTED, URL_PASSWORD, state["token"]}
         secrets |= set(TalosCluster.from_dict(state["talos"]).secret_values())
         talosconfig = yaml.safe_load((lab_dir / "talosconfig").read_text())
         secrets |= {v for ctx in talosconfig["contexts"].values() for k, v in ctx.items() if k in ("key", "crt", "ca")}
@@ -44,5 +51,8 @@ def test_no_secret_in_any_output_file(tmp_path: Path) -> None:
         assert not leaked, f"secrets found in outputs: {leaked}"
         rec = json.loads((run / "01-partition.ipynb").read_text())["metadata"]["runbook"]
         assert rec["parameters"]["secrets"] == {"linstor_passphrase": "***"}
+        assert rec["parameters"]["factory_url"] == "https://***@factory.talos.dev"
+        papermill = json.loads((run / "01-partition.ipynb").read_text())["metadata"]["papermill"]["parameters"]
+        assert "kubeconfig" not in papermill and "install" not in papermill.get("bench", {})
     finally:
         control.remove(lab_dir)

@@ -25,6 +25,7 @@ import httpx
 import yaml
 
 from ..errors import LabNotRunning, RunbookError
+from .fio import NETWORK_RTT_US
 
 DEFAULT_NODES = [
     {"name": f"lab-cp-{i}", "address": f"10.5.0.{i + 1}", "role": "controlplane"} for i in (1, 2, 3)
@@ -192,6 +193,7 @@ def connection(d: Path | None = None) -> dict:
         "talosctl": str(d / "bin" / "talosctl"),
         "helm": str(d / "bin" / "helm"),
         "factory_url": f"{info['url']}/factory",
+        "network": {"rtt_us": NETWORK_RTT_US},
     }
 
 

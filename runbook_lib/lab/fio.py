@@ -39,6 +39,10 @@ DRBD_HEADER = 64  # bytes of DRBD data-packet header per request on the wire
 PAGE_CACHE_BYTES = 16 * 2**30  # buffered reads of a file smaller than this come from RAM
 
 
+#: the lab network's node-to-node round trip (a quiet 1 GbE switch); the connection info reports it
+NETWORK_RTT_US = 200.0
+
+
 @dataclass(frozen=True)
 class PerfModel:
     """Ground truth of the lab's I/O path (bytes/s, µs, IOPS)."""
@@ -66,7 +70,7 @@ class PerfModel:
             disk_read_bw=1500e6 * rng.uniform(0.9, 1.1), disk_write_bw=1000e6 * rng.uniform(0.9, 1.1),
             disk_read_lat_us=80.0 * rng.uniform(0.9, 1.1), disk_write_lat_us=25.0 * rng.uniform(0.9, 1.1),
             disk_flush_us=600.0 * rng.uniform(0.8, 1.2), disk_read_iops=300e3, disk_write_iops=200e3,
-            link_mbps=link_mbps, link_bw=link_mbps * 1e6 / 8 * GBE_PAYLOAD, rtt_us=200.0,
+            link_mbps=link_mbps, link_bw=link_mbps * 1e6 / 8 * GBE_PAYLOAD, rtt_us=NETWORK_RTT_US,
         )
 
     def qd1_write_us(self, bs: int) -> float:

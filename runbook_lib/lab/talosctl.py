@@ -756,7 +756,8 @@ class Talosctl:
         """talosctl ``action.Tracker`` with the non-TTY reporter: one ``"<node>": <message>`` line per update."""
         client = self.client
         client.info()
-        deadline = client.lab_time + self.opts["timeout"]
+        # real seconds, as the real talosctl counts (context.WithTimeout); the library's node_timeout is real time too
+        deadline = time.monotonic() + self.opts["timeout"]
         state: dict[str, dict] = {}
 
         def report(node: str, message: str) -> None:
@@ -816,7 +817,7 @@ class Talosctl:
                 report(node, f"stage: {st['stage']} ready: {str(st['ready']).lower()} unmetCond: [{unmet}]")
             if all(s["done"] for s in state.values()):
                 break
-            if client.lab_time > deadline:
+            if time.monotonic() > deadline:
                 for node, s in state.items():
                     if not s["done"]:
                         report(node, "error: context deadline exceeded")
@@ -858,7 +859,7 @@ class Talosctl:
         node = self.single_node("health")
         client = self.client
         client.info()
-        deadline = client.lab_time + o["wait_timeout"]
+        deadline = time.monotonic() + o["wait_timeout"]  # real seconds, like the real talosctl
         body = {"control_plane_nodes": o["control_plane_nodes"], "worker_nodes": o["worker_nodes"]}
         cursor, announced, last_err = 0, -1, None
         while True:
@@ -884,7 +885,7 @@ class Talosctl:
                 break
             if cursor >= len(checks):
                 return
-            if client.lab_time > deadline:
+            if time.monotonic() > deadline:
                 raise CLIError("healthcheck error: rpc error: code = DeadlineExceeded desc = context deadline exceeded")
             time.sleep(POLL_INTERVAL)
 

@@ -1,0 +1,140 @@
+"""Static PNG copies of plotly figures, drawn by the system's Chromium through kaleido.
+
+kaleido (v1) drives an installed Chrome or Chromium; it finds the Debian package's
+``/usr/bin/chromium`` on ``PATH`` (or the browser ``$BROWSER_PATH`` names) and never
+downloads one. One browser is started per kernel, on the first figure, and stopped
+when the kernel exits. Its page loads plotly.js from the plotly package and no
+MathJax, so drawing a figure makes no network request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+PNG_SCALE = 2  # pixels per CSS pixel: sharp on high-density screens, still small for bar charts
+DEFAULT_SIZE = (900, 450)
+
+# Environment variables the browser must not inherit: the runbook's own (its secrets arrive
+# in $RUNBOOK_SECRETS) and anything named like a credential.
+_PRIVATE_ENV = re.compile(r"^RUNBOOK_|SECRET|TOKEN|PASSW|CREDENTIAL|_KEY$|KUBECONFIG|TALOSCONFIG", re.IGNORECASE)
+
+
+class StaticExportUnavailable(RuntimeError):
+    """No static image can be drawn on this machine (kaleido or a Chromium browser is missing)."""
+
+
+START_TIMEOUT_S = 120  # the first start of a browser on a busy 2-core machine takes a few seconds
+DRAW_TIMEOUT_S = 120
+
+_state: dict = {"renderer": None, "failure": None}
+
+
+def png(figure: dict, width: int | None = None, height: int | None = None) -> bytes:
+    """The PNG of ``figure`` (a plotly figure as a dict), at its layout size or ``DEFAULT_SIZE``."""
+    renderer = _renderer()
+    layout = figure.get("layout", {})
+    opts = {"format": "png", "scale": PNG_SCALE,
+            "width": width or layout.get("width") or DEFAULT_SIZE[0],
+            "height": height or layout.get("height") or DEFAULT_SIZE[1]}
+    return renderer.draw(figure, opts)
+
+
+def stop() -> None:
+    """Stop the browser, if one runs (the next figure starts another)."""
+    renderer, _state["renderer"] = _state["renderer"], None
+    if renderer is not None:
+        renderer.close()
+
+
+def browser_path() -> str | None:
+    """The Chrome or Chromium kaleido would start, or None."""
+    try:
+        from choreographer.browsers.chromium import Chromium
+    except ImportError:
+        return None
+    return Chromium.find_browser(skip_local=False)
+
+
+class _Renderer:
+    """One kaleido browser on an event loop of its own thread, so every call can time out and fail.
+
+    (kaleido's own sync server waits forever when its browser dies.)
+    """
+
+    def __init__(self) -> None:
+        import kaleido
+
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="figure-export", daemon=True).start()
+
+        async def start():
+            browser = kaleido.Kaleido(mathjax=False)
+            await browser.open()
+            return browser
+
+        try:
+            with _without_private_env():  # the browser process starts inside this call
+                self.kaleido = self._call(start(), START_TIMEOUT_S)
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            raise
+        atexit.register(self.close)
+
+    def draw(self, figure: dict, opts: dict) -> bytes:
+        return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
+
+    def close(self) -> None:
+        """Stop the browser and the loop's thread (once; also called at exit)."""
+        atexit.unregister(self.close)
+        if self.loop.is_closed() or not self.loop.is_running():
+            return
+        try:
+            self._call(self.kaleido.close(), 30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def _call(self, coro, timeout: float):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+def _renderer() -> _Renderer:
+    """The browser that draws figures, started on first use, once per process."""
+    if _state["renderer"] is not None:
+        return _state["renderer"]
+    if _state["failure"]:
+        raise StaticExportUnavailable(_state["failure"])
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return _fail("kaleido is not installed (pip install 'kaleido>=1')")
+    if not browser_path():
+        return _fail("no Chromium or Chrome found: install the Debian package chromium "
+                     "(apt-get install chromium) or set BROWSER_PATH to a Chrome executable")
+    try:
+        _state["renderer"] = _Renderer()
+    except Exception as exc:
+        return _fail(f"the browser could not be started ({type(exc).__name__}: {exc})")
+    return _state["renderer"]
+
+
+def _fail(reason: str):
+    """Remember why (so later figures do not retry a missing browser) and raise."""
+    _state["failure"] = reason
+    raise StaticExportUnavailable(reason)
+
+
+@contextmanager
+def _without_private_env() -> Iterator[None]:
+    saved = {k: v for k, v in os.environ.items() if _PRIVATE_ENV.search(k)}
+    for key in saved:
+        del os.environ[key]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
