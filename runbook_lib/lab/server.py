@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import secrets
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import talos_api
+from . import talos_api, tls
 from .clock import Clock
 from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher
@@ -350,7 +351,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- Kubernetes API
     def _kube(self, method: str, path: str, query: dict, body: bytes) -> None:
         lab = self.server.lab
-        if self.headers.get("Authorization") != f"Bearer {lab.token}":
+        if self.headers.get("Authorization") != f"Bearer {lab.token}" and tls.peer_identity(self.connection) is None:
             self._json(401, ApiError(401, "Unauthorized", "Unauthorized").status())
             return
         with lab.lock:
@@ -513,8 +514,10 @@ class LabHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, lab: Lab, state_dir: Path | None, port: int = 0) -> None:
+    def __init__(self, lab: Lab, state_dir: Path | None, port: int = 0, pki: tls.Pki | None = None) -> None:
         super().__init__(("127.0.0.1", port), Handler)
+        self.pki = pki
+        self.tls_context = pki.server_context() if pki else None
         self.lab = lab
         self.state_dir = state_dir
         self.stopping = threading.Event()
@@ -526,6 +529,27 @@ class LabHTTPServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def kube_url(self) -> str:
+        """Where kubeconfig clients reach the API: https on the same port when the lab has a PKI."""
+        return self.url.replace("http://", "https://", 1) if self.tls_context else self.url
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, in TLS when it opens with a ClientHello (in the connection's own thread)."""
+        if self.tls_context is None or not tls.is_tls_hello(request):
+            super().finish_request(request, client_address)
+            return
+        try:
+            request.settimeout(10.0)
+            conn = self.tls_context.wrap_socket(request, server_side=True)
+            conn.settimeout(None)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
 
     def after_kube_write(self, lab: Lab) -> None:
         for hook in self.write_hooks:
