@@ -397,6 +397,12 @@ class KubeStore:
                 return rt
         raise ApiError(404, "NotFound", f'no matches for kind "{kind}" in version "{api_version}"')
 
+    def crd_of(self, rt: ResourceType) -> dict | None:
+        """The CustomResourceDefinition that serves ``rt`` (None for built-in kinds)."""
+        if rt in BUILTIN_TYPES:
+            return None
+        return self.objects.get(("apiextensions.k8s.io", "customresourcedefinitions", None, f"{rt.plural}.{rt.group}"))
+
     def _register_crd(self, crd: dict) -> None:
         spec = crd.get("spec", {})
         names = spec.get("names", {})

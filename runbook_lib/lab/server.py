@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import talos_api, tls
+from . import kube_endpoints, kube_tables, talos_api, tls
 from .clock import Clock
 from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher
@@ -40,7 +40,7 @@ from .piraeus import state_dict as storage_state
 # isort: split
 from . import snapshots  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
 
-KUBERNETES_VERSION = "v1.35.0"
+KUBERNETES_VERSION = kube_endpoints.KUBERNETES_VERSION
 STATE_FILE = "state.json"
 MAX_CALL_KEYS = 5000  # distinct "METHOD path" counters kept; the rest are lumped together
 
@@ -351,7 +351,15 @@ class Handler(BaseHTTPRequestHandler):
     # -- Kubernetes API
     def _kube(self, method: str, path: str, query: dict, body: bytes) -> None:
         lab = self.server.lab
-        if self.headers.get("Authorization") != f"Bearer {lab.token}" and tls.peer_identity(self.connection) is None:
+        if kube_endpoints.is_public(path) and method == "GET":
+            with lab.lock:
+                lab.tick()
+                code, ctype, out = kube_endpoints.public(path, parse_qs(url_query(self.path), keep_blank_values=True),
+                                                         lab.api_available())
+            self._send(code, out, ctype)
+            return
+        identity = tls.peer_identity(self.connection)
+        if self.headers.get("Authorization") != f"Bearer {lab.token}" and identity is None:
             self._json(401, ApiError(401, "Unauthorized", "Unauthorized").status())
             return
         with lab.lock:
@@ -363,10 +371,6 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(500, "InternalError", "Internal error occurred: injected fault (runbook lab fault api-errors)")
             if not lab.api_available():
                 raise ApiError(503, "ServiceUnavailable", "etcdserver: request timed out (etcd has lost quorum)")
-        if path == "/version":
-            self._json(200, {"major": "1", "minor": KUBERNETES_VERSION.split(".")[1], "gitVersion": KUBERNETES_VERSION,
-                             "platform": "linux/amd64"})
-            return
         if path in ("/api", "/api/"):
             self._json(200, lab.kube.discovery_core())
             return
@@ -407,6 +411,9 @@ class Handler(BaseHTTPRequestHandler):
         # --- end piraeus/linstor
         plural, name = rest[0], rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        if group in ("authorization.k8s.io", "authentication.k8s.io") and method == "POST" and name is None:
+            self._json(201, kube_endpoints.review(group, plural, self._decode(body), identity or ("admin", ["system:masters"])))
+            return
         with lab.lock:
             rt = lab.kube.resolve(group, version, plural)
         if not rt.namespaced and namespace is not None and plural != "namespaces":
@@ -421,6 +428,9 @@ class Handler(BaseHTTPRequestHandler):
                 out = store.get(rt, namespace, name) if name else store.list(
                     rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
                 code = 200
+                if kube_tables.wants_table(self.headers.get("Accept", "")):
+                    out = kube_tables.to_table(rt.kind, out, crd=store.crd_of(rt), version=rt.version,
+                                               include_object=q.get("includeObject", "Metadata"))
             elif method == "POST" and name is None:
                 obj = self._decode(body)
                 code, out = 201, store.create(rt, namespace, obj, dry_run="dryRun" in q)
@@ -440,6 +450,9 @@ class Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _decode(body: bytes) -> dict:
+        if body.startswith(b"k8s\x00"):  # Kubernetes' protobuf envelope (runtime.protobufSerializer)
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: application/json, application/yaml")
         try:
             obj = json.loads(body.decode() or "null")
         except ValueError:
@@ -497,6 +510,10 @@ class Handler(BaseHTTPRequestHandler):
             chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+def url_query(raw_path: str) -> str:
+    return urlsplit(raw_path).query
 
 
 def _rss_bytes() -> int | None:
