@@ -512,7 +512,8 @@ class KubeStore:
         self._record("ADDED", key, obj)
         return copy.deepcopy(obj)
 
-    def replace(self, rt: ResourceType, namespace: str | None, name: str, body: dict, *, subresource: str | None = None) -> dict:
+    def replace(self, rt: ResourceType, namespace: str | None, name: str, body: dict, *, subresource: str | None = None,
+                dry_run: bool = False) -> dict:
         key = self._key(rt, namespace, name)
         current = self.objects.get(key)
         if current is None:
@@ -540,9 +541,9 @@ class KubeStore:
             )
             if new.get("status") is None:
                 new.pop("status", None)
-        return self._store_update(rt, key, current, new)
+        return self._store_update(rt, key, current, new, dry_run=dry_run)
 
-    def _store_update(self, rt: ResourceType, key: tuple, current: dict, new: dict) -> dict:
+    def _store_update(self, rt: ResourceType, key: tuple, current: dict, new: dict, *, dry_run: bool = False) -> dict:
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
         meta = new.setdefault("metadata", {})
         for immutable in ("uid", "creationTimestamp", "name", "namespace"):
@@ -561,6 +562,9 @@ class KubeStore:
         meta_cur = {k: v for k, v in current["metadata"].items() if k != "resourceVersion"}
         if comparable_new == comparable_cur and meta_new == meta_cur:
             return copy.deepcopy(current)  # no-op updates keep the resourceVersion, as on a real API server
+        if dry_run:  # dryRun=All: the answer a write would give, nothing stored, no event
+            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return copy.deepcopy(new)
         meta["resourceVersion"] = str(self._bump())
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             del self.objects[key]
@@ -572,7 +576,7 @@ class KubeStore:
 
     def patch(
         self, rt: ResourceType, namespace: str | None, name: str, content_type: str, body: bytes, *,
-        subresource: str | None = None, field_manager: str | None = None, force: bool = False,
+        subresource: str | None = None, field_manager: str | None = None, force: bool = False, dry_run: bool = False,
     ) -> tuple[int, dict]:
         key = self._key(rt, namespace, name)
         current = self.objects.get(key)
@@ -591,7 +595,7 @@ class KubeStore:
         if current is None:
             if ctype == "application/apply-patch+yaml":
                 patch.setdefault("metadata", {})["name"] = name
-                return 201, self.create(rt, namespace, patch)
+                return 201, self.create(rt, namespace, patch, dry_run=dry_run)
             raise not_found(rt, name)
         if ctype == "application/json-patch+json":
             new = json_patch(current, patch)
@@ -611,13 +615,18 @@ class KubeStore:
             # The main resource ignores status changes when the type has a status subresource.
             new["status"] = current["status"]
         new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return 200, self._store_update(rt, key, current, new)
+        return 200, self._store_update(rt, key, current, new, dry_run=dry_run)
 
-    def delete(self, rt: ResourceType, namespace: str | None, name: str) -> dict:
+    def delete(self, rt: ResourceType, namespace: str | None, name: str, *, dry_run: bool = False) -> dict:
         key = self._key(rt, namespace, name)
         current = self.objects.get(key)
         if current is None:
             raise not_found(rt, name)
+        if dry_run:
+            gone = copy.deepcopy(current)
+            if gone["metadata"].get("finalizers"):
+                gone["metadata"].setdefault("deletionTimestamp", now_iso())
+            return gone
         if current["metadata"].get("finalizers"):
             if not current["metadata"].get("deletionTimestamp"):
                 new = copy.deepcopy(current)
@@ -711,6 +720,12 @@ class KubeStore:
                               "kind": rt.kind, "verbs": verbs, "shortNames": list(rt.short_names)})
             resources.append({"name": f"{rt.plural}/status", "singularName": "", "namespaced": rt.namespaced,
                               "kind": rt.kind, "verbs": ["get", "patch", "update"]})
+            if rt.kind in ("Deployment", "StatefulSet"):
+                resources.append({"name": f"{rt.plural}/scale", "singularName": "", "namespaced": True, "group": "autoscaling",
+                                  "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+            if rt.kind == "Pod":
+                resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                                  "version": "v1", "kind": "Eviction", "verbs": ["create"]})
         if not resources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,

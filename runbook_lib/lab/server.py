@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import kube_endpoints, kube_tables, talos_api, tls
+from . import kube_endpoints, kube_openapi, kube_subresources, kube_tables, talos_api, tls
 from .clock import Clock
 from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher
@@ -371,6 +371,11 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(500, "InternalError", "Internal error occurred: injected fault (runbook lab fault api-errors)")
             if not lab.api_available():
                 raise ApiError(503, "ServiceUnavailable", "etcdserver: request timed out (etcd has lost quorum)")
+        if path.startswith("/openapi/") and method == "GET":
+            with lab.lock:
+                code, ctype, out = kube_openapi.serve(lab.kube, path, self.headers.get("Accept", ""))
+            self._send(code, out, ctype)
+            return
         if path in ("/api", "/api/"):
             self._json(200, lab.kube.discovery_core())
             return
@@ -422,31 +427,44 @@ class Handler(BaseHTTPRequestHandler):
             self._watch(rt, namespace, query)
             return
         q = {k: v[-1] for k, v in query.items()}
+        warnings: list[str] = []
         with lab.lock:
             store = lab.kube
-            if method == "GET":
-                out = store.get(rt, namespace, name) if name else store.list(
-                    rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
+            dry_run = kube_subresources.dry_run(query, body if method == "DELETE" else b"")
+            if method in ("POST", "PUT", "PATCH") and sub is None:
+                warnings = kube_openapi.check_fields(rt, store.crd_of(rt), self._field_body(body), q.get("fieldValidation"))
+            if method == "GET" and sub != "scale":
+                if name is None:
+                    kube_subresources.check_field_selector(rt, store.crd_of(rt), q.get("fieldSelector"))
+                out = store.get(rt, namespace, name) if name else kube_subresources.page(store.list(
+                    rt, namespace, q.get("labelSelector"), q.get("fieldSelector")), q.get("limit"), q.get("continue"))
                 code = 200
                 if kube_tables.wants_table(self.headers.get("Accept", "")):
                     out = kube_tables.to_table(rt.kind, out, crd=store.crd_of(rt), version=rt.version,
                                                include_object=q.get("includeObject", "Metadata"))
             elif method == "POST" and name is None:
                 obj = self._decode(body)
-                code, out = 201, store.create(rt, namespace, obj, dry_run="dryRun" in q)
+                code, out = 201, store.create(rt, namespace, obj, dry_run=dry_run)
+            elif method == "POST" and sub in kube_subresources.POST:
+                code, out = kube_subresources.post(store, rt, namespace, name, sub, self._decode(body), dry_run)
+            elif method in ("GET", "PUT", "PATCH") and sub == "scale":
+                code, out = kube_subresources.scale(store, rt, namespace, name, method, self.headers.get("Content-Type", ""),
+                                                    body, dry_run)
             elif method == "PUT" and name:
-                code, out = 200, store.replace(rt, namespace, name, self._decode(body), subresource=sub)
+                code, out = 200, store.replace(rt, namespace, name, self._decode(body), subresource=sub, dry_run=dry_run)
             elif method == "PATCH" and name:
                 code, out = store.patch(rt, namespace, name, self.headers.get("Content-Type", ""), body,
-                                        subresource=sub, field_manager=q.get("fieldManager"), force=q.get("force") == "true")
+                                        subresource=sub, field_manager=q.get("fieldManager"), force=q.get("force") == "true",
+                                        dry_run=dry_run)
             elif method == "DELETE" and name:
-                code, out = 200, store.delete(rt, namespace, name)
+                code, out = 200, store.delete(rt, namespace, name, dry_run=dry_run)
             else:
                 raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
-            if method != "GET":
+            if method != "GET" and not dry_run:
                 lab.mark_dirty()
                 self.server.after_kube_write(lab)
-        self._json(code, out)
+        self._send(code, json.dumps(out).encode(), "application/json",
+                   {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None)
 
     @staticmethod
     def _decode(body: bytes) -> dict:
@@ -466,6 +484,17 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
         return obj
 
+    def _field_body(self, body: bytes) -> Any:
+        """The sent object or patch, for field validation (JSON patches name no fields: None)."""
+        if "json-patch" in self.headers.get("Content-Type", ""):
+            return None
+        try:
+            return self._decode(body)
+        except ApiError as err:
+            if err.code == 415:
+                raise
+            return None
+
     def _watch(self, rt: Any, namespace: str | None, query: dict) -> None:
         lab = self.server.lab
         q = {k: v[-1] for k, v in query.items()}
@@ -474,10 +503,15 @@ class Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + timeout
         rv_param = q.get("resourceVersion", "")
         with lab.lock:
-            if rv_param in ("", "0"):
+            kube_subresources.check_field_selector(rt, lab.kube.crd_of(rt), q.get("fieldSelector"))
+            if rv_param in ("", "0") or q.get("sendInitialEvents") == "true":
                 listing = lab.kube.list(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
                 initial = [{"type": "ADDED", "object": o} for o in listing["items"]]
                 since = lab.kube.rv
+                if q.get("sendInitialEvents") == "true":  # watch-list (KEP-3157): the initial events end with a bookmark
+                    initial.append({"type": "BOOKMARK", "object": {
+                        "kind": rt.kind, "apiVersion": rt.api_version, "metadata": {
+                            "resourceVersion": str(since), "annotations": {"k8s.io/initial-events-end": "true"}}}})
             else:
                 initial, since = [], int(rv_param)
                 lab.kube.events_since(rt, namespace, since, lmatch, fmatch)  # 410 Gone before headers are sent
