@@ -11,6 +11,7 @@ Eviction deletes its pod (the lab has no PodDisruptionBudgets); ``/scale`` reads
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from typing import Any
@@ -39,10 +40,8 @@ def dry_run(query: dict, body: bytes = b"") -> bool:
     """``dryRun=All`` from the query, or from DeleteOptions in a DELETE's body (how client-go sends it)."""
     values = list(query.get("dryRun") or [])
     if body[:1] == b"{":
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             values += json.loads(body).get("dryRun") or []
-        except (ValueError, AttributeError):
-            pass
     for v in values:
         if v != "All":
             raise ApiError(400, "BadRequest", f'unsupported dry run option "{v}": only "All" is supported')

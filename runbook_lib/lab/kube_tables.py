@@ -108,7 +108,7 @@ def pod_status(o: dict) -> str:
         elif (state.get("waiting") or {}).get("reason") not in (None, "PodInitializing"):
             reason = "Init:" + state["waiting"]["reason"]
         else:
-            reason = f"Init:{i}/{len((_spec(o).get('initContainers') or []))}"
+            reason = f"Init:{i}/{len(_spec(o).get('initContainers') or [])}"
         init = True
         break
     if not init:

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from . import kube_defaults
+
 
 def _condition_true(obj: dict, ctype: str) -> bool:
     return any(c.get("type") == ctype and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
@@ -406,6 +408,12 @@ class KubeStore:
     def _register_crd(self, crd: dict) -> None:
         spec = crd.get("spec", {})
         names = spec.get("names", {})
+        # The apiextensions controllers accept the names and serve the type at once (no conflicts in the lab).
+        crd["status"] = {"acceptedNames": {k: v for k, v in names.items()}, "storedVersions": [
+            v["name"] for v in spec.get("versions", []) if v.get("storage")], "conditions": [
+            {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now_iso()} for t, r, m in (
+                ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                ("Established", "InitialNamesAccepted", "the initial names have been accepted"))]}
         for ver in spec.get("versions", []):
             if ver.get("served", True):
                 self.register(
@@ -491,7 +499,7 @@ class KubeStore:
         if key in self.objects:
             what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
             raise ApiError(409, "AlreadyExists", f'{what} "{name}" already exists', kind=rt.plural, name=name, group=rt.group)
-        obj = copy.deepcopy(body)
+        obj = kube_defaults.apply(rt.kind, copy.deepcopy(body))
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = obj["metadata"]
         if rt.namespaced:
@@ -544,6 +552,7 @@ class KubeStore:
         return self._store_update(rt, key, current, new, dry_run=dry_run)
 
     def _store_update(self, rt: ResourceType, key: tuple, current: dict, new: dict, *, dry_run: bool = False) -> dict:
+        kube_defaults.apply(rt.kind, new)
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
         meta = new.setdefault("metadata", {})
         for immutable in ("uid", "creationTimestamp", "name", "namespace"):

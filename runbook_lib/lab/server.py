@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import kube_endpoints, kube_openapi, kube_subresources, kube_tables, talos_api, tls
+from . import kube_endpoints, kube_nodes, kube_openapi, kube_subresources, kube_tables, talos_api, tls
 from .clock import Clock
 from .faults import FaultBook
-from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher
+from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher, now_iso
 from .talos_model import TalosCluster
 
 # --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
@@ -174,7 +174,8 @@ class Lab:
                 if node.role == "controlplane":
                     labels["node-role.kubernetes.io/control-plane"] = ""
                 body = {"metadata": {"name": node.name, "labels": labels}, "spec": {}, "status": self._node_status(node, status, None)}
-                self.kube.create(nodes_rt, None, body)
+                created = self.kube.create(nodes_rt, None, body)
+                kube_nodes.write_lease(self.kube, created, now_iso())
                 self.dirty = True
                 continue
             old_cond = next((c for c in current.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
@@ -183,11 +184,11 @@ class Lab:
                 new = copy.deepcopy(current)
                 new["status"] = new_status
                 self.kube._store_update(nodes_rt, key, current, new)
+                if status == "True":  # the kubelet renews its Lease while it posts status
+                    kube_nodes.write_lease(self.kube, new, now_iso())
                 self.dirty = True
 
     def _node_status(self, node: Any, ready: str, old_cond: dict | None) -> dict:
-        from .kubeapi import now_iso
-
         if old_cond and old_cond["status"] == ready:
             cond = old_cond
         else:
@@ -197,7 +198,7 @@ class Lab:
             reason, message = reasons[ready]
             cond = {"type": "Ready", "status": ready, "reason": reason, "message": message,
                     "lastHeartbeatTime": now_iso(), "lastTransitionTime": now_iso()}
-        return {
+        return kube_nodes.complete({
             "conditions": [cond],
             "addresses": [{"type": "InternalIP", "address": node.address}, {"type": "Hostname", "address": node.name}],
             "nodeInfo": {"osImage": f"Talos ({node.talos_version})", "kubeletVersion": KUBERNETES_VERSION,
@@ -205,7 +206,7 @@ class Lab:
                          "architecture": "amd64", "kernelVersion": node.kernel_version,
                          "bootID": node.boot_id, "machineID": node.node_id, "systemUUID": node.node_id,
                          "kubeProxyVersion": KUBERNETES_VERSION},
-        }
+        }, cond)
 
 
 # ---------------------------------------------------------------- HTTP
