@@ -333,3 +333,18 @@ def test_created_objects_carry_api_defaults(lab) -> None:
     assert (c.image_pull_policy, c.termination_message_path) == ("Always", "/dev/termination-log")
     assert {t.key for t in pod.spec.tolerations} == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
     assert pod.spec.service_account_name == "default" and pod.spec.restart_policy == "Always"
+
+
+def test_server_side_apply_records_managers_and_refuses_conflicts(lab) -> None:
+    version = VERSIONS[0]
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owned, namespace: default}\ndata: {a: \"%s\"}\n"
+    _apply(version, lab, cm % "1", "--server-side", "--field-manager=first")
+    refused = _apply(version, lab, cm % "2", "--server-side", "--field-manager=second", check=False)
+    assert refused.returncode != 0
+    assert 'Apply failed with 1 conflict: conflict with "first" using v1: .data.a' in refused.stderr
+    _apply(version, lab, cm % "2", "--server-side", "--field-manager=second", "--force-conflicts")
+    api = config.new_client_from_config(config_file=lab[1]["kubeconfig"])
+    obj = client.CoreV1Api(api).read_namespaced_config_map("owned", "default")
+    assert obj.data == {"a": "2"}
+    managers = {(m.manager, m.operation): m.fields_v1 for m in obj.metadata.managed_fields}
+    assert managers == {("second", "Apply"): {"f:data": {"f:a": {}}}}

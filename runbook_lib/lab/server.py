@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import kube_endpoints, kube_nodes, kube_openapi, kube_subresources, kube_tables, talos_api, tls
+from . import kube_endpoints, kube_nodes, kube_openapi, kube_ssa, kube_subresources, kube_tables, talos_api, tls
 from .clock import Clock
 from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher, now_iso
@@ -434,6 +434,11 @@ class Handler(BaseHTTPRequestHandler):
             dry_run = kube_subresources.dry_run(query, body if method == "DELETE" else b"")
             if method in ("POST", "PUT", "PATCH") and sub is None:
                 warnings = kube_openapi.check_fields(rt, store.crd_of(rt), self._field_body(body), q.get("fieldValidation"))
+            if method in ("POST", "PUT", "PATCH") and sub in (None, "status") and not body.startswith(b"k8s\x00"):
+                current = store.objects.get(store._key(rt, namespace, name)) if name else None
+                body = kube_ssa.stamp(rt, method, self.headers.get("Content-Type", "application/json"), current, body,
+                                      kube_ssa.manager_of(q.get("fieldManager"), self.headers.get("User-Agent", "")),
+                                      q.get("force") == "true", sub)
             if method == "GET" and sub != "scale":
                 if name is None:
                     kube_subresources.check_field_selector(rt, store.crd_of(rt), q.get("fieldSelector"))
