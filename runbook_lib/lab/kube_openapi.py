@@ -13,8 +13,9 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import importlib.util
 import json
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from .kubeapi import BUILTIN_TYPES, ApiError, ResourceType
@@ -32,7 +33,11 @@ _COMMON_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "pretty")
 @functools.cache
 def definitions() -> dict[str, dict]:
     """Kubernetes' definitions by name (``io.k8s.api.core.v1.Pod``), in OpenAPI v3 form."""
-    root = resources.files("kubernetes_validate") / "kubernetes-json-schema"
+    # find_spec locates the package's data without importing it (its import pulls in jsonschema: seconds)
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the kubernetes-validate package (Kubernetes' schemas) is not installed")
+    root = Path(list(spec.submodule_search_locations)[0]) / "kubernetes-json-schema"
     versions = sorted((p.name for p in root.iterdir() if p.name.endswith("-local")),
                       key=lambda n: tuple(int(x) for x in n[1:].split("-")[0].split(".")))
     wanted = f"{KUBERNETES_VERSION}-local"
@@ -226,8 +231,13 @@ def unknown_fields(obj: Any, schema: dict | None, defs: dict[str, dict], path: s
 
 
 def check_fields(rt: ResourceType, crd: dict | None, obj: Any, directive: str | None) -> list[str]:
-    """Apply ``fieldValidation``: Strict raises 400, Warn (the default) returns warnings, Ignore nothing."""
-    directive = directive or "Warn"
+    """Apply ``fieldValidation``: Strict raises 400, Warn returns warnings, Ignore nothing.
+
+    Without the parameter the API server warns; the lab skips the check then, so clients that never
+    ask (the runbooks' own) do not pay for loading the schemas. kubectl always sends Strict.
+    """
+    if directive is None:
+        return []
     if directive not in ("Strict", "Warn", "Ignore"):
         raise ApiError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{directive}"')
     if directive == "Ignore" or not isinstance(obj, dict):
