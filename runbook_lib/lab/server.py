@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import kube_endpoints, kube_nodes, kube_openapi, kube_ssa, kube_subresources, kube_tables, talos_api, tls
+from . import (
+    kube_endpoints,
+    kube_nodes,
+    kube_openapi,
+    kube_ssa,
+    kube_subresources,
+    kube_tables,
+    streaming,
+    talos_api,
+    tls,
+)
 from .clock import Clock
 from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher, now_iso
@@ -415,6 +425,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, text.encode(), "text/plain")
             return
         # --- end piraeus/linstor
+        if group == "" and namespace is not None and len(rest) == 3 and rest[0] == "pods" and rest[2] == "exec":
+            streaming.exec_pod(self, lab, namespace, rest[1], query)
+            return
         plural, name = rest[0], rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if group in ("authorization.k8s.io", "authentication.k8s.io") and method == "POST" and name is None:
