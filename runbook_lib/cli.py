@@ -136,6 +136,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             print(f"fault #{fault['id']} removed: {fault['kind']}")
         else:
             print(f"cleared {len(control.fault_clear())} fault(s)")
+    elif action == "kubeconfig":
+        print(control.export_kubeconfig(args.output))
     elif action == "power-on":
         control.power_on(args.node)
         print(f"{args.node}: powered on")
@@ -189,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     fsub.add_parser("clear", help="remove every fault")
     r = fsub.add_parser("remove", help="remove one fault by its number")
     r.add_argument("id", type=int, help="the fault's number (runbook lab fault list)")
+    c = lsub.add_parser("kubeconfig", help="print the running lab's kubeconfig path (for export KUBECONFIG=...)",
+                        description="print the running lab's kubeconfig path (for export KUBECONFIG=...)")
+    c.add_argument("-o", "--output", help="write a copy of the kubeconfig to this file instead (mode 0600)")
     c = lsub.add_parser("power-on", help="power on a node that was shut down",
                         description="power on a node that was shut down")
     c.add_argument("node", help="node name, e.g. lab-w-1")

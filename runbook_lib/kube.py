@@ -7,6 +7,7 @@ the same number of requests on 3 nodes as on 300.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,9 +106,18 @@ def http_client(api: k8s.ApiClient, timeout: float = 30.0):
     token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
     if token:
         headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
-    cert = (cfg.cert_file, cfg.key_file) if cfg.cert_file and cfg.key_file else None
-    verify = (cfg.ssl_ca_cert or True) if cfg.verify_ssl else False
-    return httpx.Client(base_url=cfg.host, headers=headers, cert=cert, verify=verify, timeout=timeout)
+    # One SSLContext for CA and client certificate: httpx 0.28 drops ``cert=`` when ``verify`` is a path,
+    # which made every service-proxy call with a Talos (client certificate) kubeconfig 401.
+    verify: ssl.SSLContext | bool = False
+    if cfg.verify_ssl:
+        verify = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+        if cfg.cert_file and cfg.key_file:
+            verify.load_cert_chain(cfg.cert_file, cfg.key_file)
+    elif cfg.cert_file and cfg.key_file:
+        verify = ssl.create_default_context()
+        verify.check_hostname, verify.verify_mode = False, ssl.CERT_NONE
+        verify.load_cert_chain(cfg.cert_file, cfg.key_file)
+    return httpx.Client(base_url=cfg.host, headers=headers, verify=verify, timeout=timeout)
 
 
 # kind -> (api path prefix, plural, namespaced) for what the runbooks apply; one table, no discovery round trips.

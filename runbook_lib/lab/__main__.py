@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import control, factory_api
+from . import control, factory_api, tls
 
 
 def _serve(d: Path) -> int:
@@ -22,9 +22,10 @@ def _serve(d: Path) -> int:
 
     options = json.loads((d / "options.json").read_text()) if (d / "options.json").exists() else control.default_options()
     lab = load_or_create(d, options)
-    server = LabHTTPServer(lab, d)
+    pki = tls.ensure_pki(d)
+    server = LabHTTPServer(lab, d, pki=pki)
     server.factory_handler = factory_api.handle
-    control.write_connection_files(d, server.url, lab.token, options["nodes"])
+    control.write_connection_files(d, server.url, lab.token, options["nodes"], pki=pki)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.start_background()
     (d / "server.json").write_text(json.dumps({"pid": os.getpid(), "url": server.url}))

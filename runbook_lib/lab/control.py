@@ -19,13 +19,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
 
 from ..errors import LabNotRunning, RunbookError
 from .fio import NETWORK_RTT_US
+
+if TYPE_CHECKING:
+    from .tls import Pki
 
 DEFAULT_NODES = [
     {"name": f"lab-cp-{i}", "address": f"10.5.0.{i + 1}", "role": "controlplane"} for i in (1, 2, 3)
@@ -197,14 +200,23 @@ def connection(d: Path | None = None) -> dict:
     }
 
 
-def write_connection_files(d: Path, url: str, token: str, nodes: list[dict]) -> None:
-    """Write kubeconfig, talosconfig and the tool shims for a server listening at ``url``."""
+def write_connection_files(d: Path, url: str, token: str, nodes: list[dict], pki: Pki | None = None) -> None:
+    """Write kubeconfig, talosconfig and the tool shims for a server listening at ``url``.
+
+    With a ``pki`` the kubeconfig is what ``talosctl kubeconfig`` writes: https, the cluster CA and an
+    admin client certificate; without one (in-process test servers) plain HTTP and a bearer token.
+    """
     host_port = url.split("://", 1)[1]
+    cluster: dict[str, Any] = {"server": url}
+    user: dict[str, Any] = {"token": token}
+    if pki is not None:
+        cluster = {"server": f"https://{host_port}", "certificate-authority-data": pki.b64("ca.crt")}
+        user = {"client-certificate-data": pki.b64("admin.crt"), "client-key-data": pki.b64("admin.key")}
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "lab", "cluster": {"server": url}}],
-        "users": [{"name": "lab-admin", "user": {"token": token}}],
+        "clusters": [{"name": "lab", "cluster": cluster}],
+        "users": [{"name": "lab-admin", "user": user}],
         "contexts": [{"name": "admin@lab", "context": {"cluster": "lab", "user": "lab-admin"}}],
         "current-context": "admin@lab",
         "preferences": {},
@@ -231,6 +243,20 @@ def write_connection_files(d: Path, url: str, token: str, nodes: list[dict]) -> 
         shim = bindir / tool
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runbook_lib.lab.{tool} "$@"\n')
         shim.chmod(0o755)
+
+
+def export_kubeconfig(output: str | None = None, d: Path | None = None) -> str:
+    """The running lab's kubeconfig path, or ``output`` after copying it there (owner-only)."""
+    source = Path(connection(d)["kubeconfig"])
+    if not output:
+        return str(source)
+    target = Path(output).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(source.read_text())
+    target.chmod(0o600)
+    return str(target.resolve())
 
 
 def _request(method: str, path: str, d: Path | None = None, **kwargs: Any) -> httpx.Response:

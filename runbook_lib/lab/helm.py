@@ -1,7 +1,8 @@
 """``helm`` for the lab: Helm 3's commands the runbooks use, over the lab's Kubernetes API.
 
 Runs as the lab's ``bin/helm`` shim (``python -m runbook_lib.lab.helm ...``) and talks to the
-API server named by ``--kubeconfig``/``$KUBECONFIG`` with its bearer token, like helm does.
+API server named by ``--kubeconfig``/``$KUBECONFIG`` with its credentials (client certificate or bearer
+token, over https or http), like helm does.
 
 - ``install``/``upgrade [--install]`` RELEASE CHART ``-n NS [--create-namespace] [--version V]
   [--set k=v] [--set-string k=v] [-f values.yaml] [--wait] [--timeout 5m0s] [--dry-run]``, ``status``,
@@ -29,7 +30,9 @@ import hashlib
 import http.client
 import json
 import os
+import ssl
 import sys
+import tempfile
 import time
 import urllib.parse
 from datetime import UTC, datetime
@@ -194,6 +197,27 @@ class Response:
         return json.loads(self.content or b"null")
 
 
+def kubeconfig_tls(cluster: dict, user: dict) -> ssl.SSLContext:
+    """TLS as helm sets it up from a kubeconfig: the cluster's CA, and the user's client certificate if any."""
+    ca = cluster.get("certificate-authority-data")
+    ctx = ssl.create_default_context(cadata=base64.b64decode(ca).decode() if ca else None)
+    if not ca and cluster.get("certificate-authority"):
+        ctx.load_verify_locations(cluster["certificate-authority"])
+    if cluster.get("insecure-skip-tls-verify"):
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    crt, key = user.get("client-certificate-data"), user.get("client-key-data")
+    if crt and key:
+        # ssl loads a certificate chain from files only: a private temporary directory, removed at once.
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [Path(tmp) / "tls.crt", Path(tmp) / "tls.key"]
+            for p, data in zip(paths, (crt, key), strict=True):
+                p.write_bytes(base64.b64decode(data))
+            ctx.load_cert_chain(*paths)
+    elif user.get("client-certificate") and user.get("client-key"):
+        ctx.load_cert_chain(user["client-certificate"], user["client-key"])
+    return ctx
+
+
 class Cluster:
     def __init__(self, kubeconfig: str | None) -> None:
         path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
@@ -209,6 +233,7 @@ class Cluster:
         self.server = cluster.get("server", "")
         self.kubeconfig = Path(path)
         self.token = user.get("token", "")
+        self.tls = kubeconfig_tls(cluster, user) if self.server.startswith("https://") else None
         self._conn: http.client.HTTPConnection | None = None
 
     def unreachable(self) -> HelmError:
@@ -228,14 +253,19 @@ class Cluster:
         if params:
             path = f"{path}?{urllib.parse.urlencode(params)}"
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         if data is not None:
             headers["Content-Type"] = "application/json"
         for attempt in (1, 2):
             try:
                 if self._conn is None:
-                    cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-                    self._conn = cls(url.hostname or "127.0.0.1", url.port, timeout=30)
+                    if url.scheme == "https":
+                        self._conn = http.client.HTTPSConnection(url.hostname or "127.0.0.1", url.port, timeout=30,
+                                                                 context=self.tls)
+                    else:
+                        self._conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
                 self._conn.request(method, path, body=data, headers=headers)
                 resp = self._conn.getresponse()
                 return Response(resp.status, dict(resp.getheaders()), resp.read())

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from . import kube_defaults
+
 
 def _condition_true(obj: dict, ctype: str) -> bool:
     return any(c.get("type") == ctype and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
@@ -404,9 +406,21 @@ class KubeStore:
                 return rt
         raise ApiError(404, "NotFound", f'no matches for kind "{kind}" in version "{api_version}"')
 
+    def crd_of(self, rt: ResourceType) -> dict | None:
+        """The CustomResourceDefinition that serves ``rt`` (None for built-in kinds)."""
+        if rt in BUILTIN_TYPES:
+            return None
+        return self.objects.get(("apiextensions.k8s.io", "customresourcedefinitions", None, f"{rt.plural}.{rt.group}"))
+
     def _register_crd(self, crd: dict) -> None:
         spec = crd.get("spec", {})
         names = spec.get("names", {})
+        # The apiextensions controllers accept the names and serve the type at once (no conflicts in the lab).
+        crd["status"] = {"acceptedNames": {k: v for k, v in names.items()}, "storedVersions": [
+            v["name"] for v in spec.get("versions", []) if v.get("storage")], "conditions": [
+            {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now_iso()} for t, r, m in (
+                ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                ("Established", "InitialNamesAccepted", "the initial names have been accepted"))]}
         for ver in spec.get("versions", []):
             if ver.get("served", True):
                 self.register(
@@ -492,7 +506,7 @@ class KubeStore:
         if key in self.objects:
             what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
             raise ApiError(409, "AlreadyExists", f'{what} "{name}" already exists', kind=rt.plural, name=name, group=rt.group)
-        obj = copy.deepcopy(body)
+        obj = kube_defaults.apply(rt.kind, copy.deepcopy(body))
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = obj["metadata"]
         if rt.namespaced:
@@ -513,7 +527,8 @@ class KubeStore:
         self._record("ADDED", key, obj)
         return copy.deepcopy(obj)
 
-    def replace(self, rt: ResourceType, namespace: str | None, name: str, body: dict, *, subresource: str | None = None) -> dict:
+    def replace(self, rt: ResourceType, namespace: str | None, name: str, body: dict, *, subresource: str | None = None,
+                dry_run: bool = False) -> dict:
         key = self._key(rt, namespace, name)
         current = self.objects.get(key)
         if current is None:
@@ -541,9 +556,10 @@ class KubeStore:
             )
             if new.get("status") is None:
                 new.pop("status", None)
-        return self._store_update(rt, key, current, new)
+        return self._store_update(rt, key, current, new, dry_run=dry_run)
 
-    def _store_update(self, rt: ResourceType, key: tuple, current: dict, new: dict) -> dict:
+    def _store_update(self, rt: ResourceType, key: tuple, current: dict, new: dict, *, dry_run: bool = False) -> dict:
+        kube_defaults.apply(rt.kind, new)
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
         meta = new.setdefault("metadata", {})
         for immutable in ("uid", "creationTimestamp", "name", "namespace"):
@@ -562,6 +578,9 @@ class KubeStore:
         meta_cur = {k: v for k, v in current["metadata"].items() if k != "resourceVersion"}
         if comparable_new == comparable_cur and meta_new == meta_cur:
             return copy.deepcopy(current)  # no-op updates keep the resourceVersion, as on a real API server
+        if dry_run:  # dryRun=All: the answer a write would give, nothing stored, no event
+            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return copy.deepcopy(new)
         meta["resourceVersion"] = str(self._bump())
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             del self.objects[key]
@@ -573,7 +592,7 @@ class KubeStore:
 
     def patch(
         self, rt: ResourceType, namespace: str | None, name: str, content_type: str, body: bytes, *,
-        subresource: str | None = None, field_manager: str | None = None, force: bool = False,
+        subresource: str | None = None, field_manager: str | None = None, force: bool = False, dry_run: bool = False,
     ) -> tuple[int, dict]:
         key = self._key(rt, namespace, name)
         current = self.objects.get(key)
@@ -592,7 +611,7 @@ class KubeStore:
         if current is None:
             if ctype == "application/apply-patch+yaml":
                 patch.setdefault("metadata", {})["name"] = name
-                return 201, self.create(rt, namespace, patch)
+                return 201, self.create(rt, namespace, patch, dry_run=dry_run)
             raise not_found(rt, name)
         if ctype == "application/json-patch+json":
             new = json_patch(current, patch)
@@ -612,13 +631,18 @@ class KubeStore:
             # The main resource ignores status changes when the type has a status subresource.
             new["status"] = current["status"]
         new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return 200, self._store_update(rt, key, current, new)
+        return 200, self._store_update(rt, key, current, new, dry_run=dry_run)
 
-    def delete(self, rt: ResourceType, namespace: str | None, name: str) -> dict:
+    def delete(self, rt: ResourceType, namespace: str | None, name: str, *, dry_run: bool = False) -> dict:
         key = self._key(rt, namespace, name)
         current = self.objects.get(key)
         if current is None:
             raise not_found(rt, name)
+        if dry_run:
+            gone = copy.deepcopy(current)
+            if gone["metadata"].get("finalizers"):
+                gone["metadata"].setdefault("deletionTimestamp", now_iso())
+            return gone
         if current["metadata"].get("finalizers"):
             if not current["metadata"].get("deletionTimestamp"):
                 new = copy.deepcopy(current)
@@ -712,6 +736,12 @@ class KubeStore:
                               "kind": rt.kind, "verbs": verbs, "shortNames": list(rt.short_names)})
             resources.append({"name": f"{rt.plural}/status", "singularName": "", "namespaced": rt.namespaced,
                               "kind": rt.kind, "verbs": ["get", "patch", "update"]})
+            if rt.kind in ("Deployment", "StatefulSet"):
+                resources.append({"name": f"{rt.plural}/scale", "singularName": "", "namespaced": True, "group": "autoscaling",
+                                  "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+            if rt.kind == "Pod":
+                resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                                  "version": "v1", "kind": "Eviction", "verbs": ["create"]})
         if not resources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,

@@ -18,6 +18,7 @@ errors are ``ApiCallRc`` lists):
   ``GET /v1/resource-definitions/{rd}/resources``, ``GET /v1/resource-definitions/{rd}/sync-status``,
   ``GET|POST /v1/resource-definitions/{rd}/snapshots``, ``DELETE .../snapshots/{snap}``
 - ``GET /v1/resource-definitions/{rd}``, ``GET /v1/resource-groups[/{rg}]``
+- volume groups, error reports and physical storage (:mod:`.linstor_views`)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from . import linstor_views
 from . import workloads as wl
 from .linstor_model import (
     CONTROLLER_VERSION,
@@ -204,6 +206,9 @@ def _route(lab: Any, ctl: Any, method: str, path: str, query: dict[str, list[str
     m = re.fullmatch(r"/v1/resource-groups/([^/]+)", p)
     if m and method == "GET":
         return 200, ctl.rg_json(_rg(ctl, m.group(1)))
+    listed = linstor_views.route(ctl, method, p, query, _rg)
+    if listed is not None:
+        return listed
     return 404, [api_rc(UNKNOWN_API_CALL, f"No such API call: {method} {path}")]
 
 

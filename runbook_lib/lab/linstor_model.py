@@ -300,6 +300,7 @@ class LinstorController:
         self.snapshots: dict[str, dict[str, Snapshot]] = {}  # rd -> name -> snapshot
         self.next_port = 7000
         self.next_minor = 1000
+        self.reports: list[dict] = []  # error reports (GET /v1/error-reports), oldest first
         # Set by the lab before each use (not persisted): network partitions and the wall clock.
         self.partitioned: Callable[[str, str], bool] = lambda a, b: False
         # The lab's DRBD data plane (:mod:`.drbd`) answers these once it is attached.
@@ -318,7 +319,7 @@ class LinstorController:
                 "groups": [asdict(g) for g in self.groups.values()],
                 "rds": [asdict(r) for r in self.rds.values()],
                 "snapshots": [asdict(s) for ss in self.snapshots.values() for s in ss.values()],
-                "next_port": self.next_port, "next_minor": self.next_minor}
+                "next_port": self.next_port, "next_minor": self.next_minor, "reports": self.reports}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> LinstorController:
@@ -339,6 +340,7 @@ class LinstorController:
             ctl.snapshots.setdefault(s["resource"], {})[s["name"]] = Snapshot(**s)
         ctl.next_port = int(data.get("next_port", 7000))
         ctl.next_minor = int(data.get("next_minor", 1000))
+        ctl.reports = list(data.get("reports", []))
         ctl.ensure_defaults()
         ctl.counter = int(data.get("counter", ctl.counter))  # the constructor's defaults drew ids already
         return ctl
@@ -435,7 +437,7 @@ class LinstorController:
                     raise LinstorError([api_rc(ret_code(FAIL_UNKNOWN_ERROR, MASK_ERROR, MASK_CRT, MASK_PHYS_DEV),
                                                f"{where} Failed to create zpool: {pool_name}",
                                                details=f"Command '{cmd}' returned with exitcode 1. \n\nStandard out: \n\n\nError message: \n{stderr}\n",
-                                               error_ids=[self._report_id()])], 500)
+                                               error_ids=[self._report_id(node_name, f"Failed to create zpool: {pool_name}", stderr)])], 500)
             else:
                 vg = pool_name.split("/", 1)[0]
                 stderr = None
@@ -451,7 +453,7 @@ class LinstorController:
                     raise LinstorError([api_rc(ret_code(FAIL_UNKNOWN_ERROR, MASK_ERROR, MASK_CRT, MASK_PHYS_DEV),
                                                f"{where} Failed to pvcreate on device(s): {' '.join(devices)} (volume group '{vg}')",
                                                details=f"Command 'pvcreate {' '.join(devices)}' returned with exitcode 5. \n\nStandard out: \n\n\nError message: \n{stderr}\n",
-                                               error_ids=[self._report_id()])], 500)
+                                               error_ids=[self._report_id(node_name, f"Failed to pvcreate on device(s): {' '.join(devices)}", stderr)])], 500)
         size_kib = sum(int(devs[p]["size_bytes"]) // 1024 for p in devices)
         backing = pool_name if kind != "LVM_THIN" or "/" in pool_name else f"linstor_{pool_name}/{pool_name}"
         rcs = self.create_storage_pool(node_name, sp_name, kind, {**props, "StorDriver/StorPoolName": backing},
@@ -496,7 +498,7 @@ class LinstorController:
                      "LVM": f"Volume group '{backing}' not found", "LVM_THIN": f"Volume group '{backing.split('/')[0]}' not found"}
             pool.error = api_rc(ret_code(FAIL_UNKNOWN_ERROR, MASK_ERROR), "Failed to query free space from storage pool",
                                 cause=cause.get(kind, f"Storage pool backing '{backing}' not found"),
-                                error_ids=[self._report_id()])
+                                error_ids=[self._report_id(node_name, "Failed to query free space from storage pool", cause.get(kind, ""))])
             rcs.append(api_rc(ret_code(FAIL_UNKNOWN_ERROR, MASK_ERROR), f"(Node: '{node_name}') Failed to query free space from storage pool",
                               cause=pool.error["cause"]))
         else:
@@ -623,9 +625,13 @@ class LinstorController:
                                        correction="Check whether the satellite is running and reachable.")], 500)
         return node
 
-    def _report_id(self) -> str:
+    def _report_id(self, node: str = "", message: str = "", details: str = "") -> str:
+        """A new error report's id, the report kept for ``GET /v1/error-reports`` (as the satellite writes it)."""
         self.counter += 1
-        return f"{hashlib.sha1(str(self.seed).encode()).hexdigest()[:8].upper()}-00000-{self.counter:06d}"
+        rid = f"{hashlib.sha1(str(self.seed).encode()).hexdigest()[:8].upper()}-00000-{self.counter:06d}"
+        self.reports.append({"id": rid, "node": node or "Controller", "time_ms": self.now_ms(), "message": message,
+                             "details": details})
+        return rid
 
     # -- resources
     def create_resource(self, rd_name: str, node_name: str, *, pool: str | None = None, diskless: bool = False,

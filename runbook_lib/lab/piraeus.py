@@ -79,8 +79,9 @@ DEFAULT_CONTROLLER_PROPS = {
 
 # Images by component (tags approximate the v2.10 image config; the lab never pulls them).
 IMAGES = {
-    "linstor-controller": "quay.io/piraeusdatastore/piraeus-server:v1.32.3",
-    "linstor-satellite": "quay.io/piraeusdatastore/piraeus-server:v1.32.3",
+    # the piraeus-server image tag is the LINSTOR version the controller reports
+    "linstor-controller": f"quay.io/piraeusdatastore/piraeus-server:v{CONTROLLER_VERSION['version']}",
+    "linstor-satellite": f"quay.io/piraeusdatastore/piraeus-server:v{CONTROLLER_VERSION['version']}",
     "drbd-reactor": "quay.io/piraeusdatastore/drbd-reactor:v1.9.0",
     "drbd-module-loader": "quay.io/piraeusdatastore/drbd9-noble:v9.2.15",
     "drbd-shutdown-guard": "quay.io/piraeusdatastore/drbd-shutdown-guard:v1.1.1",

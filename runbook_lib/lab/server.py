@@ -14,6 +14,7 @@ import email.utils
 import json
 import os
 import secrets
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,10 +22,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import kubeapi, talos_api
+from . import (
+    kube_endpoints,
+    kubeapi,
+    kube_nodes,
+    kube_openapi,
+    kube_ssa,
+    kube_subresources,
+    kube_tables,
+    streaming,
+    talos_api,
+    tls,
+)
 from .clock import Clock
 from .faults import FaultBook
-from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher
+from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher, now_iso
 from .talos_model import T_KUBELET, TalosCluster, rfc3339
 
 # --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
@@ -40,7 +52,7 @@ from .piraeus import state_dict as storage_state
 # isort: split
 from . import snapshots  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
 
-KUBERNETES_VERSION = "v1.35.0"
+KUBERNETES_VERSION = kube_endpoints.KUBERNETES_VERSION
 STATE_FILE = "state.json"
 MAX_CALL_KEYS = 5000  # distinct "METHOD path" counters kept; the rest are lumped together
 #: lab options a running lab takes over from new parameters (read at every tick); the others need a reset
@@ -183,7 +195,8 @@ class Lab:
                 if node.role == "controlplane":
                     labels["node-role.kubernetes.io/control-plane"] = ""
                 body = {"metadata": {"name": node.name, "labels": labels}, "spec": {}, "status": self._node_status(node, status, None)}
-                self.kube.create(nodes_rt, None, body)
+                created = self.kube.create(nodes_rt, None, body)
+                kube_nodes.write_lease(self.kube, created, now_iso())
                 self.dirty = True
                 continue
             old_cond = next((c for c in current.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
@@ -192,11 +205,11 @@ class Lab:
                 new = copy.deepcopy(current)
                 new["status"] = new_status
                 self.kube._store_update(nodes_rt, key, current, new)
+                if status == "True":  # the kubelet renews its Lease while it posts status
+                    kube_nodes.write_lease(self.kube, new, now_iso())
                 self.dirty = True
 
     def _node_status(self, node: Any, ready: str, old_cond: dict | None) -> dict:
-        from .kubeapi import now_iso
-
         if old_cond and old_cond["status"] == ready:
             cond = old_cond
         else:
@@ -213,7 +226,7 @@ class Lab:
                 at = rfc3339(self.talos.epoch, since)
             cond = {"type": "Ready", "status": ready, "reason": reason, "message": message,
                     "lastHeartbeatTime": at, "lastTransitionTime": at}
-        return {
+        return kube_nodes.complete({
             "conditions": [cond],
             "addresses": [{"type": "InternalIP", "address": node.address}, {"type": "Hostname", "address": node.name}],
             "nodeInfo": {"osImage": f"Talos ({node.talos_version})", "kubeletVersion": KUBERNETES_VERSION,
@@ -221,7 +234,7 @@ class Lab:
                          "architecture": "amd64", "kernelVersion": node.kernel_version,
                          "bootID": node.boot_id, "machineID": node.node_id, "systemUUID": node.node_id,
                          "kubeProxyVersion": KUBERNETES_VERSION},
-        }
+        }, cond)
 
 
 # ---------------------------------------------------------------- HTTP
@@ -383,7 +396,15 @@ class Handler(BaseHTTPRequestHandler):
     # -- Kubernetes API
     def _kube(self, method: str, path: str, query: dict, body: bytes) -> None:
         lab = self.server.lab
-        if self.headers.get("Authorization") != f"Bearer {lab.token}":
+        if kube_endpoints.is_public(path) and method == "GET":
+            with lab.lock:
+                lab.tick()
+                code, ctype, out = kube_endpoints.public(path, parse_qs(url_query(self.path), keep_blank_values=True),
+                                                         lab.api_available())
+            self._send(code, out, ctype)
+            return
+        identity = tls.peer_identity(self.connection)
+        if self.headers.get("Authorization") != f"Bearer {lab.token}" and identity is None:
             self._json(401, ApiError(401, "Unauthorized", "Unauthorized").status())
             return
         with lab.lock:
@@ -395,9 +416,10 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(500, "InternalError", "Internal error occurred: injected fault (runbook lab fault api-errors)")
             if not lab.api_available():
                 raise ApiError(503, "ServiceUnavailable", "etcdserver: request timed out (etcd has lost quorum)")
-        if path == "/version":
-            self._json(200, {"major": "1", "minor": KUBERNETES_VERSION.split(".")[1], "gitVersion": KUBERNETES_VERSION,
-                             "platform": "linux/amd64"})
+        if path.startswith("/openapi/") and method == "GET":
+            with lab.lock:
+                code, ctype, out = kube_openapi.serve(lab.kube, path, self.headers.get("Accept", ""))
+            self._send(code, out, ctype)
             return
         if path in ("/api", "/api/"):
             self._json(200, lab.kube.discovery_core())
@@ -437,8 +459,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, text.encode(), "text/plain")
             return
         # --- end piraeus/linstor
+        if group == "" and namespace is not None and len(rest) == 3 and rest[0] == "pods" and rest[2] == "exec":
+            streaming.exec_pod(self, lab, namespace, rest[1], query)
+            return
         plural, name = rest[0], rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        if group in ("authorization.k8s.io", "authentication.k8s.io") and method == "POST" and name is None:
+            self._json(201, kube_endpoints.review(group, plural, self._decode(body), identity or ("admin", ["system:masters"])))
+            return
         with lab.lock:
             rt = lab.kube.resolve(group, version, plural)
         if not rt.namespaced and namespace is not None and plural != "namespaces":
@@ -447,31 +475,55 @@ class Handler(BaseHTTPRequestHandler):
             self._watch(rt, namespace, query)
             return
         q = {k: v[-1] for k, v in query.items()}
+        warnings: list[str] = []
         with lab.lock:
             store = lab.kube
-            if method == "GET":
-                out = store.get(rt, namespace, name) if name else store.list(
-                    rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
+            dry_run = kube_subresources.dry_run(query, body if method == "DELETE" else b"")
+            if method in ("POST", "PUT", "PATCH") and sub is None:
+                warnings = kube_openapi.check_fields(rt, store.crd_of(rt), self._field_body(body), q.get("fieldValidation"))
+            if method in ("POST", "PUT", "PATCH") and sub in (None, "status") and not body.startswith(b"k8s\x00"):
+                current = store.objects.get(store._key(rt, namespace, name)) if name else None
+                body = kube_ssa.stamp(rt, method, self.headers.get("Content-Type", "application/json"), current, body,
+                                      kube_ssa.manager_of(q.get("fieldManager"), self.headers.get("User-Agent", "")),
+                                      q.get("force") == "true", sub)
+            if method == "GET" and sub != "scale":
+                if name is None:
+                    kube_subresources.check_field_selector(rt, store.crd_of(rt), q.get("fieldSelector"))
+                out = store.get(rt, namespace, name) if name else kube_subresources.page(store.list(
+                    rt, namespace, q.get("labelSelector"), q.get("fieldSelector")), q.get("limit"), q.get("continue"))
                 code = 200
+                if kube_tables.wants_table(self.headers.get("Accept", "")):
+                    out = kube_tables.to_table(rt.kind, out, crd=store.crd_of(rt), version=rt.version,
+                                               include_object=q.get("includeObject", "Metadata"))
             elif method == "POST" and name is None:
                 obj = self._decode(body)
-                code, out = 201, store.create(rt, namespace, obj, dry_run="dryRun" in q)
+                code, out = 201, store.create(rt, namespace, obj, dry_run=dry_run)
+            elif method == "POST" and sub in kube_subresources.POST:
+                code, out = kube_subresources.post(store, rt, namespace, name, sub, self._decode(body), dry_run)
+            elif method in ("GET", "PUT", "PATCH") and sub == "scale":
+                code, out = kube_subresources.scale(store, rt, namespace, name, method, self.headers.get("Content-Type", ""),
+                                                    body, dry_run)
             elif method == "PUT" and name:
-                code, out = 200, store.replace(rt, namespace, name, self._decode(body), subresource=sub)
+                code, out = 200, store.replace(rt, namespace, name, self._decode(body), subresource=sub, dry_run=dry_run)
             elif method == "PATCH" and name:
                 code, out = store.patch(rt, namespace, name, self.headers.get("Content-Type", ""), body,
-                                        subresource=sub, field_manager=q.get("fieldManager"), force=q.get("force") == "true")
+                                        subresource=sub, field_manager=q.get("fieldManager"), force=q.get("force") == "true",
+                                        dry_run=dry_run)
             elif method == "DELETE" and name:
-                code, out = 200, store.delete(rt, namespace, name)
+                code, out = 200, store.delete(rt, namespace, name, dry_run=dry_run)
             else:
                 raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
-            if method != "GET":
+            if method != "GET" and not dry_run:
                 lab.mark_dirty()
                 self.server.after_kube_write(lab)
-        self._json(code, out)
+        self._send(code, json.dumps(out).encode(), "application/json",
+                   {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None)
 
     @staticmethod
     def _decode(body: bytes) -> dict:
+        if body.startswith(b"k8s\x00"):  # Kubernetes' protobuf envelope (runtime.protobufSerializer)
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: application/json, application/yaml")
         try:
             obj = json.loads(body.decode() or "null")
         except ValueError:
@@ -485,6 +537,17 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
         return obj
 
+    def _field_body(self, body: bytes) -> Any:
+        """The sent object or patch, for field validation (JSON patches name no fields: None)."""
+        if "json-patch" in self.headers.get("Content-Type", ""):
+            return None
+        try:
+            return self._decode(body)
+        except ApiError as err:
+            if err.code == 415:
+                raise
+            return None
+
     def _watch(self, rt: Any, namespace: str | None, query: dict) -> None:
         lab = self.server.lab
         q = {k: v[-1] for k, v in query.items()}
@@ -493,10 +556,15 @@ class Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + timeout
         rv_param = q.get("resourceVersion", "")
         with lab.lock:
-            if rv_param in ("", "0"):
+            kube_subresources.check_field_selector(rt, lab.kube.crd_of(rt), q.get("fieldSelector"))
+            if rv_param in ("", "0") or q.get("sendInitialEvents") == "true":
                 listing = lab.kube.list(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
                 initial = [{"type": "ADDED", "object": o} for o in listing["items"]]
                 since = lab.kube.rv
+                if q.get("sendInitialEvents") == "true":  # watch-list (KEP-3157): the initial events end with a bookmark
+                    initial.append({"type": "BOOKMARK", "object": {
+                        "kind": rt.kind, "apiVersion": rt.api_version, "metadata": {
+                            "resourceVersion": str(since), "annotations": {"k8s.io/initial-events-end": "true"}}}})
             else:
                 initial, since = [], int(rv_param)
                 lab.kube.events_since(rt, namespace, since, lmatch, fmatch)  # 410 Gone before headers are sent
@@ -532,6 +600,10 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
+def url_query(raw_path: str) -> str:
+    return urlsplit(raw_path).query
+
+
 def _rss_bytes() -> int | None:
     """Resident memory of the lab process (Linux), for the scale benchmark."""
     try:
@@ -554,8 +626,10 @@ class LabHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, lab: Lab, state_dir: Path | None, port: int = 0) -> None:
+    def __init__(self, lab: Lab, state_dir: Path | None, port: int = 0, pki: tls.Pki | None = None) -> None:
         super().__init__(("127.0.0.1", port), Handler)
+        self.pki = pki
+        self.tls_context = pki.server_context() if pki else None
         self.lab = lab
         self.state_dir = state_dir
         self.stopping = threading.Event()
@@ -570,6 +644,27 @@ class LabHTTPServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def kube_url(self) -> str:
+        """Where kubeconfig clients reach the API: https on the same port when the lab has a PKI."""
+        return self.url.replace("http://", "https://", 1) if self.tls_context else self.url
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, in TLS when it opens with a ClientHello (in the connection's own thread)."""
+        if self.tls_context is None or not tls.is_tls_hello(request):
+            super().finish_request(request, client_address)
+            return
+        try:
+            request.settimeout(10.0)
+            conn = self.tls_context.wrap_socket(request, server_side=True)
+            conn.settimeout(None)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
 
     def after_kube_write(self, lab: Lab) -> None:
         for hook in self.write_hooks:
