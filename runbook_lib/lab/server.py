@@ -24,12 +24,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import (
     kube_endpoints,
-    kubeapi,
     kube_nodes,
     kube_openapi,
     kube_ssa,
     kube_subresources,
     kube_tables,
+    kubeapi,
     streaming,
     talos_api,
     tls,
