@@ -24,7 +24,10 @@ import hashlib
 import math
 from typing import Any
 
-from ..drill_records import MARKER, READER_MARKER  # the script's marker line: the drill and the lab agree on one string
+from ..drill_records import (  # the script's marker line: the drill and the lab agree on one string
+    MARKER,
+    READER_MARKER,
+)
 from . import drbd
 from . import workloads as wl
 
