@@ -573,8 +573,7 @@ def _before_fault(session: Session, scenario: str, fault: str, nodes: list[NodeR
     _approvals(session, scenario, home, step)
     refuse_etcd_majority(session, [n.name for n in nodes], step)
     storage_gates.before_down(session, [n.name for n in nodes], step=step, exempt=exempt)
-    for node in nodes:
-        snapshot_before(session, node, step=step)
+    snapshot_before(session, nodes, step=step)
 
 
 def _refuse_certain_etcd_loss(session: Session, replicas: int) -> None:
@@ -938,7 +937,8 @@ def read_copies(session: Session, writer: Writer, nodes: list[str]) -> dict[str,
             reading.absorb(parse_reader(out), expected)
             if reading.done:
                 break
-        copies[node] = reading.entries() if reading.done else None
+        if not session.dry_run:  # plan mode reads nothing: no copy, rather than an unreadable one
+            copies[node] = reading.entries() if reading.done else None
     return copies
 
 
