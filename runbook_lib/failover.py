@@ -616,6 +616,7 @@ def check_scenarios(session: Session, writer: Writer, before: Snapshot) -> list[
 
 
 OBSERVED = "observer (first seen)"  # the fallback source: as precise as the observer's polling
+FAULT_SOURCE = "the fault request's answer (Date header)"
 
 
 @dataclass
@@ -751,7 +752,7 @@ def _failover(session: Session, writer: Writer, obs: Observer, before: Snapshot)
         sent: list[tuple[float, float, float | None]] = []
         fault_ids = inject(session, f.fault, target, step=f"fault: {f.fault} {target.name}", sent_at=sent)
         res.fault_at(obs, sent)
-        res.mark("fault injected", None, f"{f.fault} {target.name}", wall=res.start)
+        res.mark("fault injected", res.fault_time, f"{f.fault} {target.name}", FAULT_SOURCE, wall=res.start)
         moved: dict[str, str] = {}
 
         def marks(s: Snapshot) -> None:
@@ -821,7 +822,7 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
             ids[peer.name] = inject(session, fault, peer, step=f"quorum loss: {fault} {peer.name}", approval="quorum-loss",
                                     approval_target=home, sent_at=sent)
         res.fault_at(obs, sent)
-        res.mark("fault injected", None, f"{fault} {', '.join(names)}", wall=res.start)
+        res.mark("fault injected", res.fault_time, f"{fault} {', '.join(names)}", FAULT_SOURCE, wall=res.start)
         # the outage lasts steady_s (at least 10 s) from the last peer's fault, when quorum is surely gone: on a
         # busy machine injecting the faults one by one takes cluster seconds of its own
         hold, lost_at = max(p.failover.steady_s, 10.0) / obs.scale, time.time()
