@@ -5,13 +5,17 @@ The drill, in the order the notebook runs it:
 1. **Preconditions** (nothing changes until they hold): the class places three diskful
    replicas (or two and a tie-breaker), the HA controller runs on every replica's node,
    LINSTOR has ``quorum majority`` on the writer's resource with ``on-no-quorum suspend-io``,
-   every replica is UpToDate, and the node to fault is not the last healthy one.
+   every replica is UpToDate, and the node to fault is not the last healthy one. Before the first
+   fault, and again right before each scenario's: its approval (``drill <node>``,
+   ``quorum-loss <writer's node>``), no scenario taking down an etcd majority (refused on a real
+   cluster and with ``lab.enforce_safety``), the cluster-wide storage gate of
+   :mod:`.storage_gates`, and an etcd snapshot when a control-plane node is faulted.
 2. **A writer** (a Deployment of one busybox pod on the replicated class) appends
    sequence-numbered, checksummed records to a file, fsyncs each and only then prints
    ``ack <record>``. The runbook collects the acknowledgements from the pod logs as it goes.
-3. **The fault** hits the writer's node: ``talosctl reboot`` or ``shutdown`` (approval
-   ``reboot <node>`` / ``shutdown <node>``), or in the lab a power loss (``node-down``) or a
-   network cut (``isolate``) through ``runbook lab fault``. One observer loop timestamps every
+3. **The fault** hits the writer's node: ``talosctl reboot`` (the failure test) or ``shutdown``
+   (a planned-maintenance test: Talos cordons and drains first), approval ``drill <node>``, or in
+   the lab a power loss (``node-down``) or a network cut (``isolate``) through ``runbook lab fault``. One observer loop timestamps every
    phase: node NotReady, the HA controller's ``drbd.linbit.com/lost-quorum`` taint, the pod
    running elsewhere, writes acknowledged again, the node back, the resync done.
 4. **The node comes back** (fault cleared, node powered on, or its reboot finishing), in a
@@ -35,6 +39,7 @@ clock runs ``lab.time_scale`` times faster than the host's, so the numbers read 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -280,6 +285,11 @@ class Observer:
         """Observe until ``done``; the error names what was awaited, how long, and the last observation."""
         return wait_until(lambda: (done(s := self.look()), s), what=what, timeout=timeout, describe=describe,
                           interval=POLL, max_interval=POLL * 5)
+
+    def clock_uncertainty_s(self) -> float | None:
+        """How far the observer's view of the cluster's clock can be off (None before any dated answer)."""
+        u = self.clock.uncertainty()
+        return round(u, 2) if math.isfinite(u) else None
 
     def resolution_s(self) -> float:
         """Median time between observations, in cluster seconds: how precise the fallback (first-seen) times are."""
