@@ -16,9 +16,9 @@ The drill, in the order the notebook runs it:
 3. **The fault** hits the writer's node: ``talosctl reboot`` (the failure test) or ``shutdown``
    (a planned-maintenance test: Talos cordons and drains first), approval ``drill <node>``, or in
    the lab a power loss (``node-down``) or a network cut (``isolate``) through ``runbook lab fault``.
-   One observer loop timestamps every
-   phase: node NotReady, the HA controller's ``drbd.linbit.com/lost-quorum`` taint, the pod
-   running elsewhere, writes acknowledged again, the node back, the resync done.
+   One observer loop timestamps every phase: node NotReady, the HA controller's
+   ``drbd.linbit.com/lost-quorum`` taint, the pod running elsewhere, writes acknowledged again,
+   the node back, the resync done.
 4. **The node comes back** (fault cleared, node powered on, or its reboot finishing), in a
    ``finally`` so a failed step never leaves it down.
 5. **Quorum loss**: both other replicas' nodes go away at once. The writer's primary has no
