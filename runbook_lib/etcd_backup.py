@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,26 +36,30 @@ def _inside_outputs(path: Path) -> bool:
     return "outputs" in resolved.parts or resolved.is_relative_to((Path.cwd() / "outputs").resolve())
 
 
-def snapshot_before(session: Session, node: NodeRef, *, step: str) -> dict | None:
-    """Snapshot etcd before ``step`` disrupts ``node``, if it is a control-plane node; the record entry.
+def snapshot_before(session: Session, nodes: NodeRef | Sequence[NodeRef], *, step: str) -> dict | None:
+    """Snapshot etcd once before ``step`` disrupts ``nodes``, if any is a control-plane node; the record entry.
 
-    The snapshot is taken through another control-plane node when there is one (the node about to go
-    away may already be unhealthy). Raises :class:`GateRefused` when it fails: the step does not start.
+    The snapshot is taken through a control-plane node that stays up when there is one (a node about
+    to go away may already be unhealthy). Raises :class:`GateRefused` when it fails: the step does not start.
     """
-    if node.role != "controlplane":
+    targets = [nodes] if isinstance(nodes, NodeRef) else list(nodes)
+    disrupted = [n for n in targets if n.role == "controlplane"]
+    if not disrupted:
         return None
+    names = ", ".join(n.name for n in disrupted)
     if session.dry_run:
-        print(f"plan: an etcd snapshot is taken before {step} ({node.name} is a control-plane node)")
+        print(f"plan: an etcd snapshot is taken before {step} ({names}: control-plane)")
         return None
     folder = default_backup_dir(session.params, session.connection) / session.params.cluster_name
     if _inside_outputs(folder):
         raise GateRefused(f"backup_dir {folder} is inside an outputs/ folder: an etcd snapshot holds every cluster "
                           f"Secret and must not go there; set backup_dir to a private folder. {step} was not started")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    others = [n for n in session.nodes if n.role == "controlplane" and n.name != node.name]
-    via = others[0] if others else node
+    gone = {n.name for n in disrupted}
+    staying = [n for n in session.nodes if n.role == "controlplane" and n.name not in gone]
+    via = staying[0] if staying else disrupted[0]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    path = folder / f"etcd-{session.params.cluster_name}-before-{node.name}-{stamp}.snapshot"
+    path = folder / f"etcd-{session.params.cluster_name}-before-{'-'.join(sorted(gone))}-{stamp}.snapshot"
     try:
         session.talos.etcd_snapshot(via, str(path))
         size = path.stat().st_size
@@ -64,7 +69,7 @@ def snapshot_before(session: Session, node: NodeRef, *, step: str) -> dict | Non
     if size == 0:
         raise GateRefused(f"the etcd snapshot before {step} is empty ({path}); {step} was not started", ["etcd"])
     path.chmod(0o600)
-    entry = {"before": step, "node": node.name, "taken_via": via.name, "path": str(path), "size_bytes": size,
+    entry = {"before": step, "node": names, "taken_via": via.name, "path": str(path), "size_bytes": size,
              "sha256": _sha256(path)}
     session.record.results.setdefault(RESULT_KEY, []).append(entry)
     session.check(f"etcd snapshot before {step}", True, f"{size} bytes, sha256 {entry['sha256'][:16]}, {path}",

@@ -5,32 +5,42 @@ The drill, in the order the notebook runs it:
 1. **Preconditions** (nothing changes until they hold): the class places three diskful
    replicas (or two and a tie-breaker), the HA controller runs on every replica's node,
    LINSTOR has ``quorum majority`` on the writer's resource with ``on-no-quorum suspend-io``,
-   every replica is UpToDate, and the node to fault is not the last healthy one.
+   every replica is UpToDate, and the node to fault is not the last healthy one. Before the first
+   fault, and again right before each scenario's: its approval (``drill <node>``,
+   ``quorum-loss <writer's node>``), no scenario taking down an etcd majority (refused on a real
+   cluster and with ``lab.enforce_safety``), the cluster-wide storage gate of
+   :mod:`.storage_gates`, and an etcd snapshot when a control-plane node is faulted.
 2. **A writer** (a Deployment of one busybox pod on the replicated class) appends
    sequence-numbered, checksummed records to a file, fsyncs each and only then prints
    ``ack <record>``. The runbook collects the acknowledgements from the pod logs as it goes.
-3. **The fault** hits the writer's node: ``talosctl reboot`` or ``shutdown`` (approval
-   ``reboot <node>`` / ``shutdown <node>``), or in the lab a power loss (``node-down``) or a
-   network cut (``isolate``) through ``runbook lab fault``. One observer loop timestamps every
-   phase: node NotReady, the HA controller's ``drbd.linbit.com/lost-quorum`` taint, the pod
-   running elsewhere, writes acknowledged again, the node back, the resync done.
+3. **The fault** hits the writer's node: ``talosctl reboot`` (the failure test) or ``shutdown``
+   (a planned-maintenance test: Talos cordons and drains first), approval ``drill <node>``, or in
+   the lab a power loss (``node-down``) or a network cut (``isolate``) through ``runbook lab fault``.
+   One observer loop timestamps every phase: node NotReady, the HA controller's
+   ``drbd.linbit.com/lost-quorum`` taint, the pod running elsewhere, writes acknowledged again,
+   the node back, the resync done.
 4. **The node comes back** (fault cleared, node powered on, or its reboot finishing), in a
    ``finally`` so a failed step never leaves it down.
 5. **Quorum loss**: both other replicas' nodes go away at once. The writer's primary has no
    quorum, so I/O must freeze (``suspend-io``) rather than go on alone; when the nodes return
    the writes resume and nothing diverged.
 6. **Verification**: the writer is stopped and a reader pod on every diskful replica's node
-   reads the record file. Every acknowledged record must be there, unchanged, in every copy;
-   the copies must be identical; checksums must match. Lost and diverged records are named.
+   reads the record file by digest (only blocks that differ from the acknowledged records are
+   read line by line, in bounded ranges: no log cap or rotation can drop a record). Every
+   acknowledged record must be there, unchanged, in every copy; the copies must be identical;
+   checksums must match. Lost and diverged records are named and counted.
 
-Times are cluster seconds: in the lab the observer's wall-clock times are multiplied by
-``lab.time_scale`` (the lab runs that much faster than a real cluster), so the numbers read
-like a real cluster's.
+Times are cluster seconds from the cluster's own timestamps (a node condition's
+``lastTransitionTime``, the taint's ``timeAdded``, the container's ``startedAt``, the writer's
+record stamps); what carries no timestamp is timed by the observer's first sighting, put on the
+cluster's clock through the API server's ``Date`` header (:mod:`.cluster_time`). In the lab that
+clock runs ``lab.time_scale`` times faster than the host's, so the numbers read like a real cluster's.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -277,6 +287,11 @@ class Observer:
         return wait_until(lambda: (done(s := self.look()), s), what=what, timeout=timeout, describe=describe,
                           interval=POLL, max_interval=POLL * 5)
 
+    def clock_uncertainty_s(self) -> float | None:
+        """How far the observer's view of the cluster's clock can be off (None before any dated answer)."""
+        u = self.clock.uncertainty()
+        return round(u, 2) if math.isfinite(u) else None
+
     def resolution_s(self) -> float:
         """Median time between observations, in cluster seconds: how precise the fallback (first-seen) times are."""
         gaps = sorted(b - a for a, b in zip(self.looks, self.looks[1:], strict=False))
@@ -508,11 +523,12 @@ def inject(session: Session, fault: str, node: NodeRef, *, step: str, approval: 
     return ids
 
 
-def restore(session: Session, fault: str, node: NodeRef, fault_ids: list[int | None]) -> None:
+def restore(session: Session, fault: str, node: NodeRef, fault_ids: list[int | None], *,
+            sent_at: list[tuple[float, float, float | None]] | None = None) -> None:
     """Bring ``node`` back: remove the lab faults, power it on, or let its reboot finish."""
     for fid in fault_ids:
         _lab(session, "DELETE", f"/lab/v1/faults/{fid}", None, step=f"bring {node.name} back", target=node.name,
-             cli=["fault", "remove", str(fid) if fid is not None else "<id>"])
+             cli=["fault", "remove", str(fid) if fid is not None else "<id>"], sent_at=sent_at)
     if fault == "shutdown":
         if session.params.target == "lab":
             _lab(session, "POST", f"/lab/v1/nodes/{node.name}/power-on", None, step=f"power on {node.name}",
@@ -568,8 +584,7 @@ def _before_fault(session: Session, scenario: str, fault: str, nodes: list[NodeR
     _approvals(session, scenario, home, step)
     refuse_etcd_majority(session, [n.name for n in nodes], step)
     storage_gates.before_down(session, [n.name for n in nodes], step=step, exempt=exempt)
-    for node in nodes:
-        snapshot_before(session, node, step=step)
+    snapshot_before(session, nodes, step=step)
 
 
 def _refuse_certain_etcd_loss(session: Session, replicas: int) -> None:
@@ -612,6 +627,7 @@ def check_scenarios(session: Session, writer: Writer, before: Snapshot) -> list[
 
 
 OBSERVED = "observer (first seen)"  # the fallback source: as precise as the observer's polling
+FAULT_SOURCE = "the fault request's answer (Date header)"
 
 
 @dataclass
@@ -747,7 +763,7 @@ def _failover(session: Session, writer: Writer, obs: Observer, before: Snapshot)
         sent: list[tuple[float, float, float | None]] = []
         fault_ids = inject(session, f.fault, target, step=f"fault: {f.fault} {target.name}", sent_at=sent)
         res.fault_at(obs, sent)
-        res.mark("fault injected", None, f"{f.fault} {target.name}", wall=res.start)
+        res.mark("fault injected", res.fault_time, f"{f.fault} {target.name}", FAULT_SOURCE, wall=res.start)
         moved: dict[str, str] = {}
 
         def marks(s: Snapshot) -> None:
@@ -809,19 +825,23 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
             res.mark("quorum lost", None, "Kubernetes API unavailable" if not s.api else f"{home} has no peer", wall=s.at)
             seen.append(s.at)
 
+    sent: list[tuple[float, float, float | None]] = []  # the fault requests, then the removal requests
+    restored: list[tuple[float, float, float | None]] = []
     try:
-        res.start, sent = time.time(), []
+        res.start = time.time()
         for peer in peers:
             ids[peer.name] = inject(session, fault, peer, step=f"quorum loss: {fault} {peer.name}", approval="quorum-loss",
                                     approval_target=home, sent_at=sent)
         res.fault_at(obs, sent)
-        res.mark("fault injected", None, f"{fault} {', '.join(names)}", wall=res.start)
-        hold = max(p.failover.steady_s, 10.0) / obs.scale
-        _watch(obs, lambda s: time.time() - res.start >= hold and bool(seen), "the outage to take hold",
+        res.mark("fault injected", res.fault_time, f"{fault} {', '.join(names)}", FAULT_SOURCE, wall=res.start)
+        # the outage lasts steady_s (at least 10 s) from the last peer's fault, when quorum is surely gone: on a
+        # busy machine injecting the faults one by one takes cluster seconds of its own
+        hold, lost_at = max(p.failover.steady_s, 10.0) / obs.scale, time.time()
+        _watch(obs, lambda s: time.time() - lost_at >= hold and bool(seen), "the outage to take hold",
                hold + p.node_timeout, marks)
     finally:
         for peer in peers:
-            restore(session, fault, peer, ids.get(peer.name, []))
+            restore(session, fault, peer, ids.get(peer.name, []), sent_at=restored)
 
     def back(s: Snapshot) -> bool:
         marks(s)
@@ -836,8 +856,17 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
     # no record may carry a time inside the span the observer saw without quorum, shrunk by how far its view
     # of the cluster's clock can be off (and a second: the writer's stamp is taken before its write)
     margin = obs.clock.uncertainty() + 1.0
-    res.frozen = [obs.cluster(seen[0]) + margin, obs.cluster(seen[-1]) - margin]
-    _watch(obs, lambda s: any(a.seq > acked_before and a.stamp > res.frozen[-1] for a in writer.acks.values()),
+    res.frozen = [obs.cluster(seen[0]) + margin, obs.cluster(seen[-1]) - margin] if seen else []
+    if len(sent) == len(peers) and restored and fault == "node-down":
+        # better than sightings (a busy observer looks seldom): the lab's answers date the outage. No quorum from
+        # the last peer's power loss until the first removal request left; nothing reconnects before that.
+        for r in sent + restored:
+            obs.clock.sample(*r)
+        _, received, date = sent[-1]
+        lost = min(obs.cluster(received), date + 1.0) if date is not None else obs.cluster(received)
+        res.frozen = [lost + margin, obs.cluster(restored[0][0]) - margin]
+    after = res.frozen[-1] if res.frozen else res.t0
+    _watch(obs, lambda s: any(a.seq > acked_before and a.stamp > after for a in writer.acks.values()),
            "writes to resume", p.node_timeout)
     _await_resync(obs, res, p.node_timeout)
     return res
@@ -920,7 +949,8 @@ def read_copies(session: Session, writer: Writer, nodes: list[str]) -> dict[str,
             reading.absorb(parse_reader(out), expected)
             if reading.done:
                 break
-        copies[node] = reading.entries() if reading.done else None
+        if not session.dry_run:  # plan mode reads nothing: no copy, rather than an unreadable one
+            copies[node] = reading.entries() if reading.done else None
     return copies
 
 

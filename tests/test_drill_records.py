@@ -195,3 +195,23 @@ def test_a_sequence_number_written_twice_does_not_hide_the_acknowledged_record()
     copy = entries(first + again)
     verdict = judge(acks_of(first + again), {"n1": copy, "n2": copy})
     assert not verdict.lost and not verdict.diverged, verdict.summary()
+
+
+def test_the_cluster_clock_from_whole_second_date_headers_is_within_its_stated_uncertainty() -> None:
+    """A lab clock 100x the observer's, 6 hours ahead; answers take 1-50 ms; Date headers are whole seconds."""
+    import random
+
+    from runbook_lib.cluster_time import ClusterClock, parse_date_header, parse_time
+
+    rng = random.Random(3)
+    server = lambda wall: 100.0 * wall + 21_600.0 - 99.0 * 1_700_000_000.0  # noqa: E731
+    clock, wall = ClusterClock(rate=100.0), 1_700_000_000.0
+    for _ in range(200):
+        sent = wall
+        answered = sent + rng.uniform(0.0005, 0.025)
+        wall = answered + rng.uniform(0.0005, 0.025)
+        clock.sample(sent, wall, float(int(server(answered))))
+        assert abs(clock.at(wall) - server(wall)) <= clock.uncertainty() + 1e-6
+    assert clock.uncertainty() <= 1.0
+    assert parse_date_header("Tue, 01 Dec 2026 09:00:05 GMT") == parse_time("2026-12-01T09:00:05Z")
+    assert parse_time("not a time") is None and parse_date_header("9" * 1000) is None
