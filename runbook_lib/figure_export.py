@@ -4,18 +4,16 @@ kaleido (v1) drives an installed Chrome or Chromium; it finds the Debian package
 ``/usr/bin/chromium`` on ``PATH`` (or the browser ``$BROWSER_PATH`` names) and never
 downloads one. One browser is started per kernel, on the first figure, and stopped
 when the kernel exits. Its page loads plotly.js from the plotly package and no
-MathJax, so drawing a figure makes no network request.
+MathJax, so drawing a figure makes no network request. The browser gets the kernel's
+environment without the runbook's variables and anything named like a credential.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import os
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 PNG_SCALE = 2  # pixels per CSS pixel: sharp on high-density screens, still small for bar charts
 DEFAULT_SIZE = (900, 450)
@@ -74,13 +72,12 @@ class _Renderer:
         threading.Thread(target=self.loop.run_forever, name="figure-export", daemon=True).start()
 
         async def start():
-            browser = kaleido.Kaleido(mathjax=False)
+            browser = kaleido.Kaleido(mathjax=False, browser_cls=_chromium_without_private_env())
             await browser.open()
             return browser
 
         try:
-            with _without_private_env():  # the browser process starts inside this call
-                self.kaleido = self._call(start(), START_TIMEOUT_S)
+            self.kaleido = self._call(start(), START_TIMEOUT_S)
         except BaseException:
             self.loop.call_soon_threadsafe(self.loop.stop)
             raise
@@ -129,12 +126,17 @@ def _fail(reason: str):
     raise StaticExportUnavailable(reason)
 
 
-@contextmanager
-def _without_private_env() -> Iterator[None]:
-    saved = {k: v for k, v in os.environ.items() if _PRIVATE_ENV.search(k)}
-    for key in saved:
-        del os.environ[key]
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
+def private_env_removed(env: dict) -> dict:
+    """``env`` without the variables a browser must not see."""
+    return {k: v for k, v in env.items() if not _PRIVATE_ENV.search(k)}
+
+
+def _chromium_without_private_env():
+    """choreographer's Chromium, started with ``private_env_removed(os.environ)`` (its ``get_env`` hook)."""
+    from choreographer.browsers.chromium import Chromium
+
+    class ChromiumWithoutPrivateEnv(Chromium):
+        def get_env(self):
+            return private_env_removed(super().get_env())
+
+    return ChromiumWithoutPrivateEnv

@@ -26,6 +26,7 @@ import yaml
 
 from . import progress, run_summary
 from .errors import ParamsError, RunbookError, RunInterrupted
+from .interrupt import run_interruptibly, tracking
 from .lock import take as take_lock
 from .params import load_params, parse_params, read_params_file, split_secrets
 from .progress import PROGRESS_ENV
@@ -297,11 +298,11 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
                 error = None
                 mark_notebook(run_dir, index, name, "running")
                 try:
-                    pm.execute_notebook(
+                    run_interruptibly(lambda kms, name=name, out_nb=out_nb: pm.execute_notebook(
                         str(notebooks_dir() / f"{name}.ipynb"), str(out_nb), parameters=public,
-                        engine_name="runbook", kernel_name="python3", progress_bar=False,
-                        cwd=str(notebooks_dir()), log_output=False, kernel_manager_class=_ipc_kernel_manager(records),
-                    )
+                        engine_name="runbook", kernel_name="python3", progress_bar=False, cwd=str(notebooks_dir()),
+                        log_output=False, kernel_manager_class=tracking(_ipc_kernel_manager(records), kms),
+                    ))
                     status = "succeeded"
                 except Exception as exc:  # noqa: BLE001 - any failure ends the run, reported below
                     status, error = "failed", _first_line(exc)
