@@ -206,7 +206,8 @@ class InteractiveRun:
             code = nbformat.v4.new_code_cell(cell.source, execution_count=cell.count)
             code.outputs = list(cell.outputs)
             nb.cells.append(code)
-        write_notebook(self.notebook_path, nb)
+        # secrets out of every cell and output, as `runbook run` masks its notebooks at every save
+        write_notebook(self.notebook_path, self.record.redactor.deep(nb))
         status = self.final_status or ("failed" if self._failed_cell else "running")
         mark_notebook(self.run_dir, self.index, self.notebook, status, sha256_file(self.notebook_path))
 

@@ -16,11 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CELLS = [  # a plan against a "real" cluster whose tools are absent: no lab to start, nothing to reach
     'target = "talos"\ndry_run = True\ncluster_name = "edge"\ntalosctl = "/nonexistent/talosctl"\n'
-    'talosconfig = "talosconfig"\nkubeconfig = "kubeconfig"',
+    'talosconfig = "talosconfig"\nkubeconfig = "kubeconfig"\nsecrets = {"bmc": "s3cr3t-planted-9731"}',
     'from runbook_lib.session import Session\nrb = Session.begin("01-partition", globals())',
     'rb.executor.run(["talosctl", "--nodes", "10.5.0.2", "reset", "--graceful=false"], step="reset lab-cp-1",\n'
     '                target="lab-cp-1", destructive="reset")\n'
     'rb.check("the answer", True, 42, 42)\n'
+    'print("the bmc password is", rb.params.secret("bmc"))\n'
     '"a result"',
     'rb.finish()',
 ]
@@ -57,6 +58,8 @@ def test_interactive_run_writes_a_record_that_verify_accepts(tmp_path: Path, mon
     assert any(o.output_type == "execute_result" and "a result" in o.data["text/plain"] for o in kept.cells[1].outputs)
     assert "1 checks, 0 failed" in texts[2]
     assert not list(run_dir.glob(".*.record.json"))  # folded into the notebook when the run was sealed
+    assert "s3cr3t-planted-9731" in "".join(o.get("text", "") for o in nb.cells[2].outputs)  # the kernel printed it
+    assert "s3cr3t-planted-9731" not in "".join(p.read_text() for p in run_dir.iterdir() if p.is_file())
 
     result = verify_run(run_dir)
     assert result.ok, result.problems
