@@ -7,6 +7,9 @@ import pytest
 from runbook_lib.errors import ApprovalRequired, ParamsError
 from runbook_lib.params import ACTIONS, parse_params
 
+# a real-cluster target needs its connection files named (tests/test_bad_input.py)
+TALOS = {"target": "talos", "talosconfig": "talosconfig", "kubeconfig": "kubeconfig"}
+
 
 def problems(data: dict) -> list[str]:
     with pytest.raises(ParamsError) as info:
@@ -45,13 +48,13 @@ def test_an_approval_authorises_one_step_only_and_says_what_it_destroys() -> Non
 
 def test_quorum_loss_is_off_by_default_on_a_real_cluster_only() -> None:
     assert parse_params({}).failover.quorum_loss is True
-    assert parse_params({"target": "talos"}).failover.quorum_loss is False
-    assert parse_params({"target": "talos", "failover": {"fault": "shutdown"}}).failover.quorum_loss is False
-    assert parse_params({"target": "talos", "failover": {"quorum_loss": True}}).failover.quorum_loss is True
+    assert parse_params({**TALOS}).failover.quorum_loss is False
+    assert parse_params({**TALOS, "failover": {"fault": "shutdown"}}).failover.quorum_loss is False
+    assert parse_params({**TALOS, "failover": {"quorum_loss": True}}).failover.quorum_loss is True
 
 
 def test_enforced_safety() -> None:
-    assert parse_params({"target": "talos"}).enforces_safety
+    assert parse_params({**TALOS}).enforces_safety
     assert not parse_params({}).enforces_safety
     assert parse_params({"lab": {"enforce_safety": True}}).enforces_safety
 
