@@ -20,17 +20,29 @@ _PRESSURE = (("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has suffi
              ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))
 
 
+_DAEMON = {"kubeletEndpoint": {"Port": 10250}}
+_PRESSURE_BY_READY: dict[tuple[str, str, str], list[dict]] = {}
+
+
 def complete(status: dict, ready: dict) -> dict:
-    """Add resources and pressure conditions to a node status whose Ready condition is ``ready``."""
-    unknown = ready["status"] == "Unknown"
-    conds = [{"type": t, "status": "Unknown" if unknown else "False",
-              "reason": "NodeStatusUnknown" if unknown else reason,
-              "message": "Kubelet stopped posting node status." if unknown else message,
-              "lastHeartbeatTime": ready["lastHeartbeatTime"], "lastTransitionTime": ready["lastTransitionTime"]}
-             for t, reason, message in _PRESSURE]
-    status["conditions"] = conds + [c for c in status["conditions"] if c["type"] == "Ready"]
-    status["capacity"], status["allocatable"] = dict(CAPACITY), dict(ALLOCATABLE)
-    status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": 10250}}
+    """Add resources and pressure conditions to a node status whose Ready condition is ``ready``.
+
+    The ticker rebuilds every node's status and compares it with the stored one each tick; the added
+    parts are shared, read-only objects (the same for equal Ready conditions), so the comparison stays
+    an identity check and a tick does not get slower with them.
+    """
+    key = (ready["status"], ready["lastHeartbeatTime"], ready["lastTransitionTime"])
+    conds = _PRESSURE_BY_READY.get(key)
+    if conds is None:
+        if len(_PRESSURE_BY_READY) > 4096:
+            _PRESSURE_BY_READY.clear()
+        unknown = ready["status"] == "Unknown"
+        conds = _PRESSURE_BY_READY[key] = [
+            {"type": t, "status": "Unknown" if unknown else "False", "reason": "NodeStatusUnknown" if unknown else reason,
+             "message": "Kubelet stopped posting node status." if unknown else message,
+             "lastHeartbeatTime": key[1], "lastTransitionTime": key[2]} for t, reason, message in _PRESSURE]
+    status["conditions"] = [*conds, *(c for c in status["conditions"] if c["type"] == "Ready")]
+    status["capacity"], status["allocatable"], status["daemonEndpoints"] = CAPACITY, ALLOCATABLE, _DAEMON
     return status
 
 
