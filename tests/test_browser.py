@@ -132,6 +132,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SAVED = "06-failover-drill"  # opened with its saved outputs: the phases and the resync figure
 PICKER_NOTEBOOK = [
     "import pandas as pd\nfrom runbook_lib import viz",
     "results = pd.DataFrame({'storage_class': ['local'] * 3 + ['replicated'] * 3, 'pattern': ['randwrite-lat'] * 6,\n"
@@ -148,7 +149,7 @@ PICKER_NOTEBOOK = [
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory, notebooks):
     root = tmp_path_factory.mktemp("lab-root")
-    shutil.copy(notebooks["07-benchmarks"], root / "07-benchmarks.ipynb")
+    shutil.copy(notebooks[SAVED], root / f"{SAVED}.ipynb")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in PICKER_NOTEBOOK])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(root / "picker.ipynb"))
@@ -189,7 +190,7 @@ PLOTS_JS = """
 return Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedPlotly')).map(p => ({
   live: !!p.querySelector('.plot-container .main-svg'),
   title: (p.querySelector('.gtitle') || {}).textContent || '',
-  points: p.querySelectorAll('.point').length,
+  points: p.querySelectorAll('.point, .js-line').length,
   inWidget: !!p.closest('.jupyter-widgets'),
 }));
 """
@@ -213,13 +214,13 @@ def test_jupyterlab_draws_the_figures_and_a_picker_redraws_offline(jupyterlab, n
     from selenium.webdriver.support.ui import Select
 
     base, token = jupyterlab
-    nb = nbformat.read(str(notebooks["07-benchmarks"]), as_version=4)
+    nb = nbformat.read(str(notebooks[SAVED]), as_version=4)
     titles = [out["data"][PLOTLY_MIMETYPE]["layout"]["title"]["text"] for cell in nb.cells
               for out in cell.get("outputs", []) if PLOTLY_MIMETYPE in out.get("data", {})]
 
-    # The executed 07: every saved figure drawn by JupyterLab's plotly extension, without a kernel.
-    browser.get(f"{base}/lab/tree/07-benchmarks.ipynb?reset&token={token}")
-    wait_for(lambda: len(browser.execute_script(PLOTS_JS)) >= len(titles), timeout=120, what="07's figures")
+    # An executed notebook: every saved figure drawn by JupyterLab's plotly extension, without a kernel.
+    browser.get(f"{base}/lab/tree/{SAVED}.ipynb?reset&token={token}")
+    wait_for(lambda: len(browser.execute_script(PLOTS_JS)) >= len(titles), timeout=120, what=f"{SAVED}'s figures")
     assert [draw_live(browser, i)["title"] for i in range(len(titles))] == titles
 
     # A live picker: run the notebook, then pick another percentile; the kernel redraws into the Output widget.
