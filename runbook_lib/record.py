@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -149,9 +150,20 @@ class Record:
             "checks": [asdict(c) for c in self.checks],
             "results": self.results,
         }
-        return json.loads(json.dumps(self.redactor.deep(data), default=str))
+        return json.loads(json.dumps(_finite(self.redactor.deep(data)), default=str, allow_nan=False))
 
     def save(self) -> None:
         if self.path is None:
             return
         write_durably(self.path, json.dumps(self.to_dict(), indent=1))
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities as null: strict JSON, which JupyterLab and every JSON parser but Python's accept."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj

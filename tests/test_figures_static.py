@@ -163,7 +163,8 @@ def test_every_executed_figure_has_a_png_and_a_table_and_no_cdn(tmp_path) -> Non
         assert "cdn.plot.ly" not in text and "<iframe" not in text, name
     # 01: before/after; 02: downtime; 03: pools; 04: placement; 05: pool space; 06: phases, resync; 07: five
     assert counts == {"01-partition": 2, "02-extensions-and-upgrade": 1, "03-piraeus-install": 1,
-                      "04-storage-classes": 1, "05-snapshots": 1, "06-failover-drill": 2, "07-benchmarks": 5}
+                      "04-storage-classes": 1, "05-snapshots": 1, "06-failover-drill": 2, "07-benchmarks": 5,
+                      "08-storage-health": 2}
 
 
 @pytest.mark.after_notebooks
