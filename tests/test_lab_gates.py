@@ -26,6 +26,7 @@ from runbook_lib import health_report as health
 from runbook_lib.errors import ApprovalRequired, GateRefused, PreconditionFailed
 from runbook_lib.lab import drbd, factory_api
 from runbook_lib.params import parse_params
+from runbook_lib.record import RECORD_ENV
 from runbook_lib.session import RUN_ID_ENV, Session
 
 from .test_lab_piraeus import NODES, StorageLab, bootstrap, cluster_ready, start_lab, stop_lab, wait_for
@@ -54,6 +55,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
     s.server.factory_handler = factory_api.handle  # 02 registers its schematic at the lab's Image Factory
     env = pytest.MonkeyPatch()
     env.setenv(RUN_ID_ENV, "test-lab-gates")  # one run: its sessions share the cluster lock, as under `runbook run`
+    env.setenv(RECORD_ENV, str(s.dir / "record.json"))  # and keep their record where `runbook run` points them
     try:
         bootstrap(s)
         wait_for(lambda: cluster_ready(s), "LinstorCluster ready with 3/3 satellites", timeout=60)
@@ -274,6 +276,13 @@ def test_enforce_safety_stops_each_destructive_step_without_its_approval(lab: St
     with pytest.raises(ApprovalRequired, match="'reset lab-cp-1' .*wipes all of /var"):
         partition.apply_all(rb, plans, partition.documents(rb.params), timeout=1)
     assert not rb.record.actions  # checked before apply-config, the first change
+
+    # a version no node runs yet, so every node's upgrade is still to do
+    rb = session(lab, "02-extensions-and-upgrade", tmp_path, **strict, talos_version="v1.12.11",
+                 confirm=["upgrade lab-cp-1"])
+    with pytest.raises(ApprovalRequired, match="'upgrade lab-cp-2'"):
+        upgrade.apply_config_patch(rb, installer(rb))
+    assert not rb.record.actions  # checked before the first machine-config patch
 
     rb = session(lab, "03-piraeus-install", tmp_path, **strict)
     with pytest.raises(ApprovalRequired, match="'wipe lab-cp-2'"):
