@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runbook_lib.lab import control, etcd_snapshot, talosctl
+from runbook_lib.lab import control, drbd, etcd_snapshot, talosctl
 from runbook_lib.lab.faults import FaultBook
 from runbook_lib.params import ParamsError, parse_params
 
@@ -288,6 +288,35 @@ def test_replication_down_cuts_only_the_drbd_links_between_two_nodes(in_use, opt
     with s.lab.lock:
         s.lab.faults.clear()
     wait_for(lambda: _sync(s, rd, AWAY) or _volume(s, rd, AWAY)["state"]["disk_state"] == "UpToDate", "resync on reconnect")
+
+
+def test_an_isolated_primary_freezes_and_leaves_its_peers_up_to_date_and_promotable(in_use, options) -> None:
+    """The drill's ``isolate``: the Primary is cut off from every peer, the two Secondaries still talk.
+
+    They are not weakly connected (no Primary reaches them through a peer; LINBIT/drbd drbd_state.c
+    ``do_twopc_after_lost_peer`` outdates a node only for a Primary it reaches that way), so they keep
+    UpToDate disks and quorum (2 of 3); the isolated Primary loses quorum and freezes its writes.
+    """
+    s, rd = in_use
+    options(workload_write_mib_s=8.0)
+    with s.lab.lock:  # only DRBD's ticks run meanwhile: no controller reacts to the cut
+        for peer in ("lab-cp-2", "lab-cp-3"):
+            s.lab.faults.add("partition", "lab-cp-1", peer)
+        drbd.tick(s.lab, s.lab.clock.now())
+        drbd.tick(s.lab, s.lab.clock.now())
+        ctl, res = s.lab.linstor, s.lab.linstor.rds[rd]
+        states = {n: (r.role, r.disk_state) for n, r in res.replicas.items()}
+        assert states == {"lab-cp-1": ("Primary", "UpToDate"), "lab-cp-2": ("Secondary", "UpToDate"),
+                          "lab-cp-3": ("Secondary", "UpToDate")}
+        assert not ctl.has_quorum(res, "lab-cp-1") and ctl.has_quorum(res, "lab-cp-2")
+        assert drbd.append(s.lab, rd, "lab-cp-1", "/data/probe.log", "frozen") == "blocked"  # on-no-quorum suspend-io
+        assert ctl.may_promote(res, "lab-cp-2") and ctl.may_promote(res, "lab-cp-3")
+        # the contrast: one link cut, the Primary still reaches lab-cp-3 through lab-cp-2
+        s.lab.faults.clear()
+        s.lab.faults.add("replication-down", "lab-cp-1", "lab-cp-3")
+        drbd.tick(s.lab, s.lab.clock.now())
+        assert res.replicas["lab-cp-3"].disk_state == "Outdated" and not ctl.may_promote(res, "lab-cp-3")
+        s.lab.faults.clear()
 
 
 # ----------------------------------------------------------------------------- talosctl etcd snapshot

@@ -21,9 +21,14 @@ moves the kernel side along lab time, whether or not the Kubernetes API is up:
   bitmaps, bounded by the volume size. When it reconnects it becomes SyncTarget (its peer SyncSource),
   Inconsistent until the out-of-sync blocks are copied, then UpToDate (DRBD UG9 "Resynchronization":
   only blocks marked in the bitmap are resynced). The ``slow-resync`` fault copies at 1 MiB/s.
-- A replica that still talks to some peers but not to the Primary is "weakly connected"; DRBD marks it
-  Outdated (drbd 9.0.13 changelog: "fix outdating of weakly connected nodes") and it resyncs only once
-  it reaches the Primary's side again: the ``replication-down`` fault (one storage link cut) shows it.
+- A Secondary that lost its connection to the Primary while a peer it still reaches (directly or through
+  others) is connected to that Primary is "weakly connected": the Primary keeps writing through that
+  peer, so DRBD outdates the Secondary, which resyncs only once it reaches the Primary again. The
+  ``replication-down`` fault (one storage link cut) shows it. A Primary cut off from every peer (the
+  drill's ``isolate``) outdates nobody: the other Secondaries keep UpToDate disks and one may be promoted.
+  (LINBIT/drbd drbd_state.c ``do_twopc_after_lost_peer``: after losing a peer a node outdates itself
+  only when a Primary with UpToDate data answered the cluster-wide "lost-peer" transaction, which runs
+  over the connections it has left, but is not directly connected to it.)
 - ``diskless-after-upgrade``: after its node's next Talos upgrade the kernel cannot attach the backing
   disks (siderolabs/talos#12478: v1.12.0 lost ``crct10dif``, DRBD metadata checksums failed), so every
   replica LINSTOR keeps diskful there reports disk state Diskless. Once the fault is removed the next
@@ -138,6 +143,10 @@ def tick(lab: Any, now: float) -> None:
                 rep.role = "Secondary"  # power lost: DRBD comes back down/Secondary
             _attach_state(lab, rep)
         _accumulate_missed(lab, rd, dt, rebooted)
+        for i, a in enumerate(nodes):
+            for b in nodes[i + 1:]:
+                if link_up(lab, rd.name, a, b):  # the handshake refuses diverged data before the link counts
+                    _refuse_diverged(lab, rd, a, b)
         for rep in rd.replicas.values():
             if _weak(lab, rd, rep):
                 rep.disk_state = "Outdated"
@@ -225,14 +234,30 @@ def _accumulate_missed(lab: Any, rd: Any, dt: float, rebooted: dict[str, float])
             lab.drbd.missed[key] = min(float(size_kib), lab.drbd.missed.get(key, 0.0) + rate_kib_s * away)
 
 
+def _reachable(lab: Any, rd: Any, node: str) -> set[str]:
+    """The replicas' nodes ``node`` reaches over DRBD connections, through other peers too (itself included)."""
+    seen, todo = {node}, [node]
+    while todo:
+        here = todo.pop()
+        for n in rd.replicas:
+            if n not in seen and link_up(lab, rd.name, here, n):
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
 def _weak(lab: Any, rd: Any, rep: Any) -> bool:
-    """Connected to some peer but not to the Primary: DRBD outdates such a node."""
+    """Not connected to a Primary that it still reaches through a peer: DRBD outdates such a node.
+
+    A Primary it cannot reach at all (isolated) does not count: that Primary can no longer write
+    through anyone this node talks to.
+    """
     if rep.diskless or detached(lab, rep) or rep.role == "Primary" or not node_up(lab, rep.node):
         return False
-    primaries = [r for r in rd.replicas.values() if r.role == "Primary" and r.node != rep.node and node_up(lab, r.node)]
-    if not primaries or any(link_up(lab, rd.name, rep.node, p.node) for p in primaries):
-        return False
-    return any(link_up(lab, rd.name, rep.node, n) for n in rd.replicas if n != rep.node)
+    reach = _reachable(lab, rd, rep.node)
+    return any(r.role == "Primary" and r.node != rep.node and r.node in reach and node_up(lab, r.node)
+               and not link_up(lab, rd.name, rep.node, r.node) and lab.linstor.data_accessible(rd, r.node)
+               for r in rd.replicas.values())
 
 
 def _good_source(lab: Any, rd: Any, rep: Any) -> bool:
@@ -267,6 +292,22 @@ def _advance_resync(lab: Any, rd: Any, rep: Any, now: float, last: float | None)
     else:
         st.missed.pop(key, None)
     rep.sync, rep.disk_state = None, "UpToDate"
+
+
+def _refuse_diverged(lab: Any, rd: Any, a: str, b: str) -> None:
+    """Record a split brain when neither replica's content extends the other's (they stay StandAlone).
+
+    Done before outdating weakly connected nodes: such a pair never becomes Connected, so no
+    Primary is reached through it.
+    """
+    st: DrbdState = lab.drbd
+    ra, rb = rd.replicas[a], rd.replicas[b]
+    if ra.diskless or rb.diskless or detached(lab, ra) or detached(lab, rb) or ra.sync or rb.sync:
+        return
+    fa = st.files.get(rd.name, {}).get(a, {})
+    fb = st.files.get(rd.name, {}).get(b, {})
+    if not (_is_prefix(fa, fb) or _is_prefix(fb, fa)):
+        st.split_brain.append(_pair(rd.name, a, b))
 
 
 def _connect(lab: Any, rd: Any, a: str, b: str, now: float) -> None:
