@@ -7,7 +7,6 @@ or ``outputs/``; the record keeps its path, size and sha256. A snapshot that fai
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from .errors import GateRefused, TalosError
 from .params import Params
+from .runs import sha256_file
 from .session import Session
 from .talos import NodeRef
 
@@ -70,16 +70,10 @@ def snapshot_before(session: Session, nodes: NodeRef | Sequence[NodeRef], *, ste
         raise GateRefused(f"the etcd snapshot before {step} is empty ({path}); {step} was not started", ["etcd"])
     path.chmod(0o600)
     entry = {"before": step, "node": names, "taken_via": via.name, "path": str(path), "size_bytes": size,
-             "sha256": _sha256(path)}
+             "sha256": sha256_file(path)}
     session.record.results.setdefault(RESULT_KEY, []).append(entry)
     session.check(f"etcd snapshot before {step}", True, f"{size} bytes, sha256 {entry['sha256'][:16]}, {path}",
                   "a snapshot file outside outputs/")
     return entry
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -300,24 +300,31 @@ def _refuse_diverged(lab: Any, rd: Any, a: str, b: str) -> None:
     Done before outdating weakly connected nodes: such a pair never becomes Connected, so no
     Primary is reached through it.
     """
-    st: DrbdState = lab.drbd
+    contents = _comparable(lab, rd, a, b)
+    if contents is None:
+        return
+    fa, fb = contents
+    if not (_is_prefix(fa, fb) or _is_prefix(fb, fa)):
+        lab.drbd.split_brain.append(_pair(rd.name, a, b))
+
+
+def _comparable(lab: Any, rd: Any, a: str, b: str) -> tuple[dict, dict] | None:
+    """Both replicas' content when DRBD would compare them now (both diskful, attached, not resyncing)."""
     ra, rb = rd.replicas[a], rd.replicas[b]
     if ra.diskless or rb.diskless or detached(lab, ra) or detached(lab, rb) or ra.sync or rb.sync:
-        return
-    fa = st.files.get(rd.name, {}).get(a, {})
-    fb = st.files.get(rd.name, {}).get(b, {})
-    if not (_is_prefix(fa, fb) or _is_prefix(fb, fa)):
-        st.split_brain.append(_pair(rd.name, a, b))
+        return None
+    files = lab.drbd.files.get(rd.name, {})
+    return files.get(a, {}), files.get(b, {})
 
 
 def _connect(lab: Any, rd: Any, a: str, b: str, now: float) -> None:
     """Two replicas see each other again: compare generations (here: content and the peers' bitmaps)."""
     st: DrbdState = lab.drbd
     ra, rb = rd.replicas[a], rd.replicas[b]
-    if ra.diskless or rb.diskless or detached(lab, ra) or detached(lab, rb) or ra.sync or rb.sync:
+    contents = _comparable(lab, rd, a, b)
+    if contents is None:
         return
-    fa = st.files.get(rd.name, {}).get(a, {})
-    fb = st.files.get(rd.name, {}).get(b, {})
+    fa, fb = contents
     if fa != fb:
         if _is_prefix(fa, fb):
             behind, ahead = ra, rb
