@@ -235,6 +235,8 @@ def run(
     public, secret = move_secret_bearing(*split_secrets(merged), params.secret_values())
     names = resolve_names(names)
     run_id = new_run_id()
+    # absolute: papermill runs each notebook from notebooks/ (its cwd), where a relative --out points elsewhere
+    out_dir = Path(out_dir).absolute()
     check_out_dir(out_dir)
     lock = None
     if not params.effective_dry_run:  # plans change nothing and may run beside anything

@@ -83,15 +83,21 @@ def test_long_manifests_are_cut_in_the_cell_but_whole_in_the_record() -> None:
 
 
 @pytest.mark.lab
-def test_runbook_run_in_plan_mode_shows_commands_summary_and_plan(tmp_path, capfd: pytest.CaptureFixture[str]) -> None:
-    """One real `runbook run` (papermill, kernel, lab): cell outputs, the summary table, the planned commands."""
+def test_runbook_run_in_plan_mode_shows_commands_summary_and_plan(tmp_path, capfd: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One real `runbook run` (papermill, kernel, lab): cell outputs, the summary table, the planned commands.
+
+    ``--out`` is relative, as in the README's first command (default ``outputs/``): the kernel, which runs in
+    ``notebooks/``, must still write its record into the run directory.
+    """
     import nbformat
 
     from runbook_lib import cli
 
     from .lab_helpers import LAB_PARAMS
 
-    code = cli.main(["run", "-f", str(LAB_PARAMS), "01", "--out", str(tmp_path), "-p", "dry_run", "true",
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "-f", str(LAB_PARAMS), "01", "--out", "outputs", "-p", "dry_run", "true",
                      "-p", "storage.ephemeral_max_size", "90GiB"])
     out, err = capfd.readouterr()
     assert code == 0, out + err
