@@ -96,7 +96,8 @@ def test_upgrade_stops_at_stuck_node_and_resumes(lab_dir: Path, tmp_path: Path) 
     out = tmp_path / "out"
     runbook("run", "-f", str(LAB_PARAMS), "01", "--out", str(out), lab_dir=lab_dir, check=True)
     control.fault_add("stuck-reboot", "lab-cp-2", d=lab_dir)
-    failed = runbook("run", "-f", str(LAB_PARAMS), "02", "--out", str(out), lab_dir=lab_dir)
+    # talosctl waits node_timeout real seconds for the stuck node (as the real talosctl counts)
+    failed = runbook("run", "-f", str(LAB_PARAMS), "02", "--out", str(out), "-p", "node_timeout", "30", lab_dir=lab_dir)
     assert failed.returncode == 1 and "lab-cp-2" in failed.stdout
     rec = record(run_dir_of(failed), "02-extensions-and-upgrade")
     upgrades = [(a["target"], a["outcome"]) for a in rec["actions"] if a["step"].startswith("upgrade")]
