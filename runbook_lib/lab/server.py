@@ -59,6 +59,20 @@ MAX_CALL_KEYS = 5000  # distinct "METHOD path" counters kept; the rest are lumpe
 LIVE_OPTIONS = ("enforce_safety", "workload_write_mib_s")
 
 
+#: real seconds a lab may run before its fast clock passes the host's (see :func:`clock_start`)
+BEHIND_HOST_FOR_S = 86400.0
+
+
+def clock_start(time_scale: float) -> float:
+    """The cluster clock's start: in the past, so it stays behind the host's clock for a day of real time.
+
+    The cluster clock runs ``time_scale`` times faster than the host's. Server times in a client's future
+    break real clients: Go's HTTP cache takes every cached discovery answer dated in the future as fresh
+    (kubectl then misses a new CRD), and kubectl prints ``<invalid>`` ages.
+    """
+    return time.time() - max(time_scale - 1.0, 0.0) * BEHIND_HOST_FOR_S
+
+
 class Lab:
     """The whole simulated cluster. Every method expects ``lock`` to be held."""
 
@@ -91,7 +105,7 @@ class Lab:
             disk_size=int(options.get("disk_size", 500_000_000_000)),
             disk_transport=options.get("disk_transport", "nvme"),
             seed=int(options.get("seed", 1)),
-            epoch=time.time(),
+            epoch=clock_start(float(options.get("time_scale", 100.0))),
         )
         lab = cls(clock=Clock(scale=float(options.get("time_scale", 100.0))), talos=talos, kube=KubeStore(lock),
                   faults=FaultBook(), options=options, token=secrets.token_hex(16), lock=lock)
