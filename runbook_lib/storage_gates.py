@@ -56,10 +56,21 @@ def read(session: Session) -> StorageView:
 
 
 def skip_reason(session: Session) -> str | None:
-    """Why the gates do not apply here (LINSTOR not installed yet), or None: they apply."""
+    """Why the gates do not apply here (LINSTOR not installed yet), or None: they apply.
+
+    A LinstorCluster without the controller's Service in ``piraeus.namespace`` is not "not installed":
+    a wrong namespace must not switch the gates off on a cluster that holds replicas.
+    """
     if linstor_installed(session):
         return None
     ns = session.params.piraeus.namespace
+    clusters = kube.list_objects(session.kube(), "/apis/piraeus.io/v1/linstorclusters")
+    if clusters:
+        names = ", ".join(c["metadata"]["name"] for c in clusters)
+        raise GateRefused(f"LinstorCluster {names} exists but there is no Service {ns}/linstor-controller: LINSTOR "
+                          "may hold replicas here, so the storage gates cannot be skipped; set piraeus.namespace "
+                          "to the namespace Piraeus runs in (or wait for the controller's Service), then run again",
+                          ["linstor-controller"])
     return (f"LINSTOR is not installed yet (no Service {ns}/linstor-controller): no node holds a replica, so the "
             "storage gates are skipped; once 03 has run they apply to every node")
 

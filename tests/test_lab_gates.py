@@ -242,6 +242,13 @@ def test_a_gate_that_cannot_read_linstor_refuses(lab: StorageLab, tmp_path: Path
         clear_faults(lab)
 
 
+def test_a_wrong_piraeus_namespace_does_not_skip_the_gates(lab: StorageLab, tmp_path: Path) -> None:
+    rb = session(lab, "01-partition", tmp_path, piraeus={"namespace": "storage-elsewhere"})
+    with pytest.raises(GateRefused, match="LinstorCluster .* exists but there is no Service storage-elsewhere/"):
+        storage_gates.before_down(rb, ["lab-cp-1"], step="reset EPHEMERAL lab-cp-1", optional=True)
+    assert not rb.record.actions
+
+
 def test_08_shows_the_difference_a_fault_makes(lab: StorageLab, tmp_path: Path) -> None:
     """08's own functions on the lab, healthy and then with the replication link lab-cp-1 - lab-cp-2 down."""
     rb = session(lab, "08-storage-health", tmp_path, read_only=True)
