@@ -20,19 +20,11 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.cli import main
-from runbook_lib.lab import control
 from runbook_lib.runs import RUN_INDEX, verify_run
 
 from .lab_helpers import LAB_PARAMS, ROOT
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def lab_dir(tmp_path: Path):
-    d = tmp_path / "lab"
-    yield d
-    control.remove(d)
 
 
 def start_run(lab_dir: Path, out: Path) -> subprocess.Popen:

@@ -17,13 +17,6 @@ from .lab_helpers import LAB_PARAMS, record, run_dir_of, runbook, write_params
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture
-def lab_dir(tmp_path: Path):
-    d = tmp_path / "lab"
-    yield d
-    control.remove(d)
-
-
 def test_partition_applies_config_then_reset_node_by_node(lab_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = runbook("run", "-f", str(LAB_PARAMS), "01", "--out", str(out), lab_dir=lab_dir, check=True)
