@@ -33,6 +33,7 @@ from pathlib import Path
 import nbformat
 
 from .errors import RunbookError
+from .processes import alive
 from .record import RecordWriteError, utcnow, write_durably
 
 RUN_INDEX = "run.json"
@@ -202,25 +203,13 @@ def seal_run(run_dir: Path, index: dict, status: str) -> dict:
 # --------------------------------------------------------------------------- runs that were killed
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def is_dead(index: dict, *, holding_lock: bool) -> bool:
     """A ``running`` run whose runner is gone: its process died here, or we hold the lock it would hold."""
     if index.get("status") != "running":
         return False
     runner = index.get("runner") or {}
     if runner.get("host") == socket.gethostname():
-        return not _alive(runner.get("pid"))
+        return not alive(runner.get("pid"))
     return holding_lock and not index.get("dry_run", True)
 
 

@@ -25,6 +25,7 @@ import httpx
 import yaml
 
 from ..errors import LabNotRunning, RunbookError
+from ..processes import alive
 from .fio import NETWORK_RTT_US
 
 if TYPE_CHECKING:
@@ -61,26 +62,11 @@ def _server_info(d: Path) -> dict | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:  # reap it if it is our own child (a test's lab): a zombie still answers kill(pid, 0)
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def status(d: Path | None = None) -> dict | None:
     """The running lab's status, or None when it is not running."""
     d = d or lab_dir()
     info = _server_info(d)
-    if not info or not _alive(int(info["pid"])):
+    if not info or not alive(int(info["pid"])):
         return None
     try:
         resp = httpx.get(f"{info['url']}/lab/v1/status", timeout=5)
@@ -131,7 +117,7 @@ def stop(d: Path | None = None, *, timeout: float = 10.0) -> bool:
     """Stop the server (its state is saved). Returns False when it was not running."""
     d = d or lab_dir()
     info = _server_info(d)
-    if not info or not _alive(int(info["pid"])):
+    if not info or not alive(int(info["pid"])):
         (d / "server.json").unlink(missing_ok=True)
         return False
     pid = int(info["pid"])
@@ -140,9 +126,9 @@ def stop(d: Path | None = None, *, timeout: float = 10.0) -> bool:
     except httpx.HTTPError:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if alive(pid):
         os.kill(pid, signal.SIGKILL)
     (d / "server.json").unlink(missing_ok=True)
     return True
