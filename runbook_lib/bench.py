@@ -17,7 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ParseError
+from . import kube
+from .errors import ParseError, RunbookError
+from .linstor import resources_frame
+from .services import pods
+from .services.clients import linstor
+from .services.objects import create, delete
+from .services.preconditions import require_classes
+from .waiting import wait_until
 
 _TOOL = "fio"
 DIRECTIONS: tuple[str, ...] = ("read", "write", "trim")
@@ -539,8 +546,6 @@ def ceiling_violations(table: pd.DataFrame, tolerance: float = 0.05) -> pd.DataF
 
 
 def _job_done(api: Any, job: dict) -> tuple[bool, dict | None]:
-    from . import kube
-
     obj = kube.get_object(api, kube.object_path(job))
     for ctype in ("Complete", "Failed"):
         if kube.condition(obj, ctype).get("status") == "True":
@@ -555,36 +560,24 @@ def _job_state(obj: dict | None) -> str:
 
 def run_class(session: Any, cls: str) -> tuple[pd.DataFrame, dict]:
     """Run the matrix ``iterations`` times on a fresh PVC of ``cls``; (labelled rows, topology)."""
-    from . import kube, manifests
-    from .errors import RunbookError
-    from .linstor import resources_frame
-    from .piraeus import linstor
-    from .waiting import wait_until
-
     bench = session.params.bench
     api = session.kube()
-    ex = session.executor
     pvc = bench_claim(bench, cls)
     frames, topo, node = [], {"peers": 0, "local_replica": True, "node": None, "replicas": 0}, None
-    ex.call(lambda: kube.server_side_apply(api, pvc), step=f"benchmark PVC for {cls}", target=f"PersistentVolumeClaim/{pvc['metadata']['name']}",
-            manifest=manifests.to_yaml([pvc]), command=["kubectl", "apply", "-f", "-"])
+    create(session, pvc, f"benchmark PVC for {cls}")
     jobs = []
     try:
         for i in range(1, bench.iterations + 1):
             job = fio_job(bench, cls, i, node)
             jobs.append(job)
-            ex.call(lambda job=job: kube.server_side_apply(api, job), step=f"fio Job {cls} #{i}",
-                    target=f"Job/{job['metadata']['name']}", manifest=manifests.to_yaml([job]),
-                    command=["kubectl", "apply", "-f", "-"])
+            create(session, job, f"fio Job {cls} #{i}")
             if session.dry_run:
                 continue
             timeout = session.params.node_timeout + 2 * expected_seconds(bench) + bench.size_bytes / 50e6
             obj = wait_until(lambda job=job: _job_done(api, job), what=f"fio Job {job['metadata']['name']} finished",
                              timeout=timeout, describe=_job_state)
-            pods = kube.list_objects(api, f"/api/v1/namespaces/{bench.namespace}/pods",
-                                     label_selector=f"job-name={job['metadata']['name']}")
-            pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "") if pods else None
-            log = kube.pod_log(api, bench.namespace, pod["metadata"]["name"]) if pod else "(no pod)"
+            run = pods.job_run(session, job)
+            pod, log = run.obj, run.log or ("(no log)" if run.obj else "(no pod)")
             if kube.condition(obj, "Failed").get("status") == "True":
                 tail = "\n".join(log.strip().splitlines()[-5:])
                 raise RunbookError(f"fio Job {job['metadata']['name']} failed: {tail}")
@@ -595,27 +588,14 @@ def run_class(session: Any, cls: str) -> tuple[pd.DataFrame, dict]:
             frames.append(label_run(frame, cls, i, idle=cpu_idleness(log)))
             if node is None and pod is not None:
                 node = pod["spec"].get("nodeName")
-                topo = _topology(session, api, pvc, node, resources_frame, linstor)
+                topo = _topology(session, api, pvc, node)
         return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), topo
     finally:
-        for obj in [*jobs, pvc]:
-            ex.call(lambda obj=obj: _delete(api, obj), step=f"delete benchmark {obj['kind']} for {cls}",
-                    target=f"{obj['kind']}/{obj['metadata']['name']}", command=["kubectl", "delete", "-f", "-"])
+        for obj in [*jobs, pvc]:  # Jobs take their pods with them
+            delete(session, obj, f"delete benchmark {obj['kind']} for {cls}", propagation="Background")
 
 
-def _delete(api: Any, obj: dict) -> None:
-    from . import kube
-
-    try:  # Jobs: take their pods with them (the API default for batch/v1 Jobs is to orphan them)
-        kube.request(api, "DELETE", kube.object_path(obj), query=[("propagationPolicy", "Background")])
-    except kube.ApiCallError as err:
-        if err.status != 404:
-            raise
-
-
-def _topology(session: Any, api: Any, pvc: dict, node: str | None, resources_frame: Any, linstor: Any) -> dict:
-    from . import kube
-
+def _topology(session: Any, api: Any, pvc: dict, node: str | None) -> dict:
     claim = kube.get_object(api, kube.object_path(pvc)) or {}
     volume = (claim.get("spec") or {}).get("volumeName")
     frame = resources_frame(linstor(session).resources())
@@ -630,8 +610,6 @@ def _topology(session: Any, api: Any, pvc: dict, node: str | None, resources_fra
 
 def run_matrix(session: Any) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Run every class of ``params.bench.classes`` in order; (all rows, topology per class)."""
-    from .storage_classes import require_classes
-
     require_classes(session, list(session.params.bench.classes))  # before the first PVC: say to run 04 first
     for cls in session.params.bench.classes:  # every approval before the first PVC
         session.executor.require_approval("benchmark", cls, f"benchmark {cls}")

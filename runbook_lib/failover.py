@@ -52,8 +52,9 @@ import urllib3
 import yaml
 from kubernetes.client.rest import ApiException
 
-from . import kube, storage_gates
+from . import kinds, kube, storage_gates
 from .cluster_time import ClusterClock, parse_date_header, parse_time
+from .csi import PROVISIONER
 from .drill_records import (
     MAX_BLOCKS,
     READER_SCRIPT,
@@ -69,9 +70,10 @@ from .drill_records import (
 from .errors import PreconditionFailed, RunbookError
 from .etcd_backup import snapshot_before
 from .linstor import resources_frame
-from .piraeus import create, linstor
+from .services import pods
+from .services.clients import linstor
+from .services.objects import create
 from .session import Session
-from .storage_classes import PROVISIONER
 from .talos import NodeRef
 from .waiting import wait_until
 
@@ -241,13 +243,13 @@ class Observer:
         snap = Snapshot(at=time.time())
         self.looks.append(snap.at)
         try:
-            items = self._get("/api/v1/nodes").get("items") or []
+            items = self._get(kinds.NODE.collection()).get("items") or []
             snap.node_objs = {n["metadata"]["name"]: n for n in items}
             snap.nodes = {name: _node_state(n) for name, n in snap.node_objs.items()}
             selector = ",".join(f"{k}={v}" for k, v in {**APP_LABEL, "app.kubernetes.io/component": "writer"}.items())
-            snap.pods = self._get(f"/api/v1/namespaces/{self.writer.namespace}/pods", [("labelSelector", selector)])["items"]
+            snap.pods = self._get(kinds.POD.collection(self.writer.namespace), [("labelSelector", selector)])["items"]
             if self.writer.pv:
-                raw = linstor(self.session).get(f"/v1/view/resources?resources={self.writer.pv}")
+                raw = linstor(self.session).resources_of(self.writer.pv)
                 snap.replicas = resources_frame(raw)
                 snap.standalone = standalone_connections(raw)
         except (RunbookError, ApiException, OSError, ValueError, KeyError, urllib3.exceptions.HTTPError, httpx.HTTPError):
@@ -325,13 +327,8 @@ def describe(s: Snapshot) -> str:
 
 
 def _log(api, namespace: str, name: str) -> str | None:
-    from kubernetes import client as k8s
-    from kubernetes.client.rest import ApiException
-
-    try:
-        return k8s.CoreV1Api(api).read_namespaced_pod_log(name, namespace, _request_timeout=5)
-    except (ApiException, OSError, urllib3.exceptions.HTTPError):
-        return None  # the node's kubelet (or the API server) is unreachable: try again later
+    """None when the node's kubelet (or the API server) is unreachable: try again later."""
+    return kube.pod_log(api, namespace, name, timeout=5)
 
 
 # ----------------------------------------------------------------------------- preconditions
@@ -358,7 +355,7 @@ def check_setup(session: Session) -> Preconditions:
         _approvals(session, "failover", p.failover.node, "failover drill")
         if p.failover.quorum_loss:
             _approvals(session, "quorum-loss", p.failover.node, "quorum-loss drill")
-    sc = kube.get_object(api, f"/apis/storage.k8s.io/v1/storageclasses/{p.failover.storage_class}")
+    sc = kube.get_object(api, kinds.STORAGE_CLASS.path(p.failover.storage_class))
     if sc is None:
         raise PreconditionFailed(f"StorageClass {p.failover.storage_class!r} does not exist: run 04-storage-classes first "
                                  "(or set failover.storage_class)")
@@ -370,7 +367,7 @@ def check_setup(session: Session) -> Preconditions:
         raise PreconditionFailed(f"StorageClass {p.failover.storage_class!r} keeps {replicas} replica: there is nothing to fail over to")
     if p.failover.quorum_loss:
         _refuse_certain_etcd_loss(session, replicas)
-    pods = kube.list_objects(api, f"/api/v1/namespaces/{p.piraeus.namespace}/pods", "app.kubernetes.io/component=ha-controller")
+    pods = kube.list_objects(api, kinds.POD.collection(p.piraeus.namespace), "app.kubernetes.io/component=ha-controller")
     ready = {pod["spec"].get("nodeName"): kube.condition(pod, "Ready").get("status") == "True" for pod in pods}
     storage_nodes = [n.name for n in session.nodes]
     ok = all(ready.get(n) for n in storage_nodes)
@@ -385,17 +382,15 @@ def check_setup(session: Session) -> Preconditions:
 def linstor_property(session: Session, resource: str, key: str) -> tuple[str | None, str]:
     """A DRBD option as the resource gets it: its definition, its group, or the controller (value, where)."""
     client = linstor(session)
-    rd = client.get(f"/v1/resource-definitions/{resource}")
-    rd = rd[0] if isinstance(rd, list) and rd else rd
+    rd = client.resource_definition(resource)
     if key in (rd.get("props") or {}):
         return rd["props"][key], "resource definition"
     group = rd.get("resource_group_name")
     if group:
-        rg = client.get(f"/v1/resource-groups/{group}")
-        rg = rg[0] if isinstance(rg, list) and rg else rg
+        rg = client.resource_group(group)
         if key in (rg.get("props") or {}):
             return rg["props"][key], f"resource group {group}"
-    ctrl = client.get("/v1/controller/properties") or {}
+    ctrl = client.controller_properties()
     return (ctrl.get(key), "controller") if key in ctrl else (None, "unset")
 
 
@@ -429,7 +424,7 @@ def check_resource(session: Session, writer: Writer, snap: Snapshot, target: str
 
 def control_nodes(session: Session) -> list[str]:
     """Where the LINSTOR controller and the CSI controller run: attaching a volume anywhere needs both."""
-    pods = kube.list_objects(session.kube(), f"/api/v1/namespaces/{session.params.piraeus.namespace}/pods",
+    pods = kube.list_objects(session.kube(), kinds.POD.collection(session.params.piraeus.namespace),
                              "app.kubernetes.io/component in (linstor-controller,linstor-csi-controller)")
     return sorted({p["spec"]["nodeName"] for p in pods if p["spec"].get("nodeName")})
 
@@ -956,7 +951,6 @@ def read_copies(session: Session, writer: Writer, nodes: list[str]) -> dict[str,
 
 def _run_reader(session: Session, writer: Writer, node: str, round_: int, digests: str, lines: str) -> str | None:
     """One reader pod on ``node``: its log when it succeeded, else None. Kept with failover.keep_test_objects."""
-    api = session.kube()
     f = session.params.failover
     pod = reader_pod(f"{NAME}-read-{round_}-{node}"[:63], writer.namespace, writer.claim["metadata"]["name"], f.image,
                      node, digests, lines)
@@ -965,16 +959,12 @@ def _run_reader(session: Session, writer: Writer, node: str, round_: int, digest
     if session.dry_run:
         return None
 
-    def finished() -> tuple[bool, dict | None]:
-        obj = kube.get_object(api, kube.object_path(pod))
-        return ((obj or {}).get("status") or {}).get("phase") in ("Succeeded", "Failed"), obj
-
     out = None
     try:
-        obj = wait_until(finished, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout),
-                         describe=lambda o: ((o or {}).get("status") or {}).get("phase", "absent"))
-        if (obj.get("status") or {}).get("phase") == "Succeeded":
-            out = _log(api, writer.namespace, pod["metadata"]["name"])
+        run = pods.wait_finished(session, pod, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout),
+                                 log_timeout=5)
+        if run.succeeded:
+            out = run.log
     except RunbookError:
         pass
     writer.readers.append(pod)
@@ -1049,18 +1039,6 @@ def summary_frame(results: list[DrillResult], verdict: Verdict | None) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def timeline_figure(frame: pd.DataFrame):
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for scenario, rows in frame.groupby("scenario", sort=False):
-        fig.add_trace(go.Scatter(x=rows["seconds"], y=[scenario] * len(rows), mode="markers+text", text=rows["phase"],
-                                 textposition="top center", name=scenario, hovertext=rows["detail"]))
-    fig.update_layout(title="Failover phases (cluster seconds after the fault)", xaxis_title="seconds after the fault",
-                      height=360, showlegend=False)
-    return fig
-
-
 def resync_frame(obs: Observer, results: list[DrillResult]) -> pd.DataFrame:
     """Replicas not UpToDate over time, per scenario (from the observer's samples)."""
     rows = []
@@ -1072,12 +1050,3 @@ def resync_frame(obs: Observer, results: list[DrillResult]) -> pd.DataFrame:
             rows.append({"scenario": r.scenario, "seconds": round(obs.cluster(sample["t"]) - r.t0, 1),
                          "UpToDate replicas": len(sample["replicas"]) - len(behind), "behind": ", ".join(behind)})
     return pd.DataFrame(rows)
-
-
-def resync_figure(frame: pd.DataFrame):
-    import plotly.express as px
-
-    fig = px.line(frame, x="seconds", y="UpToDate replicas", color="scenario", line_shape="hv", hover_data=["behind"],
-                  title="UpToDate diskful replicas after the fault")
-    fig.update_layout(height=360)
-    return fig

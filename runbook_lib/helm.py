@@ -86,12 +86,20 @@ class Helm:
         status = self.status(release, namespace)
         return None if status is None else deployed_chart_version(status)
 
-    def upgrade_install(self, release: str, chart: str, *, namespace: str, version: str, values: dict[str, str],
-                        step: str, timeout: str = "10m") -> bool:
+    def upgrade_install_argv(self, release: str, chart: str, *, namespace: str, version: str,
+                             values: dict[str, str], timeout: str = "10m") -> list[str]:
+        """The ``helm upgrade --install`` command line :meth:`upgrade_install` runs (and a step records
+        when it finds the release already at ``version``, so the record names the command it would run)."""
         argv = self._base() + ["upgrade", "--install", release, chart, "--namespace", namespace, "--create-namespace",
                                "--version", version, "--wait", "--timeout", timeout]
         for key, value in values.items():
             argv += ["--set", f"{key}={value}"]
+        return argv
+
+    def upgrade_install(self, release: str, chart: str, *, namespace: str, version: str, values: dict[str, str],
+                        step: str, timeout: str = "10m") -> bool:
+        argv = self.upgrade_install_argv(release, chart, namespace=namespace, version=version, values=values,
+                                         timeout=timeout)
         res = self.executor.run(argv, step=step, target=f"{namespace}/{release}", kind="helm", mutating=True,
                                 timeout=900, error=HelmError,
                                 hint="check the chart reference and version, and that the cluster can pull it")

@@ -13,6 +13,9 @@ Such a run gets its own run directory, ``outputs/<cluster>/<run_id>/``, like a h
   ``runbook verify`` checks it as it checks a headless run. A kernel that dies before ``finish()``
   leaves a ``running`` run that the next ``runbook run`` of the cluster marks ``interrupted``.
 
+``nbformat`` is imported by the methods that build cells (importing it costs seconds: its validator
+loads ``jsonschema``), so a session under ``runbook run``, which records no notebook here, never pays it.
+
 What the front end alone shows is not captured: widget state (pickers), and cells run before the session
 began are kept only as their source. The front end's own saved copy of the notebook stays where it was.
 """
@@ -26,8 +29,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import nbformat
 
 from .record import Record
 from .runs import (
@@ -120,6 +121,8 @@ class InteractiveRun:
         """Follow the kernel's cells from now on; the cell running ``Session.begin`` is the first."""
         shell.events.register("pre_run_cell", self._pre)
         shell.events.register("post_run_cell", self._post)
+        import nbformat
+
         publisher = shell.display_pub
         original = publisher.publish
 
@@ -156,6 +159,8 @@ class InteractiveRun:
             setattr(sys, name, _Tee(stream, sink))
 
     def _flush_streams(self) -> None:
+        import nbformat
+
         for name, (_stream, sink) in self._streams.items():
             if sink:
                 self._current.outputs.append(nbformat.v4.new_output("stream", name=name, text="".join(sink)))
@@ -175,6 +180,8 @@ class InteractiveRun:
         self._begin_cell(getattr(info, "raw_cell", "") or "", getattr(self._shell, "execution_count", None))
 
     def _post(self, result: Any) -> None:
+        import nbformat
+
         if self.sealed:
             return
         self._end_cell()
@@ -195,6 +202,8 @@ class InteractiveRun:
     # -- files
     def save(self) -> None:
         """Write the notebook and its entry in ``run.json`` (its hash) as they are now."""
+        import nbformat
+
         if self.sealed:
             return
         nb = nbformat.v4.new_notebook()

@@ -1,7 +1,11 @@
 """Kubernetes API access through the official ``kubernetes`` client.
 
 Reads use one list call with selectors (never one call per object), so views cost
-the same number of requests on 3 nodes as on 300.
+the same number of requests on 3 nodes as on 300. Paths come from :mod:`runbook_lib.kinds`.
+
+The ``kubernetes`` package is imported by the functions that talk to a cluster, not by this
+module: importing it costs about 3 s (its dynamic client imports ``kubernetes-validate`` and
+with it ``jsonschema``'s format checkers), which every module that only names this one would pay.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.rest import ApiException
-
+from . import kinds
 from .errors import RunbookError
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
 
 T = TypeVar("T")
 
@@ -32,6 +36,8 @@ def retrying(fn: Callable[[], T], what: str) -> T:
     A burst of errors from an API server that is restarting or overloaded is ridden out;
     a lasting one becomes a :class:`RunbookError` saying how often and how long we tried.
     """
+    from kubernetes.client.rest import ApiException
+
     delay, start = 0.05, time.monotonic()
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
@@ -49,6 +55,8 @@ def retrying(fn: Callable[[], T], what: str) -> T:
 
 def connect(kubeconfig: str | None) -> k8s.ApiClient:
     """An API client for ``kubeconfig`` (the default kubeconfig when None)."""
+    from kubernetes import config as k8s_config
+
     try:
         return k8s_config.new_client_from_config(config_file=kubeconfig)
     except Exception as exc:  # noqa: BLE001 - the client raises several unrelated types
@@ -65,6 +73,9 @@ class NodeState:
 
 def node_states(api: k8s.ApiClient, label_selector: str | None = None, *, retry: bool = True) -> dict[str, NodeState]:
     """Ready condition, taints and OS image of every node, in one list call (``retry``: as :func:`request`)."""
+    from kubernetes import client as k8s
+    from kubernetes.client.rest import ApiException
+
     def call():
         return k8s.CoreV1Api(api).list_node(label_selector=label_selector or "").items
 
@@ -90,6 +101,8 @@ def describe_nodes(states: dict[str, NodeState]) -> str:
 
 def to_plain(obj: Any) -> Any:
     """A ``kubernetes`` model object as plain JSON-able data."""
+    from kubernetes import client as k8s
+
     return k8s.ApiClient().sanitize_for_serialization(obj)
 
 
@@ -120,31 +133,9 @@ def http_client(api: k8s.ApiClient, timeout: float = 30.0):
     return httpx.Client(base_url=cfg.host, headers=headers, verify=verify, timeout=timeout)
 
 
-# kind -> (api path prefix, plural, namespaced) for what the runbooks apply; one table, no discovery round trips.
-KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
-    ("v1", "Namespace"): ("/api/v1", "namespaces", False),
-    ("v1", "Pod"): ("/api/v1", "pods", True),
-    ("v1", "PersistentVolumeClaim"): ("/api/v1", "persistentvolumeclaims", True),
-    ("v1", "ConfigMap"): ("/api/v1", "configmaps", True),
-    ("batch/v1", "Job"): ("/apis/batch/v1", "jobs", True),
-    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments", True),
-    ("storage.k8s.io/v1", "StorageClass"): ("/apis/storage.k8s.io/v1", "storageclasses", False),
-    ("piraeus.io/v1", "LinstorCluster"): ("/apis/piraeus.io/v1", "linstorclusters", False),
-    ("piraeus.io/v1", "LinstorSatelliteConfiguration"): ("/apis/piraeus.io/v1", "linstorsatelliteconfigurations", False),
-    ("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass"): ("/apis/snapshot.storage.k8s.io/v1", "volumesnapshotclasses", False),
-    ("snapshot.storage.k8s.io/v1", "VolumeSnapshot"): ("/apis/snapshot.storage.k8s.io/v1", "volumesnapshots", True),
-}
-
-
 def object_path(manifest: dict) -> str:
     """REST path of the object a manifest describes."""
-    key = (manifest.get("apiVersion", ""), manifest.get("kind", ""))
-    if key not in KINDS:
-        raise RunbookError(f"no API mapping for {key[1]} ({key[0]}): add it to runbook_lib.kube.KINDS")
-    prefix, plural, namespaced = KINDS[key]
-    meta = manifest.get("metadata", {})
-    ns = f"/namespaces/{meta.get('namespace', 'default')}" if namespaced else ""
-    return f"{prefix}{ns}/{plural}/{meta['name']}"
+    return kinds.object_path(manifest)
 
 
 class ApiCallError(RunbookError):
@@ -163,6 +154,8 @@ def request(api: k8s.ApiClient, method: str, path: str, *, query: list[tuple[str
 
     ``retry=False`` makes one attempt: for observers that must see an outage, not ride it out.
     """
+    from kubernetes.client.rest import ApiException
+
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
@@ -236,8 +229,13 @@ def condition(obj: dict | None, ctype: str) -> dict:
     return next((c for c in ((obj or {}).get("status") or {}).get("conditions") or [] if c.get("type") == ctype), {})
 
 
-def pod_log(api: k8s.ApiClient, namespace: str, name: str) -> str:
+def pod_log(api: k8s.ApiClient, namespace: str, name: str, *, timeout: float | None = None) -> str | None:
+    """The pod's log; None when it cannot be read now (no such pod, its kubelet or the API unreachable)."""
+    import urllib3
+    from kubernetes import client as k8s
+    from kubernetes.client.rest import ApiException
+
     try:
-        return k8s.CoreV1Api(api).read_namespaced_pod_log(name, namespace)
-    except ApiException as exc:
-        return f"(no log: {exc.status} {exc.reason})"
+        return k8s.CoreV1Api(api).read_namespaced_pod_log(name, namespace, _request_timeout=timeout)
+    except (ApiException, OSError, urllib3.exceptions.HTTPError):
+        return None

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import kinds
 from .errors import ParseError, RunbookError
 
 _TOOL = "linstor"
@@ -436,7 +437,7 @@ class LinstorClient:
     @classmethod
     def via_service_proxy(cls, http: Any, namespace: str, service: str = "linstor-controller",
                           port: int = 3370) -> LinstorClient:
-        return cls(http, f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy")
+        return cls(http, kinds.service_proxy(namespace, f"{service}:{port}"))
 
     def get(self, path: str) -> Any:
         resp = self.http.get(self.base + path)
@@ -470,3 +471,26 @@ class LinstorClient:
 
     def resource_definitions(self) -> list[dict]:
         return _list(self.get("/v1/resource-definitions"), "resource-definitions")
+
+    def resources_of(self, resource: str) -> list[dict]:
+        """``/v1/view/resources`` for one resource definition (every node's replica of it)."""
+        return _list(self.get(f"/v1/view/resources?resources={resource}"), "view/resources")
+
+    def resource_definition(self, name: str) -> dict:
+        return dict(_one(self.get(f"/v1/resource-definitions/{name}"), f"resource-definitions/{name}"))
+
+    def resource_group(self, name: str) -> dict:
+        return dict(_one(self.get(f"/v1/resource-groups/{name}"), f"resource-groups/{name}"))
+
+    def controller_properties(self) -> dict:
+        return dict(_obj(self.get("/v1/controller/properties") or {}, "controller/properties"))
+
+    def snapshots(self) -> list[dict]:
+        return _list(self.get("/v1/view/snapshots"), "view/snapshots")
+
+
+def _one(answer: Any, path: str) -> Mapping[str, Any]:
+    """A single object; some LINSTOR versions wrap it in a one-element list."""
+    if isinstance(answer, list) and answer:
+        answer = answer[0]
+    return _obj(answer, path)

@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 
 from urllib3.exceptions import HTTPError as TransportError
 
-from . import kube
+from . import kinds, kube
 from .errors import RunbookError
 
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "runbook-lock"
-LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
+LEASE_PATH = kinds.LEASE.collection(LEASE_NAMESPACE)
 
 
 class LockHeld(RunbookError):

@@ -19,10 +19,11 @@ import pandas as pd
 from . import machineconfig, storage_gates
 from .errors import PreconditionFailed
 from .etcd_backup import snapshot_before
-from .kube import describe_nodes, node_states
+from .kube import node_states
 from .layout_fit import layout_misfit
 from .manifests import to_yaml, volume_documents
 from .params import Params, supports_ephemeral_resize_by_reset
+from .services.health import cluster_healthy
 from .session import Session
 from .sizes import format_iec
 from .talos import NodeRef
@@ -122,23 +123,6 @@ def plan_frame(plans: list[NodePlan]) -> pd.DataFrame:
         [{"node": p.node, "apply-config": p.apply_config, "reset EPHEMERAL": p.reset,
           "why": "; ".join(p.reasons) or "already partitioned", "blocked": p.blocked or ""} for p in plans]
     )
-
-
-def cluster_healthy(session: Session, *, timeout: float, exclude: str | None = None) -> None:
-    """Gate before touching a node: every Kubernetes node Ready and Talos health passing."""
-    api = session.kube()
-
-    def probe():
-        states = node_states(api)
-        ok = len(states) == len(session.nodes) and all(s.ready == "True" for s in states.values())
-        return ok, states
-
-    wait_until(probe, what="every node Ready", timeout=timeout, describe=describe_nodes)
-    cps = [n for n in session.nodes if n.role == "controlplane"]
-    via = next((n for n in cps if n.name != exclude), cps[0])
-    session.talos.health(via, control_plane=[n.address for n in cps],
-                         workers=[n.address for n in session.nodes if n.role == "worker"],
-                         wait_timeout=f"{int(timeout)}s", timeout=timeout + 30)
 
 
 def apply_node(session: Session, node: NodeRef, plan: NodePlan, docs: list[dict], *, timeout: float,

@@ -24,8 +24,9 @@ import pandas as pd
 
 from . import kube, manifests
 from .errors import PreconditionFailed, RunbookError
-from .helm import Helm
-from .linstor import LinstorClient, storage_pools_frame
+from .linstor import storage_pools_frame
+from .services import clients, waits
+from .services.objects import apply
 from .session import Session
 from .waiting import wait_until
 
@@ -33,34 +34,9 @@ WIPE_IMAGE = "docker.io/library/debian:bookworm-slim"  # has umount and wipefs (
 FILESYSTEMS_TO_WIPE = {"xfs", "ext4", "vfat", "btrfs"}  # what Talos may have put there; pool signatures are kept
 
 
-def helm_for(session: Session) -> Helm:
-    return Helm(session.executor, session.connection["helm"], session.connection.get("kubeconfig"))
-
-
 def namespace_manifest(namespace: str) -> dict:
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
-
-
-def apply(session: Session, manifest: dict, *, step: str, destructive: str | None = None) -> None:
-    """Server-side apply ``manifest`` unless the live object already matches (then: unchanged)."""
-    api = session.kube()
-    live = kube.get_object(api, kube.object_path(manifest))
-    target = f"{manifest['kind']}/{manifest['metadata']['name']}"
-    text = manifests.to_yaml([manifest])
-    if not kube.differs(live, manifest):
-        session.executor.unchanged(step=step, target=target, kind="kube", manifest=text)
-        return
-    session.executor.call(lambda: kube.server_side_apply(api, manifest), step=step, target=target, manifest=text,
-                          destructive=destructive, command=["kubectl", "apply", "--server-side", "-f", "-"])
-
-
-def create(session: Session, obj: dict, step: str) -> None:
-    """Server-side apply a test object and record it, without comparing first (05's and 06's test workloads)."""
-    api = session.kube()
-    session.executor.call(lambda: kube.server_side_apply(api, obj), step=step,
-                          target=f"{obj['kind']}/{obj['metadata']['name']}", manifest=manifests.to_yaml([obj]),
-                          command=["kubectl", "apply", "-f", "-"])
 
 
 def install_operator(session: Session) -> None:
@@ -69,31 +45,15 @@ def install_operator(session: Session) -> None:
         require_wipe_approvals(session, find_partitions(session))
     p = session.params.piraeus
     apply(session, namespace_manifest(p.namespace), step="namespace for Piraeus")
-    helm = helm_for(session)
-    argv = ["helm", "upgrade", "--install", p.release, p.chart, "--namespace", p.namespace, "--version",
-            p.chart_version, "--set", "installCRDs=true"]
+    helm = clients.helm(session)
+    chart = {"namespace": p.namespace, "version": p.chart_version, "values": {"installCRDs": "true"}}
     if helm.deployed_version(p.release, p.namespace) == p.chart_version:
         session.executor.unchanged(step="install Piraeus operator", target=f"{p.namespace}/{p.release}", kind="helm",
-                                   command=argv)
+                                   command=helm.upgrade_install_argv(p.release, p.chart, **chart))
     else:
-        helm.upgrade_install(p.release, p.chart, namespace=p.namespace, version=p.chart_version,
-                             values={"installCRDs": "true"}, step="install Piraeus operator")
+        helm.upgrade_install(p.release, p.chart, **chart, step="install Piraeus operator")
     if not session.dry_run:
-        wait_deployment_ready(session, p.namespace, f"app.kubernetes.io/instance={p.release}", "the Piraeus operator")
-
-
-def wait_deployment_ready(session: Session, namespace: str, selector: str, what: str) -> list[dict]:
-    api = session.kube()
-
-    def probe():
-        deps = kube.list_objects(api, f"/apis/apps/v1/namespaces/{namespace}/deployments", selector)
-        ok = bool(deps) and all(int((d.get("status") or {}).get("readyReplicas") or 0) >= 1 for d in deps)
-        return ok, deps
-
-    return wait_until(probe, what=f"{what} ready", timeout=session.params.node_timeout,
-                      describe=lambda deps: ", ".join(f"{d['metadata']['name']} ready="
-                                                      f"{(d.get('status') or {}).get('readyReplicas', 0)}" for d in deps)
-                      or "no deployment yet")
+        waits.deployments_ready(session, p.namespace, f"app.kubernetes.io/instance={p.release}", "the Piraeus operator")
 
 
 @dataclass
@@ -191,7 +151,7 @@ def wipe_partitions(session: Session, parts: list[Partition]) -> None:
             continue
         final = wait_until(lambda pod=pod: _pod_finished(api, pod), what=f"wipe pod on {p.node}",
                            timeout=session.params.node_timeout, describe=lambda o: _pod_phase(o))
-        log = kube.pod_log(api, ns, pod["metadata"]["name"])
+        log = kube.pod_log(api, ns, pod["metadata"]["name"]) or ""
         kube.delete_object(api, pod)
         if _pod_phase(final) != "Succeeded":
             raise RunbookError(f"wiping {p.device} on {p.node} failed ({_pod_phase(final)}): {log.strip()[-300:]}")
@@ -237,26 +197,16 @@ def wait_cluster(session: Session) -> dict:
                       timeout=session.params.node_timeout, describe=describe)
 
 
-def linstor(session: Session) -> LinstorClient:
-    """LINSTOR's REST API through the Kubernetes service proxy (HTTPS when ``apiTLS`` is set)."""
-    p = session.params.piraeus
-    http = kube.http_client(session.kube())
-    service = "https:linstor-controller:3371" if p.api_tls else "linstor-controller:3370"
-    return LinstorClient(http, f"/api/v1/namespaces/{p.namespace}/services/{service}/proxy")
-
-
 def verify(session: Session, cluster: dict | None) -> pd.DataFrame:
     """Checks from both sides: the operator's conditions and LINSTOR's own view of nodes and pools."""
     for c in ("Available", "Configured"):
         cond = kube.condition(cluster, c)
         session.check(f"LinstorCluster {c}", cond.get("status") == "True", cond.get("status", "absent"), "True")
-    api = session.kube()
     ns = session.params.piraeus.namespace
     for name in ("linstor-controller", "linstor-csi-controller"):
-        dep = kube.get_object(api, f"/apis/apps/v1/namespaces/{ns}/deployments/{name}")
-        ready = int(((dep or {}).get("status") or {}).get("readyReplicas") or 0)
+        ready = waits.deployment_ready(session, ns, name)
         session.check(f"Deployment {name} ready", ready >= 1, ready, ">= 1")
-    client = linstor(session)
+    client = clients.linstor(session)
     version = client.controller_version()
     session.result("linstor_version", version.get("version"))
     print("LINSTOR controller", version.get("version"), "REST API", version.get("rest_api_version"))

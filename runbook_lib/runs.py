@@ -30,8 +30,6 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-
 from .errors import RunbookError
 from .processes import alive
 from .record import RecordWriteError, utcnow, write_durably
@@ -135,7 +133,12 @@ def mark_notebook(run_dir: Path, index: dict, name: str, status: str, sha256: st
 
 
 def write_notebook(path: Path, nb: dict) -> None:
-    """Write an executed notebook durably (a crash or full disk leaves the previous version, never half a file)."""
+    """Write an executed notebook durably (a crash or full disk leaves the previous version, never half a file).
+
+    ``nbformat`` is imported here, where a notebook is written: importing it loads ``jsonschema`` (seconds).
+    """
+    import nbformat
+
     write_durably(path, nbformat.writes(nbformat.from_dict(nb)))
 
 

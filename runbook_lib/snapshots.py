@@ -29,16 +29,18 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import kube
+from . import kinds, kube
+from .csi import PROVISIONER
 from .errors import PreconditionFailed, RunbookError
 from .linstor import storage_pools_frame
-from .piraeus import apply, create, helm_for, linstor
+from .services import pods
+from .services.clients import helm as helm_client
+from .services.clients import linstor
+from .services.objects import apply, create, delete
 from .session import Session
-from .storage_classes import PROVISIONER
 from .waiting import wait_until
 
 GROUP = "snapshot.storage.k8s.io"
-API = f"/apis/{GROUP}/v1"
 KINDS_NEEDED = ("VolumeSnapshot", "VolumeSnapshotClass", "VolumeSnapshotContent")
 VELERO_LABEL = "velero.io/csi-volumesnapshot-class"
 MOUNT = "/data"
@@ -137,11 +139,11 @@ def prerequisites(session: Session) -> Prerequisites:
     api = session.kube()
     found = Prerequisites()
     try:
-        found.kinds = sorted(r["kind"] for r in (kube.request(api, "GET", API) or {}).get("resources", []) if "/" not in r["name"])
+        found.kinds = sorted(r["kind"] for r in (kube.request(api, "GET", kinds.VOLUME_SNAPSHOT.group_version_path) or {}).get("resources", []) if "/" not in r["name"])
     except kube.ApiCallError as err:
         if err.status != 404:
             raise
-    for dep in kube.list_objects(api, "/apis/apps/v1/deployments"):
+    for dep in kube.list_objects(api, kinds.DEPLOYMENT.collection()):
         images = [c.get("image", "") for c in dep["spec"]["template"]["spec"].get("containers", [])]
         ready = int((dep.get("status") or {}).get("readyReplicas") or 0) >= 1
         if any("/snapshot-controller:" in i for i in images) and ready:
@@ -176,7 +178,7 @@ def preflight(session: Session) -> Prerequisites:
 def check_pool(session: Session, storage_class: str | None = None) -> pd.DataFrame:
     """The pools behind the tested StorageClass, from LINSTOR; stop when any cannot snapshot."""
     cls_name = storage_class or session.params.snapshots.storage_class
-    sc = kube.get_object(session.kube(), f"/apis/storage.k8s.io/v1/storageclasses/{cls_name}")
+    sc = kube.get_object(session.kube(), kinds.STORAGE_CLASS.path(cls_name))
     if sc is None and session.dry_run:  # a plan of the whole suite: 04 is planned, not applied
         print(f"plan mode: StorageClass {cls_name} does not exist; its pool is checked as if 04-storage-classes had run")
         sc = {"parameters": {}}
@@ -190,10 +192,10 @@ def check_pool(session: Session, storage_class: str | None = None) -> pd.DataFra
         raise PreconditionFailed(f"LINSTOR has no storage pool {' '.join(names)} (StorageClass {cls_name}): run 03 first")
     cannot = pools[~pools["supports_snapshots"].fillna(False).astype(bool)]
     if not cannot.empty:
-        kinds = ", ".join(sorted(set(cannot["provider_kind"].astype(str))))
+        providers = ", ".join(sorted(set(cannot["provider_kind"].astype(str))))
         raise PreconditionFailed(
             f"StorageClass {cls_name} uses pool {' '.join(names)}, which cannot snapshot on "
-            f"{', '.join(sorted(cannot['node']))} (LINSTOR provider {kinds}: supports_snapshots is false). Thick LVM "
+            f"{', '.join(sorted(cannot['node']))} (LINSTOR provider {providers}: supports_snapshots is false). Thick LVM "
             "(lvmPool) has no snapshots; use a zfsPool or lvmThinPool pool for volumes you want to snapshot")
     return pools[["node", "pool", "provider_kind", "supports_snapshots", "total_bytes", "free_bytes", "used_bytes"]]
 
@@ -204,15 +206,15 @@ def check_pool(session: Session, storage_class: str | None = None) -> pd.DataFra
 def install_controller(session: Session, found: Prerequisites) -> None:
     """The snapshot-controller chart (CRDs + controller), then wait until the API serves the kinds."""
     p = session.params.snapshots
-    helm = helm_for(session)
+    helm = helm_client(session)
+    chart = {"namespace": p.namespace, "version": p.chart_version, "values": {}}
     current = helm.deployed_version(p.release, p.namespace)
     if not found.missing and current in (None, p.chart_version):
         # present and either ours at this version, or installed by someone else (a distribution's own)
         session.executor.unchanged(step="install snapshot-controller", target=f"{p.namespace}/{p.release}", kind="helm",
-                                   command=["helm", "upgrade", "--install", p.release, p.chart, "--version", p.chart_version])
+                                   command=helm.upgrade_install_argv(p.release, p.chart, **chart))
         return
-    helm.upgrade_install(p.release, p.chart, namespace=p.namespace, version=p.chart_version, values={},
-                         step="install snapshot-controller")
+    helm.upgrade_install(p.release, p.chart, **chart, step="install snapshot-controller")
     if session.dry_run:
         return
 
@@ -238,10 +240,6 @@ def apply_class(session: Session) -> dict:
 # ----------------------------------------------------------------------------- the round trip
 
 
-def _phase(obj: dict | None) -> str:
-    return ((obj or {}).get("status") or {}).get("phase", "absent")
-
-
 def parse_sha256(log: str) -> dict[str, str]:
     """``sha256sum`` output lines -> {path: hex digest}."""
     return {m.group(2): m.group(1) for m in re.finditer(r"^([0-9a-f]{64})\s+\*?(\S+)\s*$", log, re.MULTILINE)}
@@ -249,23 +247,11 @@ def parse_sha256(log: str) -> dict[str, str]:
 
 def _run_pod(session: Session, p: dict) -> dict[str, str]:
     """Wait for a checksum pod to finish; its sha256 lines (RunbookError with its log when it failed)."""
-    api = session.kube()
-
-    def probe():
-        obj = kube.get_object(api, kube.object_path(p))
-        return _phase(obj) in ("Succeeded", "Failed"), obj
-
-    def describe(obj: dict | None) -> str:
-        reasons = [c.get("message") for c in ((obj or {}).get("status") or {}).get("conditions") or [] if c.get("message")]
-        return f"{_phase(obj)} {'; '.join(reasons)}".strip()
-
-    final = wait_until(probe, what=f"pod {p['metadata']['name']} finished", timeout=session.params.node_timeout,
-                       describe=describe)
-    log = kube.pod_log(api, p["metadata"]["namespace"], p["metadata"]["name"])
-    print(f"{p['metadata']['name']}: {_phase(final)}\n{log.strip()}")
-    if _phase(final) != "Succeeded":
-        raise RunbookError(f"pod {p['metadata']['name']} {_phase(final)}: {log.strip()[-400:]}")
-    return parse_sha256(log)
+    run = pods.wait_finished(session, p, what=f"pod {p['metadata']['name']} finished")
+    print(f"{p['metadata']['name']}: {run.phase}\n{run.text()}")
+    if not run.succeeded:
+        raise RunbookError(f"pod {p['metadata']['name']} {run.phase}: {run.text()[-400:]}")
+    return parse_sha256(run.text())
 
 
 def wait_ready(session: Session, vs: dict) -> dict:
@@ -338,9 +324,9 @@ def round_trip(session: Session, objs: TestObjects) -> RoundTrip | None:
         session.check("VolumeSnapshot readyToUse", st.get("readyToUse") is True, st.get("readyToUse"), True)
         session.check("VolumeSnapshot has creationTime and restoreSize", bool(st.get("creationTime") and st.get("restoreSize")),
                       f"{st.get('creationTime')}, {st.get('restoreSize')}", "both set")
-        out.content = kube.get_object(api, f"{API}/volumesnapshotcontents/{st.get('boundVolumeSnapshotContentName')}") or {}
+        out.content = kube.get_object(api, kinds.VOLUME_SNAPSHOT_CONTENT.path(st.get("boundVolumeSnapshotContentName") or "")) or {}
         handle = (out.content.get("status") or {}).get("snapshotHandle")
-        snaps = linstor(session).get("/v1/view/snapshots")
+        snaps = linstor(session).snapshots()
         out.linstor_snapshots = snapshots_frame(snaps)
         ours = out.linstor_snapshots[out.linstor_snapshots["snapshot"] == handle]
         session.check("LINSTOR holds the snapshot", not ours.empty and all("SUCCESSFUL" in f for f in ours["flags"]),
@@ -369,35 +355,18 @@ def cleanup(session: Session, objs: TestObjects) -> None:
     """Pods, the restored claim, the snapshot (its content set to Delete first, so LINSTOR's goes too), the source."""
     api = session.kube()
     ex = session.executor
-    done = []
     for obj in (objs.reader, objs.writer, objs.restored):
-        ex.call(lambda obj=obj: kube.delete_object(api, obj), step=f"delete test {obj['kind']} {obj['metadata']['name']}",
-                target=f"{obj['kind']}/{obj['metadata']['name']}", command=["kubectl", "delete", "-f", "-"])
-        done.append(obj)
+        delete(session, obj, f"delete test {obj['kind']} {obj['metadata']['name']}")
     vs = kube.get_object(api, kube.object_path(objs.snapshot)) if not session.dry_run else None
     content = ((vs or {}).get("status") or {}).get("boundVolumeSnapshotContentName")
     if content:
         patch = {"spec": {"deletionPolicy": "Delete"}}
-        ex.call(lambda: kube.request(api, "PATCH", f"{API}/volumesnapshotcontents/{content}", body=patch,
+        ex.call(lambda: kube.request(api, "PATCH", kinds.VOLUME_SNAPSHOT_CONTENT.path(content), body=patch,
                                      content_type="application/merge-patch+json"),
                 step="set the test snapshot's content to deletionPolicy Delete", target=f"VolumeSnapshotContent/{content}",
                 manifest=json.dumps(patch), command=["kubectl", "patch", "volumesnapshotcontent", content, "--type=merge"])
-    ex.call(lambda: kube.delete_object(api, objs.snapshot), step="delete test VolumeSnapshot",
-            target=f"VolumeSnapshot/{objs.snapshot['metadata']['name']}", command=["kubectl", "delete", "-f", "-"])
+    delete(session, objs.snapshot, "delete test VolumeSnapshot")
     if content and not session.dry_run:
-        wait_until(lambda: (kube.get_object(api, f"{API}/volumesnapshotcontents/{content}") is None, content),
+        wait_until(lambda: (kube.get_object(api, kinds.VOLUME_SNAPSHOT_CONTENT.path(content)) is None, content),
                    what=f"VolumeSnapshotContent {content} deleted", timeout=session.params.node_timeout)
-    ex.call(lambda: kube.delete_object(api, objs.source), step="delete test PVC (source)",
-            target=f"PersistentVolumeClaim/{objs.source['metadata']['name']}", command=["kubectl", "delete", "-f", "-"])
-
-
-def pool_space_figure(frame: pd.DataFrame):
-    """Used space per node in the pool before the snapshot, after it, and after the restore."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for moment, part in frame.groupby("moment", sort=False):
-        fig.add_bar(x=part["node"], y=part["used_bytes"] / 2**20, name=moment)
-    fig.update_layout(title="Pool space used (MiB): source volume, snapshot, restored volume", barmode="group",
-                      height=320, xaxis_title="node", yaxis_title="MiB used")
-    return fig
+    delete(session, objs.source, "delete test PVC (source)")

@@ -16,17 +16,17 @@ three or more replicas, and Piraeus sets ``on-no-data-accessible``, ``rr-conflic
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 
-from . import kube, manifests
+from . import kinds, kube
+from .csi import PROVISIONER
 from .errors import PreconditionFailed
 from .linstor import resources_frame, storage_pools_frame
-from .piraeus import apply, linstor
+from .services.clients import linstor
+from .services.objects import apply, create, delete
 from .session import Session
 from .sizes import parse_size
 from .waiting import wait_until
 
-PROVISIONER = "linstor.csi.linbit.com"
 DEFAULT_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 CSI_KEYS = {
     "autoplace", "placementcount", "storagepool", "disklessstoragepool", "layerlist", "placementpolicy",
@@ -111,7 +111,7 @@ def require_linstor(session: Session) -> None:
     pool = session.params.storage.pool_name
     ns = session.params.piraeus.namespace
     missing = None
-    if kube.get_object(session.kube(), f"/apis/apps/v1/namespaces/{ns}/deployments/linstor-controller") is None:
+    if kube.get_object(session.kube(), kinds.DEPLOYMENT.path("linstor-controller", ns)) is None:
         missing = f"LINSTOR is not installed (no Deployment {ns}/linstor-controller)"
     else:
         pools = storage_pools_frame(linstor(session).storage_pools())
@@ -127,24 +127,11 @@ def require_linstor(session: Session) -> None:
     raise PreconditionFailed(f"{missing}: run 03-piraeus-install first, then this notebook again")
 
 
-def require_classes(session: Session, names: list[str]) -> None:
-    """Stop before the first change when a StorageClass a notebook uses does not exist (04 has not run)."""
-    api = session.kube()
-    absent = [n for n in names if kube.get_object(api, f"/apis/storage.k8s.io/v1/storageclasses/{n}") is None]
-    if not absent:
-        return
-    what = f"StorageClass {', '.join(absent)} does not exist"
-    if session.dry_run:
-        print(f"plan mode: {what}; planned as if 04-storage-classes had run")
-        return
-    raise PreconditionFailed(f"{what}: run 04-storage-classes first (after 03-piraeus-install), then this notebook again")
-
-
 def apply_classes(session: Session, scs: list[dict]) -> None:
     require_linstor(session)
     api = session.kube()
     ours = {sc["metadata"]["name"] for sc in scs}
-    others = [sc["metadata"]["name"] for sc in kube.list_objects(api, "/apis/storage.k8s.io/v1/storageclasses")
+    others = [sc["metadata"]["name"] for sc in kube.list_objects(api, kinds.STORAGE_CLASS.collection())
               if sc["metadata"]["name"] not in ours
               and (sc["metadata"].get("annotations") or {}).get(DEFAULT_ANNOTATION) == "true"]
     if others:
@@ -178,11 +165,8 @@ def prove(session: Session, sc: dict) -> pd.DataFrame | None:
     api = session.kube()
     pvc, pod = test_objects(sc)
     cls = sc["metadata"]["name"]
-    ex = session.executor
     for obj in (pvc, pod):
-        ex.call(lambda obj=obj: kube.server_side_apply(api, obj), step=f"test {obj['kind']} for {cls}",
-                target=f"{obj['kind']}/{obj['metadata']['name']}", manifest=manifests.to_yaml([obj]),
-                command=["kubectl", "apply", "-f", "-"])
+        create(session, obj, f"test {obj['kind']} for {cls}")
     if session.dry_run:
         return None
     try:
@@ -198,8 +182,7 @@ def prove(session: Session, sc: dict) -> pd.DataFrame | None:
         return replicas.assign(storage_class=cls, consumer=node)
     finally:
         for obj in (pod, pvc):
-            ex.call(lambda obj=obj: kube.delete_object(api, obj), step=f"delete test {obj['kind']} for {cls}",
-                    target=f"{obj['kind']}/{obj['metadata']['name']}", command=["kubectl", "delete", "-f", "-"])
+            delete(session, obj, f"delete test {obj['kind']} for {cls}")
 
 
 def _phase(obj: dict | None) -> str:
@@ -227,7 +210,7 @@ def _provisioning_failure(api, pvc: dict) -> str:
     """The latest ``ProvisioningFailed`` event message for the claim ('' when there is none)."""
     meta = pvc["metadata"]
     selector = f"involvedObject.kind=PersistentVolumeClaim,involvedObject.name={meta['name']}"
-    data = kube.request(api, "GET", f"/api/v1/namespaces/{meta['namespace']}/events",
+    data = kube.request(api, "GET", kinds.EVENT.collection(meta["namespace"]),
                         query=[("fieldSelector", selector)]) or {}
     failed = [e for e in data.get("items") or [] if e.get("reason") == "ProvisioningFailed"]
     if not failed:
@@ -275,21 +258,6 @@ def check_placement(session: Session, sc: dict, replicas: pd.DataFrame, consumer
         session.check(f"{cls}: in use on the consumer's node", in_use == [consumer], in_use, [consumer])
         states = sorted(set(diskful["disk_state"].astype(str)))
         session.check(f"{cls}: every diskful replica UpToDate", states == ["UpToDate"], states, ["UpToDate"])
-
-
-def placement_figure(frame: pd.DataFrame) -> go.Figure:
-    """Which node holds which replica of each test volume (diskful, diskless, tiebreaker)."""
-    kind = frame.apply(lambda r: "tiebreaker" if r["tiebreaker"] else "diskless" if r["diskless"] else "diskful", axis=1)
-    frame = frame.assign(kind=kind, label=frame["storage_class"])
-    fig = go.Figure()
-    colors = {"diskful": "#42a5f5", "diskless": "#ffca28", "tiebreaker": "#bdbdbd"}
-    for k, part in frame.groupby("kind"):
-        fig.add_scatter(x=part["node"], y=part["label"], mode="markers", name=k,
-                        marker={"size": 22, "color": colors[k], "symbol": "square"},
-                        text=part["disk_state"].astype(str), hovertemplate="%{y} on %{x}: %{text}<extra></extra>")
-    fig.update_layout(title="Replica placement of the test volumes", height=320, xaxis_title="node",
-                      yaxis_title="storage class")
-    return fig
 
 
 def placement_table(frame: pd.DataFrame) -> pd.DataFrame:

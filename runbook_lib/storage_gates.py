@@ -21,9 +21,9 @@ from collections.abc import Iterable, Sequence
 import httpx
 import urllib3
 
-from . import kube
+from . import kinds, kube
 from .errors import GateRefused, RunbookError, WaitTimeout
-from .linstor import LinstorClient
+from .services.clients import linstor
 from .session import Session
 from .storage_health import StorageView, Verdict, is_back, may_go_down, read_view
 from .waiting import wait_until
@@ -32,23 +32,16 @@ PROGRESS_EVERY_S = 10.0  # wall seconds between repeated progress lines while no
 Held = dict[str, dict[str, bool]]  # node -> resource -> placed diskful
 
 
-def linstor_client(session: Session) -> LinstorClient:
-    """LINSTOR's REST API through the Kubernetes service proxy (HTTPS when ``apiTLS`` is set)."""
-    p = session.params.piraeus
-    service = "https:linstor-controller:3371" if p.api_tls else "linstor-controller:3370"
-    return LinstorClient(kube.http_client(session.kube()), f"/api/v1/namespaces/{p.namespace}/services/{service}/proxy")
-
-
 def linstor_installed(session: Session) -> bool:
     """Whether the LINSTOR controller's Service exists (Piraeus creates it with the LinstorCluster)."""
     ns = session.params.piraeus.namespace
-    return kube.get_object(session.kube(), f"/api/v1/namespaces/{ns}/services/linstor-controller") is not None
+    return kube.get_object(session.kube(), kinds.SERVICE.path("linstor-controller", ns)) is not None
 
 
 def read(session: Session) -> StorageView:
     """One read of the storage view; a failure to read is a :class:`GateRefused` (a gate never passes blind)."""
     try:
-        return read_view(linstor_client(session), session.kube())
+        return read_view(linstor(session), session.kube())
     except (RunbookError, OSError, httpx.HTTPError, urllib3.exceptions.HTTPError) as err:
         raise GateRefused(f"cannot read LINSTOR's view of the replicas ({err}); a storage gate does not pass without "
                           "it: check the linstor-controller pod and the Kubernetes API, then run again",
@@ -64,7 +57,7 @@ def skip_reason(session: Session) -> str | None:
     if linstor_installed(session):
         return None
     ns = session.params.piraeus.namespace
-    clusters = kube.list_objects(session.kube(), "/apis/piraeus.io/v1/linstorclusters")
+    clusters = kube.list_objects(session.kube(), kinds.LINSTOR_CLUSTER.collection())
     if clusters:
         names = ", ".join(c["metadata"]["name"] for c in clusters)
         raise GateRefused(f"LinstorCluster {names} exists but there is no Service {ns}/linstor-controller: LINSTOR "

@@ -28,7 +28,7 @@ from .errors import PreconditionFailed, RunbookError, TalosError
 from .etcd_backup import snapshot_before
 from .factory import ImageFactory, installer_image, schematic_id
 from .kube import node_states
-from .partition import cluster_healthy
+from .services.health import cluster_healthy
 from .session import Session
 from .talos import NodeRef
 from .waiting import wait_until

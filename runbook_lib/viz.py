@@ -292,3 +292,49 @@ def bench_explorer(results: pd.DataFrame, cls: str, pattern: str, percentile: st
         w.observe(render, names="value")
     render()
     return widgets.VBox([widgets.HBox([cls_pick, pattern_pick, pct_pick]), view])
+
+
+def replica_placement_figure(frame: pd.DataFrame) -> go.Figure:
+    """04: which node holds which replica of each test volume (diskful, diskless, tiebreaker)."""
+    kind = frame.apply(lambda r: "tiebreaker" if r["tiebreaker"] else "diskless" if r["diskless"] else "diskful", axis=1)
+    frame = frame.assign(kind=kind, label=frame["storage_class"])
+    fig = go.Figure()
+    colors = {"diskful": "#42a5f5", "diskless": "#ffca28", "tiebreaker": "#bdbdbd"}
+    for k, part in frame.groupby("kind"):
+        fig.add_scatter(x=part["node"], y=part["label"], mode="markers", name=k,
+                        marker={"size": 22, "color": colors[k], "symbol": "square"},
+                        text=part["disk_state"].astype(str), hovertemplate="%{y} on %{x}: %{text}<extra></extra>")
+    fig.update_layout(title="Replica placement of the test volumes", height=320, xaxis_title="node",
+                      yaxis_title="storage class")
+    return fig
+
+
+def pool_space_figure(frame: pd.DataFrame) -> go.Figure:
+    """05: used space per node in the pool before the snapshot, after it, and after the restore."""
+    fig = go.Figure()
+    for moment, part in frame.groupby("moment", sort=False):
+        fig.add_bar(x=part["node"], y=part["used_bytes"] / 2**20, name=moment)
+    fig.update_layout(title="Pool space used (MiB): source volume, snapshot, restored volume", barmode="group",
+                      height=320, xaxis_title="node", yaxis_title="MiB used")
+    return fig
+
+
+def drill_phases_figure(frame: pd.DataFrame) -> go.Figure:
+    """06: each scenario's phases on one line, in cluster seconds after the fault."""
+    fig = go.Figure()
+    for scenario, rows in frame.groupby("scenario", sort=False):
+        fig.add_trace(go.Scatter(x=rows["seconds"], y=[scenario] * len(rows), mode="markers+text", text=rows["phase"],
+                                 textposition="top center", name=scenario, hovertext=rows["detail"]))
+    fig.update_layout(title="Failover phases (cluster seconds after the fault)", xaxis_title="seconds after the fault",
+                      height=360, showlegend=False)
+    return fig
+
+
+def resync_figure(frame: pd.DataFrame) -> go.Figure:
+    """06: UpToDate diskful replicas over time after each fault (a step line per scenario)."""
+    import plotly.express as px
+
+    fig = px.line(frame, x="seconds", y="UpToDate replicas", color="scenario", line_shape="hv", hover_data=["behind"],
+                  title="UpToDate diskful replicas after the fault")
+    fig.update_layout(height=360)
+    return fig
