@@ -13,11 +13,12 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+from pydantic import Field, PlainValidator
 
-from . import kube
+from . import kube, wire
 from .errors import ParseError, RunbookError
 from .linstor import resources_frame
 from .services import pods
@@ -108,135 +109,129 @@ def extract_fio_json(output: str) -> dict[str, Any]:
     )
 
 
-# --------------------------------------------------------------------------- field helpers
+# --------------------------------------------------------------------------- the wire model
 
 
-def _number(section: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> float:
-    value = section.get(key)
-    if value is None:
-        if required:
-            raise ParseError(_TOOL, f"{path}.{key} missing", field=f"{path}.{key}")
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ParseError(_TOOL, f"{path}.{key}: expected a number, got {value!r}", field=f"{path}.{key}")
-    try:
-        return float(value)
-    except OverflowError:  # an integer beyond any float: no real measurement
-        raise ParseError(_TOOL, f"{path}.{key}: {value} is out of range", field=f"{path}.{key}") from None
-
-
-def _int_or_none(section: Mapping[str, Any], key: str, path: str) -> int | None:
-    value = section.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParseError(_TOOL, f"{path}.{key}: expected an integer, got {value!r}", field=f"{path}.{key}")
-    if not -(2**63) <= value < 2**63:  # fio's counters are 64-bit
-        raise ParseError(_TOOL, f"{path}.{key}: {value} does not fit a 64-bit integer", field=f"{path}.{key}")
-    return value
-
-
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+def _percentile_table(value: Any) -> dict[float, float]:
+    """``{"50.000000": 123, ...}`` -> ``{50.0: 123.0}``; every key a percentile, every value a number."""
     if not isinstance(value, Mapping):
-        raise ParseError(_TOOL, f"{path}: expected an object, got {type(value).__name__}", field=path)
-    return value
-
-
-def _latency(section: Mapping[str, Any], name: str, path: str) -> tuple[Mapping[str, Any] | None, float, str]:
-    """Latency stats for ``name`` (``lat``/``clat``) and the divisor that gives microseconds.
-
-    fio 3 writes ``<name>_ns`` in nanoseconds; fio 2 wrote ``<name>`` in microseconds.
-    """
-    for key, per_us in ((f"{name}_ns", 1000.0), (name, 1.0)):
-        if section.get(key) is not None:
-            return _mapping(section[key], f"{path}.{key}"), per_us, f"{path}.{key}"
-    return None, math.nan, path
-
-
-def _percentiles(stats: Mapping[str, Any] | None, per_us: float, path: str) -> dict[str, float]:
-    """p50/p99/p99.9 in µs; NaN when fio did not compute them (clat_percentiles=0)."""
-    out = {column: math.nan for column, _ in _PERCENTILES}
-    if stats is None or stats.get("percentile") is None:
-        return out
-    table = _mapping(stats["percentile"], f"{path}.percentile")
-    by_value: dict[float, Any] = {}
-    for key, value in table.items():
+        raise ValueError(f"expected an object, got {type(value).__name__}")
+    table = {}
+    for key, number in value.items():
         try:
-            by_value[round(float(key), 6)] = value
+            pct = round(float(key), 6)
+        except ValueError:
+            raise ValueError(f"key {key!r} is not a number") from None
+        try:
+            table[pct] = wire.number(number)
         except ValueError as exc:
-            raise ParseError(_TOOL, f"{path}.percentile: key {key!r} is not a number",
-                             field=f"{path}.percentile") from exc
-    for column, pct in _PERCENTILES:
-        value = by_value.get(round(pct, 6))
-        if value is None:
-            continue
-        out[column] = _number({str(pct): value}, str(pct), f"{path}.percentile") / per_us
-    return out
+            raise ValueError(f"{key}: {exc}") from None
+    return table
 
 
-def _has_io(section: Mapping[str, Any], path: str) -> tuple[bool, int | None, int | None]:
-    io_bytes = _int_or_none(section, "io_bytes", path)
-    if io_bytes is None and (kib := _int_or_none(section, "io_kbytes", path)) is not None:
-        io_bytes = _int_or_none({"io_kbytes": kib * 1024}, "io_kbytes", path)
-    total_ios = _int_or_none(section, "total_ios", path)
-    if io_bytes is None and total_ios is None:
+Percentiles = Annotated[dict[float, float], PlainValidator(_percentile_table)]
+
+
+class Latency(wire.WireModel):
+    """``lat_ns``/``clat_ns`` (fio 3, nanoseconds) or ``lat``/``clat`` (fio 2, microseconds)."""
+
+    mean: wire.Number | None = None
+    stddev: wire.Number | None = None
+    max: wire.Number | None = None
+    percentile: Percentiles | None = None
+
+
+class Direction(wire.WireModel):
+    """One direction (read, write, trim) of a job."""
+
+    iops: wire.Number | None = None
+    bw_bytes: wire.Number | None = None
+    bw: wire.Number | None = None  # fio < 3: KiB/s
+    io_bytes: wire.Int64 | None = None
+    io_kbytes: wire.Int64 | None = None
+    total_ios: wire.Int64 | None = None
+    runtime: wire.Int64 | None = None
+    lat_ns: Latency | None = None
+    lat: Latency | None = None
+    clat_ns: Latency | None = None
+    clat: Latency | None = None
+
+    def latency(self, name: str) -> tuple[Latency | None, float]:
+        """Stats for ``name`` (``lat``/``clat``) and the divisor that gives microseconds."""
+        for stats, per_us in ((getattr(self, f"{name}_ns"), 1000.0), (getattr(self, name), 1.0)):
+            if stats is not None:
+                return stats, per_us
+        return None, math.nan
+
+
+class Job(wire.WireModel):
+    jobname: wire.Text
+    error: wire.Int64 | None = None
+    groupid: wire.Int64 | None = None
+    read: Direction | None = None
+    write: Direction | None = None
+    trim: Direction | None = None
+
+
+class FioResult(wire.WireModel):
+    """What we read of fio's JSON result: the jobs and the version."""
+
+    jobs: list[Job]
+    fio_version: str | None = Field(default=None, alias="fio version")
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _direction_row(section: Direction, path: str) -> dict[str, Any] | None:
+    io_bytes = section.io_bytes
+    if io_bytes is None and section.io_kbytes is not None:
+        io_bytes = section.io_kbytes * 1024
+        if io_bytes > wire.INT64_MAX:
+            raise ParseError(_TOOL, f"{path}.io_kbytes: {io_bytes} does not fit a 64-bit integer",
+                             field=f"{path}.io_kbytes")
+    if io_bytes is None and section.total_ios is None:
         raise ParseError(_TOOL, f"{path}: neither io_bytes nor total_ios present", field=f"{path}.io_bytes")
-    return (total_ios or 0) > 0 or (io_bytes or 0) > 0, io_bytes, total_ios
-
-
-def _direction_row(section: Mapping[str, Any], path: str) -> dict[str, Any] | None:
-    has_io, io_bytes, total_ios = _has_io(section, path)
-    if not has_io:
+    if not ((section.total_ios or 0) > 0 or (io_bytes or 0) > 0):
         return None
-    bw = _number(section, "bw_bytes", path)
-    if math.isnan(bw):
-        bw = _number(section, "bw", path, required=True) * 1024  # fio < 3: KiB/s
-    lat, lat_div, lat_path = _latency(section, "lat", path)
-    clat, clat_div, clat_path = _latency(section, "clat", path)
+    if section.iops is None:
+        raise ParseError(_TOOL, f"{path}.iops missing", field=f"{path}.iops")
+    bw = section.bw_bytes
+    if bw is None:
+        if section.bw is None:
+            raise ParseError(_TOOL, f"{path}.bw missing", field=f"{path}.bw")
+        bw = section.bw * 1024
+    lat, lat_div = section.latency("lat")
+    clat, clat_div = section.latency("clat")
     row = {
-        "iops": _number(section, "iops", path, required=True),
+        "iops": section.iops,
         "bw_bytes": bw,
-        "lat_mean_us": _number(lat, "mean", lat_path) / lat_div if lat is not None else math.nan,
-        "lat_stddev_us": _number(lat, "stddev", lat_path) / lat_div if lat is not None else math.nan,
-        "lat_max_us": _number(lat, "max", lat_path) / lat_div if lat is not None else math.nan,
-        "clat_mean_us": _number(clat, "mean", clat_path) / clat_div if clat is not None else math.nan,
-        "runtime_ms": _int_or_none(section, "runtime", path),
+        "lat_mean_us": _nan(lat.mean) / lat_div if lat is not None else math.nan,
+        "lat_stddev_us": _nan(lat.stddev) / lat_div if lat is not None else math.nan,
+        "lat_max_us": _nan(lat.max) / lat_div if lat is not None else math.nan,
+        "clat_mean_us": _nan(clat.mean) / clat_div if clat is not None else math.nan,
+        "runtime_ms": section.runtime,
         "io_bytes": io_bytes,
-        "total_ios": total_ios,
+        "total_ios": section.total_ios,
     }
-    row.update(_percentiles(clat, clat_div, clat_path))
+    table = (clat.percentile if clat is not None else None) or {}
+    row.update({column: table[round(pct, 6)] / clat_div if round(pct, 6) in table else math.nan
+                for column, pct in _PERCENTILES})
     return row
 
 
-def _job_rows(job: Any, index: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    path = f"jobs[{index}]"
-    job = _mapping(job, path)
-    name = job.get("jobname")
-    if not isinstance(name, str):
-        raise ParseError(
-            _TOOL, f"{path}.jobname missing" if name is None else f"{path}.jobname: expected a string",
-            field=f"{path}.jobname",
-        )
-    error = _int_or_none(job, "error", path)
-    groupid = _int_or_none(job, "groupid", path)
+def _job_rows(job: Job, index: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows = []
     for direction in DIRECTIONS:
-        if job.get(direction) is None:
+        section = getattr(job, direction)
+        if section is None:
             continue
-        dpath = f"{path}.{direction}"
-        row = _direction_row(_mapping(job[direction], dpath), dpath)
+        row = _direction_row(section, f"jobs[{index}].{direction}")
         if row is not None:
-            rows.append(
-                {
-                    "job": name,
-                    "job_index": index,
-                    "groupid": groupid,
-                    "direction": direction,
-                    "error": error,
-                    **row,
-                }
-            )
-    summary = {"job": name, "job_index": index, "error": error, "has_io": bool(rows)}
+            rows.append({"job": job.jobname, "job_index": index, "groupid": job.groupid, "direction": direction,
+                         "error": job.error, **row})
+    summary = {"job": job.jobname, "job_index": index, "error": job.error, "has_io": bool(rows)}
     return rows, summary
 
 
@@ -255,13 +250,10 @@ def parse_fio(output: str) -> pd.DataFrame:
     ``frame.attrs["jobs"]`` (``job``, ``job_index``, ``error``, ``has_io``) together with
     ``frame.attrs["fio_version"]``: check it to catch a job that failed before any I/O.
     """
-    doc = extract_fio_json(output)
-    jobs = doc["jobs"]
-    if not isinstance(jobs, list):
-        raise ParseError(_TOOL, f"jobs: expected a list, got {type(jobs).__name__}", field="jobs")
+    result = wire.parse(_TOOL, FioResult, extract_fio_json(output))
     rows: list[dict[str, Any]] = []
     summaries = []
-    for index, job in enumerate(jobs):
+    for index, job in enumerate(result.jobs):
         job_rows, summary = _job_rows(job, index)
         rows.extend(job_rows)
         summaries.append(summary)
@@ -272,7 +264,7 @@ def parse_fio(output: str) -> pd.DataFrame:
         elif column not in ("job", "direction"):
             frame[column] = frame[column].astype("float64")
     frame.attrs["jobs"] = summaries
-    frame.attrs["fio_version"] = doc.get("fio version")
+    frame.attrs["fio_version"] = result.fio_version
     return frame
 
 

@@ -7,6 +7,26 @@ import os
 
 from .errors import HelmError, ParseError
 from .execution import Executor
+from .wire import Name, Text, WireModel, parse
+
+
+class ReleaseInfo(WireModel):
+    status: Text
+
+
+class ChartMetadata(WireModel):
+    version: Name
+
+
+class Chart(WireModel):
+    metadata: ChartMetadata | None = None
+
+
+class Release(WireModel):
+    """What we read of ``helm status -o json``: the release's status and its chart's version."""
+
+    info: ReleaseInfo
+    chart: Chart | None = None
 
 
 def parse_status(text: str) -> dict:
@@ -22,33 +42,20 @@ def parse_status(text: str) -> dict:
                          f"column {exc.colno}") from None
     except RecursionError:
         raise ParseError("helm", "`helm status -o json` is nested too deeply to be a release") from None
-    if not isinstance(release, dict):
-        raise ParseError("helm", f"`helm status -o json` is a {type(release).__name__}, not a release object",
-                         field="(top level)")
-    info = _section(release, "info")
-    if not isinstance(info.get("status"), str):
-        raise ParseError("helm", f"info.status: expected a string, got {info.get('status')!r}", field="info.status")
+    parse("helm", Release, release)
     return release
 
 
 def deployed_chart_version(release: dict) -> str | None:
     """The chart version of a parsed release when its status is ``deployed``, else None."""
-    if _section(release, "info").get("status") != "deployed":
+    model = parse("helm", Release, release)
+    if model.info.status != "deployed":
         return None
-    metadata = _section(_section(release, "chart"), "metadata", "chart.")
-    version = metadata.get("version")
-    if not isinstance(version, str) or not version:
-        raise ParseError("helm", f"chart.metadata.version: expected a version string, got {version!r}",
-                         field="chart.metadata.version")
-    return version
-
-
-def _section(obj: dict, key: str, prefix: str = "") -> dict:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise ParseError("helm", f"{prefix}{key}: expected an object, got {type(value).__name__}",
-                         field=f"{prefix}{key}")
-    return value
+    if model.chart is None:
+        raise ParseError("helm", "chart: expected an object", field="chart")
+    if model.chart.metadata is None:
+        raise ParseError("helm", "chart.metadata: expected an object", field="chart.metadata")
+    return model.chart.metadata.version
 
 
 class Helm:

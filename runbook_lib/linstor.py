@@ -18,12 +18,12 @@ Facts these views rely on (LINSTOR REST API 1.27, ``rest_v1_openapi.yaml``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+from pydantic import PlainValidator
 
-from . import kinds
+from . import kinds, wire
 from .errors import ParseError, RunbookError
 
 _TOOL = "linstor"
@@ -68,137 +68,156 @@ RESOURCE_COLUMNS: tuple[str, ...] = (
 
 _DISKLESS_FLAGS = frozenset({"DISKLESS", "DRBD_DISKLESS", "TIE_BREAKER"})
 
-# --------------------------------------------------------------------------- field helpers
-# Each helper names the exact field path in its ParseError, so a malformed response says
-# where it broke instead of raising a bare KeyError/TypeError.
+# --------------------------------------------------------------------------- wire models
+# The fields these views read, as LINSTOR sends them; a field that does not fit is a ParseError
+# naming its path (``pools[1].free_capacity``), see :mod:`runbook_lib.wire`.
 
 
-def _obj(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ParseError(_TOOL, f"{path}: expected an object, got {type(value).__name__}", field=path)
-    return value
-
-
-def _opt_obj(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
-    value = parent.get(key)
-    return None if value is None else _obj(value, f"{path}.{key}")
-
-
-def _list(value: Any, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ParseError(_TOOL, f"{path}: expected a list, got {type(value).__name__}", field=path)
-    return value
-
-
-def _opt_list(parent: Mapping[str, Any], key: str, path: str) -> list[Any]:
-    value = parent.get(key)
-    return [] if value is None else _list(value, f"{path}.{key}")
-
-
-def _req_str(parent: Mapping[str, Any], key: str, path: str) -> str:
-    if key not in parent or parent[key] is None:
-        raise ParseError(_TOOL, f"{path}.{key} missing", field=f"{path}.{key}")
-    value = parent[key]
-    if not isinstance(value, str) or not value:
-        raise ParseError(_TOOL, f"{path}.{key}: expected a non-empty string, got {value!r}", field=f"{path}.{key}")
-    return value
-
-
-def _opt_str(parent: Mapping[str, Any], key: str, path: str) -> str | None:
-    value = parent.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ParseError(_TOOL, f"{path}.{key}: expected a string, got {value!r}", field=f"{path}.{key}")
-    return value
-
-
-def _opt_int(parent: Mapping[str, Any], key: str, path: str) -> int | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParseError(_TOOL, f"{path}.{key}: expected an integer, got {value!r}", field=f"{path}.{key}")
-    if not -_LONG_MAX - 1 <= value <= _LONG_MAX:  # LINSTOR's integers are Java longs
-        raise ParseError(_TOOL, f"{path}.{key}: {value} does not fit a 64-bit integer", field=f"{path}.{key}")
-    return value
-
-
-def _opt_bool(parent: Mapping[str, Any], key: str, path: str) -> bool | None:
-    value = parent.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise ParseError(_TOOL, f"{path}.{key}: expected true or false, got {value!r}", field=f"{path}.{key}")
-    return value
-
-
-def _kib_to_bytes(parent: Mapping[str, Any], key: str, path: str) -> int | None:
-    """KiB field → bytes; missing, negative or ``Long.MAX`` (no real capacity) → ``None``."""
-    kib = _opt_int(parent, key, path)
-    if kib is None or kib < 0 or kib >= _LONG_MAX:
+def _kib_as_bytes(value: Any) -> int | None:
+    """A KiB capacity as bytes; negative or ``Long.MAX`` (no real capacity) -> None."""
+    kib = wire.int64(value)
+    if kib < 0 or kib >= _LONG_MAX:
         return None
     if kib > _LONG_MAX // _KIB:
-        raise ParseError(_TOOL, f"{path}.{key}: {kib} KiB is more bytes than a 64-bit integer holds",
-                         field=f"{path}.{key}")
+        raise ValueError(f"{kib} KiB is more bytes than a 64-bit integer holds")
     return kib * _KIB
 
 
-def _str_list(parent: Mapping[str, Any], key: str, path: str) -> list[str]:
-    items = _opt_list(parent, key, path)
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise ParseError(_TOOL, f"{path}.{key}[{i}]: expected a string, got {item!r}", field=f"{path}.{key}[{i}]")
-    return items
+def _true_or_false(value: Any) -> bool:
+    if not isinstance(value, str) or value.lower() not in ("true", "false"):
+        raise ValueError(f"expected 'true' or 'false', got {value!r}")
+    return value.lower() == "true"
+
+
+KibAsBytes = Annotated[int | None, PlainValidator(_kib_as_bytes)]
+TraitFlag = Annotated[bool, PlainValidator(_true_or_false)]
+
+
+class Report(wire.WireModel):
+    message: wire.Text | None = None
+
+
+class StaticTraits(wire.WireModel):
+    SupportsSnapshots: TraitFlag | None = None  # noqa: N815 - LINSTOR's key
+
+
+class StoragePool(wire.WireModel):
+    """An entry of ``/v1/view/storage-pools``; capacities arrive in KiB and are held in bytes."""
+
+    storage_pool_name: wire.Name
+    node_name: wire.Name
+    provider_kind: wire.Name
+    total_capacity: KibAsBytes = None
+    free_capacity: KibAsBytes = None
+    static_traits: StaticTraits | None = None
+    supports_snapshots: wire.Flag | None = None
+    shared_space: wire.Text | None = None
+    reports: list[Report] | None = None
+
+    def can_snapshot(self) -> bool | None:
+        """``static_traits.SupportsSnapshots`` (the string the CLI's CanSnapshots column shows), else the
+        boolean ``supports_snapshots``; both come from the provider kind (thick LVM cannot snapshot)."""
+        traits = self.static_traits
+        return traits.SupportsSnapshots if traits and traits.SupportsSnapshots is not None else self.supports_snapshots
+
+
+class Connection(wire.WireModel):
+    connected: wire.Flag
+    message: wire.Text | None = None
+
+
+class DrbdVolumeDefinition(wire.WireModel):
+    volume_number: wire.Int64 | None = None
+
+
+class DrbdVolume(wire.WireModel):
+    drbd_volume_definition: DrbdVolumeDefinition | None = None
+    usable_size_kib: KibAsBytes = None
+
+
+class Drbd(wire.WireModel):
+    connections: dict[str, Connection] | None = None
+    may_promote: wire.Flag | None = None
+    promotion_score: wire.Int64 | None = None
+    drbd_volumes: list[DrbdVolume] | None = None
+
+
+class Layer(wire.WireModel):
+    drbd: Drbd | None = None
+    children: list[Layer] | None = None
+
+    def find_drbd(self) -> Drbd | None:
+        """The DRBD layer data, wherever it sits in the layer tree (usually at the top)."""
+        if self.drbd is not None:
+            return self.drbd
+        return next((d for child in self.children or [] if (d := child.find_drbd()) is not None), None)
+
+
+class Replication(wire.WireModel):
+    replication_state: wire.Text | None = None
+    done_percentage: wire.Number | None = None
+
+
+class VolumeState(wire.WireModel):
+    disk_state: wire.Text | None = None
+    replication_states: dict[str, Replication] | None = None  # LINSTOR >= 1.31
+
+
+class Volume(wire.WireModel):
+    volume_number: wire.Int64
+    storage_pool_name: wire.Text | None = None
+    provider_kind: wire.Text | None = None
+    device_path: wire.Text | None = None
+    state: VolumeState | None = None
+    allocated_size_kib: KibAsBytes = None
+    usable_size_kib: KibAsBytes = None
+
+
+class ResourceState(wire.WireModel):
+    in_use: wire.Flag | None = None
+
+
+class Resource(wire.WireModel):
+    """An entry of ``/v1/view/resources``: one resource on one node."""
+
+    name: wire.Name
+    node_name: wire.Name
+    flags: list[wire.Text] | None = None
+    state: ResourceState | None = None
+    layer_object: Layer | None = None
+    volumes: list[Volume] | None = None
+
+
+class ControllerVersion(wire.WireModel):
+    version: wire.Text | None = None
+    rest_api_version: wire.Text | None = None
+
+
+class Node(wire.WireModel):
+    """An entry of ``/v1/nodes``."""
+
+    name: wire.Name
+    connection_status: wire.Text | None = None
 
 
 # --------------------------------------------------------------------------- storage pools
 
 
-def _supports_snapshots(pool: Mapping[str, Any], path: str) -> bool | None:
-    """``static_traits.SupportsSnapshots`` ("true"/"false"), else the boolean ``supports_snapshots``.
-
-    Both come from the provider kind (thick LVM cannot snapshot, ZFS and LVM_THIN can);
-    the trait is the string form the CLI's CanSnapshots column shows.
-    """
-    traits = _opt_obj(pool, "static_traits", path)
-    if traits is not None and traits.get("SupportsSnapshots") is not None:
-        raw = traits["SupportsSnapshots"]
-        if not isinstance(raw, str) or raw.lower() not in ("true", "false"):
-            raise ParseError(
-                _TOOL, f"{path}.static_traits.SupportsSnapshots: expected 'true' or 'false', got {raw!r}",
-                field=f"{path}.static_traits.SupportsSnapshots",
-            )
-        return raw.lower() == "true"
-    return _opt_bool(pool, "supports_snapshots", path)
-
-
-def _pool_reports(pool: Mapping[str, Any], path: str) -> str | None:
-    """Messages of the pool's ApiCallRc reports (an error state explains itself there)."""
-    messages = []
-    for i, report in enumerate(_opt_list(pool, "reports", path)):
-        rpath = f"{path}.reports[{i}]"
-        message = _opt_str(_obj(report, rpath), "message", rpath)
-        if message:
-            messages.append(message)
-    return "; ".join(messages) if messages else None
-
-
-def _pool_row(pool: Any, path: str) -> dict[str, Any] | None:
-    pool = _obj(pool, path)
-    name = _req_str(pool, "storage_pool_name", path)
-    node = _req_str(pool, "node_name", path)
-    kind = _req_str(pool, "provider_kind", path)
-    if kind == "DISKLESS":
+def _pool_row(pool: StoragePool) -> dict[str, Any] | None:
+    if pool.provider_kind == "DISKLESS":
         return None
-    total = _kib_to_bytes(pool, "total_capacity", path)
-    free = _kib_to_bytes(pool, "free_capacity", path)
+    total, free = pool.total_capacity, pool.free_capacity
+    messages = [r.message for r in pool.reports or [] if r.message]
     return {
-        "node": node,
-        "pool": name,
-        "provider_kind": kind,
+        "node": pool.node_name,
+        "pool": pool.storage_pool_name,
+        "provider_kind": pool.provider_kind,
         "total_bytes": total,
         "free_bytes": free,
         "used_bytes": total - free if total is not None and free is not None else None,
-        "supports_snapshots": _supports_snapshots(pool, path),
-        "shared_space": _opt_str(pool, "shared_space", path),
-        "reports": _pool_reports(pool, path),
+        "supports_snapshots": pool.can_snapshot(),
+        "shared_space": pool.shared_space,
+        "reports": "; ".join(messages) if messages else None,  # an error state explains itself there
     }
 
 
@@ -211,7 +230,8 @@ def storage_pools_frame(pools: list[dict]) -> pd.DataFrame:
     and shows ``<NA>``. Diskless pools are left out, since they hold no data and report a
     meaningless ``Long.MAX`` capacity that would poison any sum. Sorted by node, pool.
     """
-    rows = [row for i, pool in enumerate(_list(pools, "pools")) if (row := _pool_row(pool, f"pools[{i}]"))]
+    parsed = wire.parse(_TOOL, list[StoragePool], pools, root="pools")
+    rows = [row for pool in parsed if (row := _pool_row(pool))]
     frame = pd.DataFrame(rows, columns=list(STORAGE_POOL_COLUMNS))
     for column in ("total_bytes", "free_bytes", "used_bytes"):
         frame[column] = frame[column].astype("Int64")
@@ -222,50 +242,18 @@ def storage_pools_frame(pools: list[dict]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- resources
 
 
-def _find_drbd(layer: Mapping[str, Any] | None, path: str) -> tuple[Mapping[str, Any] | None, str]:
-    """The DRBD layer data, wherever it sits in the layer tree (usually at the top)."""
-    if layer is None:
-        return None, path
-    drbd = _opt_obj(layer, "drbd", path)
-    if drbd is not None:
-        return drbd, f"{path}.drbd"
-    for i, child in enumerate(_opt_list(layer, "children", path)):
-        found, found_path = _find_drbd(_obj(child, f"{path}.children[{i}]"), f"{path}.children[{i}]")
-        if found is not None:
-            return found, found_path
-    return None, path
-
-
-def _connections(drbd: Mapping[str, Any] | None, path: str) -> dict[str, tuple[bool, str]] | None:
-    """``{peer: (connected, message)}`` from ``connections``; ``None`` when absent."""
-    if drbd is None:
-        return None
-    conns = _opt_obj(drbd, "connections", path)
-    if conns is None:
-        return None
-    peers: dict[str, tuple[bool, str]] = {}
-    for peer, conn in conns.items():
-        cpath = f"{path}.connections.{peer}"
-        conn = _obj(conn, cpath)
-        connected = _opt_bool(conn, "connected", cpath)
-        if connected is None:
-            raise ParseError(_TOOL, f"{cpath}.connected missing", field=f"{cpath}.connected")
-        message = _opt_str(conn, "message", cpath) or ("Connected" if connected else "Unknown")
-        peers[str(peer)] = (connected, message)
-    return peers
-
-
-def _peer_columns(drbd: Mapping[str, Any] | None, path: str, state_reported: bool) -> dict[str, Any]:
+def _peer_columns(drbd: Drbd | None, state_reported: bool) -> dict[str, Any]:
     """Connected/disconnected peer counts and ``{peer: message}``.
 
     Unknown (``<NA>``) when there is no DRBD layer, or when the satellite reported nothing
     (offline node) and no connections are listed; "no peers" is a real answer only from a
     node that reported its state.
     """
-    peers = _connections(drbd, path)
-    if peers is None and (drbd is None or not state_reported):
+    conns = drbd.connections if drbd is not None else None
+    if conns is None and (drbd is None or not state_reported):
         return {"connected_peers": None, "disconnected_peers": None, "peer_states": None}
-    peers = peers or {}
+    peers = {peer: (c.connected, c.message or ("Connected" if c.connected else "Unknown"))
+             for peer, c in (conns or {}).items()}
     connected = sum(1 for ok, _ in peers.values() if ok)
     return {
         "connected_peers": connected,
@@ -274,62 +262,37 @@ def _peer_columns(drbd: Mapping[str, Any] | None, path: str, state_reported: boo
     }
 
 
-def _drbd_volume_usable(drbd: Mapping[str, Any] | None, volume_number: int, path: str) -> int | None:
+def _drbd_volume_usable(drbd: Drbd | None, volume_number: int) -> int | None:
     """Usable size of the DRBD device for ``volume_number`` (what the consumer gets)."""
-    if drbd is None:
-        return None
-    for i, dv in enumerate(_opt_list(drbd, "drbd_volumes", path)):
-        vpath = f"{path}.drbd_volumes[{i}]"
-        dv = _obj(dv, vpath)
-        definition = _opt_obj(dv, "drbd_volume_definition", vpath) or {}
-        number = _opt_int(definition, "volume_number", f"{vpath}.drbd_volume_definition")
-        if number == volume_number:
-            return _kib_to_bytes(dv, "usable_size_kib", vpath)
+    for dv in (drbd.drbd_volumes or []) if drbd is not None else []:
+        definition = dv.drbd_volume_definition or DrbdVolumeDefinition()
+        if definition.volume_number == volume_number:
+            return dv.usable_size_kib
     return None
 
 
-def _replication(state: Mapping[str, Any] | None, path: str) -> tuple[dict[str, str] | None, float | None]:
+def _replication(state: VolumeState | None) -> tuple[dict[str, str] | None, float | None]:
     """Per-peer replication state and the lowest resync progress (LINSTOR >= 1.31)."""
-    if state is None:
+    if state is None or state.replication_states is None:
         return None, None
-    reps = _opt_obj(state, "replication_states", path)
-    if reps is None:
-        return None, None
-    states: dict[str, str] = {}
-    done: list[float] = []
-    for peer, rep in reps.items():
-        rpath = f"{path}.replication_states.{peer}"
-        rep = _obj(rep, rpath)
-        value = _opt_str(rep, "replication_state", rpath)
-        if value is not None:
-            states[str(peer)] = value
-        pct = rep.get("done_percentage")
-        if pct is not None:
-            if isinstance(pct, bool) or not isinstance(pct, int | float):
-                raise ParseError(_TOOL, f"{rpath}.done_percentage: expected a number, got {pct!r}",
-                                 field=f"{rpath}.done_percentage")
-            done.append(float(pct))
+    reps = state.replication_states
+    states = {peer: r.replication_state for peer, r in reps.items() if r.replication_state is not None}
+    done = [r.done_percentage for r in reps.values() if r.done_percentage is not None]
     return states, (min(done) if done else None)
 
 
-def _volume_fields(
-    volume: Mapping[str, Any], drbd: Mapping[str, Any] | None, path: str, drbd_path: str
-) -> dict:
-    number = _opt_int(volume, "volume_number", path)
-    if number is None:
-        raise ParseError(_TOOL, f"{path}.volume_number missing", field=f"{path}.volume_number")
-    state = _opt_obj(volume, "state", path)
-    usable = _kib_to_bytes(volume, "usable_size_kib", path)
+def _volume_fields(volume: Volume, drbd: Drbd | None) -> dict:
+    usable = volume.usable_size_kib
     if usable is None:
-        usable = _drbd_volume_usable(drbd, number, drbd_path)
-    replication, done = _replication(state, f"{path}.state")
+        usable = _drbd_volume_usable(drbd, volume.volume_number)
+    replication, done = _replication(volume.state)
     return {
-        "volume_number": number,
-        "storage_pool": _opt_str(volume, "storage_pool_name", path),
-        "provider_kind": _opt_str(volume, "provider_kind", path),
-        "device_path": _opt_str(volume, "device_path", path),
-        "disk_state": _opt_str(state, "disk_state", f"{path}.state") if state is not None else None,
-        "allocated_bytes": _kib_to_bytes(volume, "allocated_size_kib", path),
+        "volume_number": volume.volume_number,
+        "storage_pool": volume.storage_pool_name,
+        "provider_kind": volume.provider_kind,
+        "device_path": volume.device_path,
+        "disk_state": volume.state.disk_state if volume.state is not None else None,
+        "allocated_bytes": volume.allocated_size_kib,
         "usable_bytes": usable,
         "replication_states": replication,
         "resync_done_percent": done,
@@ -349,33 +312,27 @@ _EMPTY_VOLUME = {
 }
 
 
-def _resource_rows(resource: Any, path: str) -> list[dict[str, Any]]:
-    resource = _obj(resource, path)
-    name = _req_str(resource, "name", path)
-    node = _req_str(resource, "node_name", path)
-    flags = _str_list(resource, "flags", path)
-    state = _opt_obj(resource, "state", path)
-    layer = _opt_obj(resource, "layer_object", path)
-    drbd, drbd_path = _find_drbd(layer, f"{path}.layer_object")
+def _resource_rows(resource: Resource) -> list[dict[str, Any]]:
+    flags = list(resource.flags or [])
+    state = resource.state
+    drbd = resource.layer_object.find_drbd() if resource.layer_object is not None else None
     base = {
-        "resource": name,
-        "node": node,
+        "resource": resource.name,
+        "node": resource.node_name,
         "flags": tuple(flags),
         "diskless": bool(_DISKLESS_FLAGS.intersection(flags)),
         "tiebreaker": "TIE_BREAKER" in flags,
         "state_reported": state is not None,
-        "in_use": _opt_bool(state, "in_use", f"{path}.state") if state is not None else None,
-        **_peer_columns(drbd, drbd_path, state is not None),
-        "may_promote": _opt_bool(drbd, "may_promote", drbd_path) if drbd is not None else None,
-        "promotion_score": _opt_int(drbd, "promotion_score", drbd_path) if drbd is not None else None,
+        "in_use": state.in_use if state is not None else None,
+        **_peer_columns(drbd, state is not None),
+        "may_promote": drbd.may_promote if drbd is not None else None,
+        "promotion_score": drbd.promotion_score if drbd is not None else None,
     }
-    volumes = _opt_list(resource, "volumes", path)
-    if not volumes:
+    if not resource.volumes:
         return [{**base, **_EMPTY_VOLUME}]
     rows = []
-    for i, volume in enumerate(volumes):
-        vpath = f"{path}.volumes[{i}]"
-        fields = _volume_fields(_obj(volume, vpath), drbd, vpath, drbd_path)
+    for volume in resource.volumes:
+        fields = _volume_fields(volume, drbd)
         row = {**base, **fields}
         # A diskless volume (provider DISKLESS) marks the resource diskless even if flags lag.
         row["diskless"] = row["diskless"] or fields["provider_kind"] == "DISKLESS"
@@ -401,8 +358,8 @@ def resources_frame(resources: list[dict]) -> pd.DataFrame:
     Sorted by resource, node, volume number.
     """
     rows: list[dict[str, Any]] = []
-    for i, resource in enumerate(_list(resources, "resources")):
-        rows.extend(_resource_rows(resource, f"resources[{i}]"))
+    for resource in wire.parse(_TOOL, list[Resource], resources, root="resources"):
+        rows.extend(_resource_rows(resource))
     frame = pd.DataFrame(rows, columns=list(RESOURCE_COLUMNS))
     for column in ("volume_number", "connected_peers", "disconnected_peers", "promotion_score"):
         frame[column] = frame[column].astype("Int64")
@@ -450,17 +407,14 @@ class LinstorClient:
 
     def controller_version(self) -> dict:
         """``/v1/controller/version``: ``version`` and ``rest_api_version`` are strings when present."""
-        version = _obj(self.get("/v1/controller/version"), "controller/version")
-        for key in ("version", "rest_api_version"):
-            _opt_str(version, key, "controller/version")
+        version = self.get("/v1/controller/version")
+        wire.parse(_TOOL, ControllerVersion, version, root="controller/version")
         return dict(version)
 
     def nodes(self) -> list[dict]:
         """``/v1/nodes``: each node an object with a ``name`` and, when reported, a ``connection_status``."""
-        nodes = _list(self.get("/v1/nodes"), "nodes")
-        for i, node in enumerate(nodes):
-            _req_str(_obj(node, f"nodes[{i}]"), "name", f"nodes[{i}]")
-            _opt_str(node, "connection_status", f"nodes[{i}]")
+        nodes = self.get("/v1/nodes")
+        wire.parse(_TOOL, list[Node], nodes, root="nodes")
         return nodes
 
     def storage_pools(self) -> list[dict]:
@@ -483,14 +437,19 @@ class LinstorClient:
         return dict(_one(self.get(f"/v1/resource-groups/{name}"), f"resource-groups/{name}"))
 
     def controller_properties(self) -> dict:
-        return dict(_obj(self.get("/v1/controller/properties") or {}, "controller/properties"))
+        return _one(self.get("/v1/controller/properties") or {}, "controller/properties")
 
     def snapshots(self) -> list[dict]:
         return _list(self.get("/v1/view/snapshots"), "view/snapshots")
 
 
-def _one(answer: Any, path: str) -> Mapping[str, Any]:
+def _list(answer: Any, path: str) -> list[Any]:
+    """A list answer (its entries are checked by the views that read them)."""
+    return wire.parse(_TOOL, list[Any], answer, root=path)
+
+
+def _one(answer: Any, path: str) -> dict[str, Any]:
     """A single object; some LINSTOR versions wrap it in a one-element list."""
     if isinstance(answer, list) and answer:
         answer = answer[0]
-    return _obj(answer, path)
+    return wire.parse(_TOOL, dict[str, Any], answer, root=path)
