@@ -10,6 +10,7 @@ Fields we do not read are ignored, so a newer tool version with more fields stil
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError
@@ -48,10 +49,12 @@ def number(value: Any) -> float:
     return number
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
-    return value
+def _instance_of(kind: type, words: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise ValueError(f"expected {words}, got {value!r}")
+        return value
+    return check
 
 
 def _name(value: Any) -> str:
@@ -60,17 +63,11 @@ def _name(value: Any) -> str:
     return value
 
 
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
 Int64 = Annotated[int, PlainValidator(int64)]
 Number = Annotated[float, PlainValidator(number)]
-Text = Annotated[str, PlainValidator(_text)]
+Text = Annotated[str, PlainValidator(_instance_of(str, "a string"))]
 Name = Annotated[str, PlainValidator(_name)]
-Flag = Annotated[bool, PlainValidator(_flag)]
+Flag = Annotated[bool, PlainValidator(_instance_of(bool, "true or false"))]
 
 
 def field_path(root: str, loc: tuple[int | str, ...]) -> str:
