@@ -21,9 +21,9 @@ from pydantic import Field, PlainValidator
 from . import kube, wire
 from .errors import ParseError, RunbookError
 from .linstor import resources_frame
-from .services import pods
 from .services.clients import linstor
 from .services.objects import create, delete
+from .services.pods import job_run
 from .services.preconditions import require_classes
 from .waiting import wait_until
 
@@ -568,7 +568,7 @@ def run_class(session: Any, cls: str) -> tuple[pd.DataFrame, dict]:
             timeout = session.params.node_timeout + 2 * expected_seconds(bench) + bench.size_bytes / 50e6
             obj = wait_until(lambda job=job: _job_done(api, job), what=f"fio Job {job['metadata']['name']} finished",
                              timeout=timeout, describe=_job_state)
-            run = pods.job_run(session, job)
+            run = job_run(session, job)
             pod, log = run.obj, run.log or ("(no log)" if run.obj else "(no pod)")
             if kube.condition(obj, "Failed").get("status") == "True":
                 tail = "\n".join(log.strip().splitlines()[-5:])

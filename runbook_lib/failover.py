@@ -70,9 +70,9 @@ from .drill_records import (
 from .errors import PreconditionFailed, RunbookError
 from .etcd_backup import snapshot_before
 from .linstor import resources_frame
-from .services import pods
 from .services.clients import linstor
 from .services.objects import create
+from .services.pods import wait_finished
 from .session import Session
 from .talos import NodeRef
 from .waiting import wait_until
@@ -961,8 +961,8 @@ def _run_reader(session: Session, writer: Writer, node: str, round_: int, digest
 
     out = None
     try:
-        run = pods.wait_finished(session, pod, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout),
-                                 log_timeout=5)
+        run = wait_finished(session, pod, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout),
+                            log_timeout=5)
         if run.succeeded:
             out = run.log
     except RunbookError:

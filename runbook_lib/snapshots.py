@@ -33,10 +33,10 @@ from . import kinds, kube
 from .csi import PROVISIONER
 from .errors import PreconditionFailed, RunbookError
 from .linstor import storage_pools_frame
-from .services import pods
 from .services.clients import helm as helm_client
 from .services.clients import linstor
 from .services.objects import apply, create, delete
+from .services.pods import wait_finished
 from .session import Session
 from .waiting import wait_until
 
@@ -247,7 +247,7 @@ def parse_sha256(log: str) -> dict[str, str]:
 
 def _run_pod(session: Session, p: dict) -> dict[str, str]:
     """Wait for a checksum pod to finish; its sha256 lines (RunbookError with its log when it failed)."""
-    run = pods.wait_finished(session, p, what=f"pod {p['metadata']['name']} finished")
+    run = wait_finished(session, p, what=f"pod {p['metadata']['name']} finished")
     print(f"{p['metadata']['name']}: {run.phase}\n{run.text()}")
     if not run.succeeded:
         raise RunbookError(f"pod {p['metadata']['name']} {run.phase}: {run.text()[-400:]}")

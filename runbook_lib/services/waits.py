@@ -1,4 +1,4 @@
-"""Waits for cluster states the steps share: Deployments ready, an object gone."""
+"""Waits and reads of readiness the steps share: a Deployment's ready replicas, Deployments ready."""
 
 from __future__ import annotations
 
