@@ -380,6 +380,9 @@ class Node(_Strict):
     name: NodeName
     address: IpAddress
     role: Literal["controlplane", "worker"]
+    #: false: a compute-only node; the runbooks never partition, patch, upgrade, reset or fault it,
+    #: LINSTOR gets no pool there, and it never blocks a gate
+    storage: bool = True
 
 
 #: The default cluster: three control-plane nodes, as ``talosctl cluster create`` makes them.
@@ -395,7 +398,9 @@ def _default_nodes() -> list[Node]:
 class Storage(_Strict):
     """Where LINSTOR's data lives: the user volume Talos carves out and the pool on top of it."""
 
-    disk_selector: DiskSelectorText = "disk.transport == 'nvme'"
+    #: CEL over Talos's DiskSpec; the default pins the system disk (the single-disk layout: the partition is
+    #: carved out next to EPHEMERAL). A dedicated data disk: e.g. "!system_disk && disk.transport == 'nvme'"
+    disk_selector: DiskSelectorText = "system_disk"
     ephemeral_max_size: EphemeralSize = "100GiB"
     volume_name: VolumeName = "linstor-storage"
     min_size: PositiveSize = "200GiB"
@@ -418,8 +423,18 @@ class Storage(_Strict):
 
     @property
     def partition_label(self) -> str:
-        """Talos labels the user volume's partition ``u-<name>``."""
+        """Talos labels a user volume's partition ``u-<name>`` (the layout before Talos v1.11)."""
         return "u-" + self.volume_name
+
+    @property
+    def raw_label(self) -> str:
+        """Talos labels a raw volume's partition ``r-<name>`` (``RawVolumePrefix``, Talos v1.11+)."""
+        return "r-" + self.volume_name
+
+    @property
+    def raw_device_path(self) -> str:
+        """The raw volume's stable path: udev's partition-label link, the same on every boot and node."""
+        return "/dev/disk/by-partlabel/" + self.raw_label
 
     @property
     def mount_path(self) -> str:
@@ -450,6 +465,8 @@ class LabOptions(_Strict):
     enforce_safety: bool = False
     #: MiB/s each volume in use changes while a replica is away: what a returning replica must resync
     workload_write_mib_s: float = Field(default=0.5, ge=0, le=10000)
+    #: worker nodes the lab adds beyond ``nodes`` (lab-w-1, ...): unlisted compute-only nodes the runbooks leave alone
+    extra_workers: int = Field(default=0, ge=0, le=8)
 
     @property
     def disk_size_bytes(self) -> int:
@@ -611,6 +628,24 @@ class Params(_Strict):
     @property
     def workers(self) -> list[Node]:
         return [node for node in self.nodes if node.role == "worker"]
+
+    @property
+    def storage_nodes(self) -> list[Node]:
+        """The nodes that hold LINSTOR data (``storage`` true): partition, modules, pool, replicas."""
+        return [node for node in self.nodes if node.storage]
+
+    def lab_nodes(self) -> list[dict[str, Any]]:
+        """The nodes the lab simulates: every listed node, then ``lab.extra_workers`` unlisted workers."""
+        nodes = [n.model_dump() for n in self.nodes]
+        taken = {n["address"] for n in nodes}
+        last = max(int(ipaddress.ip_address(a)) for a in taken)
+        for i in range(1, self.lab.extra_workers + 1):
+            last += 1
+            while str(ipaddress.ip_address(last)) in taken:
+                last += 1
+            nodes.append({"name": f"lab-w-{i}", "address": str(ipaddress.ip_address(last)), "role": "worker",
+                          "storage": False})
+        return nodes
 
     @property
     def lab_node_count(self) -> int:
@@ -874,6 +909,12 @@ def _node_problems(nodes: Any) -> list[Problem]:
     if entries and "controlplane" not in roles:
         problems.append(
             (("nodes",), "needs at least one controlplane node (etcd and the API server run there)")
+        )
+    if entries and all(item.get("storage") is False for _, item in entries):
+        problems.append(
+            (("nodes",), f"storage: false on every node ({', '.join(str(item.get('name')) for _, item in entries)}): "
+                         "LINSTOR needs at least one storage node; set storage: true (the default) on the nodes "
+                         "whose disks hold the data")
         )
     return problems
 

@@ -59,7 +59,7 @@ def lab_connection(params: Params) -> dict:
     so production code keeps no dependency on the simulator.
     """
     options = {
-        "nodes": [n.model_dump() for n in params.nodes],
+        "nodes": params.lab_nodes(),
         "time_scale": params.lab.time_scale,
         "seed": params.lab.seed,
         "disk_size": params.lab.disk_size_bytes,
@@ -167,6 +167,11 @@ class Session:
     @property
     def nodes(self) -> list[NodeRef]:
         return [NodeRef(n.name, n.address, n.role) for n in self.params.nodes]
+
+    @property
+    def storage_nodes(self) -> list[NodeRef]:
+        """The listed nodes with ``storage`` true; the runbooks never touch any other node."""
+        return [NodeRef(n.name, n.address, n.role) for n in self.params.storage_nodes]
 
     @property
     def dry_run(self) -> bool:
