@@ -86,6 +86,7 @@ def _lab_options(file: str | None) -> dict | None:
         "initial_talos_version": params.lab.initial_talos_version,
         "faults": [f.model_dump() for f in params.lab.faults],
         "enforce_safety": params.lab.enforce_safety, "workload_write_mib_s": params.lab.workload_write_mib_s,
+        "initial_extensions": params.lab.initial_extensions, "initial_kernel_args": params.lab.initial_kernel_args,
     }
 
 

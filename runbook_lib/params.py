@@ -48,6 +48,7 @@ from .approvals import ACTIONS as _APPROVAL_ACTIONS
 from .approvals import CLASS_ACTIONS, RENAMED, meaning, renamed_message
 from .disk_selector import check_disk_selector
 from .errors import ApprovalRequired, ParamsError
+from .factory import PLATFORMS
 from .sizes import GiB, parse_size
 
 __all__ = [
@@ -313,6 +314,20 @@ def _extension(value: str) -> str:
     return value
 
 
+def _talos_platform(value: str) -> str:
+    if value not in PLATFORMS:
+        close = difflib.get_close_matches(value, list(PLATFORMS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{value!r} is not an Image Factory platform{hint}; one of: {', '.join(PLATFORMS)}")
+    return value
+
+
+def _kernel_arg(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not one kernel argument (no spaces; one list item per argument)")
+    return value
+
+
 def _secret_name(value: str) -> str:
     if not _SECRET_NAME_RE.match(value):
         raise ValueError("secret names use letters, digits, '_', '.' and '-'")
@@ -335,6 +350,8 @@ Approval = Annotated[str, AfterValidator(_confirm_entry)]
 BackupDir = Annotated[str, AfterValidator(_non_empty), AfterValidator(_backup_dir)]
 FactoryUrl = Annotated[str, AfterValidator(_factory_url)]
 ExtensionName = Annotated[str, AfterValidator(_extension)]
+TalosPlatform = Annotated[str, AfterValidator(_talos_platform)]
+KernelArg = Annotated[str, AfterValidator(_kernel_arg)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
 Transport = Annotated[str, AfterValidator(_transport)]
 ChartVersion = Annotated[str, BeforeValidator(_version_text), AfterValidator(_chart_version)]
@@ -408,6 +425,9 @@ class Storage(_Strict):
     filesystem: Literal["xfs", "ext4"] = "xfs"
     pool_name: PoolName = "linstor-pool"
     pool_type: Literal["zfsPool", "zfsThinPool", "lvmThinPool", "lvmPool"] = "zfsPool"
+    #: cap on the ZFS ARC (the ``zfs`` module's ``zfs_arc_max``). OpenZFS 2.4 defaults to max(5/8 of RAM,
+    #: RAM - 1 GiB), about 15 GiB of a 16 GB node; 4GiB leaves the rest to workloads. null: the OpenZFS default
+    zfs_arc_max: PositiveSize | None = "4GiB"
 
     @property
     def ephemeral_max_bytes(self) -> int:
@@ -420,6 +440,10 @@ class Storage(_Strict):
     @property
     def max_bytes(self) -> int | None:
         return None if self.max_size is None else parse_size(self.max_size)
+
+    @property
+    def zfs_arc_max_bytes(self) -> int | None:
+        return None if self.zfs_arc_max is None else parse_size(self.zfs_arc_max)
 
     @property
     def partition_label(self) -> str:
@@ -467,6 +491,10 @@ class LabOptions(_Strict):
     workload_write_mib_s: float = Field(default=0.5, ge=0, le=10000)
     #: worker nodes the lab adds beyond ``nodes`` (lab-w-1, ...): unlisted compute-only nodes the runbooks leave alone
     extra_workers: int = Field(default=0, ge=0, le=8)
+    #: official extensions the lab nodes were installed with (an Image Factory installer), e.g. siderolabs/iscsi-tools
+    initial_extensions: list[ExtensionName] = Field(default_factory=list)
+    #: extra kernel arguments of that installer's schematic, e.g. console=ttyS0
+    initial_kernel_args: list[KernelArg] = Field(default_factory=list)
 
     @property
     def disk_size_bytes(self) -> int:
@@ -578,6 +606,10 @@ class Params(_Strict):
     snapshots: Snapshots = Field(default_factory=Snapshots)
     failover: Failover = Field(default_factory=Failover)
     factory_url: FactoryUrl = "https://factory.talos.dev"
+    #: the Image Factory platform of the installer (``<platform>-installer``): metal, nocloud, aws, ...
+    talos_platform: TalosPlatform = "metal"
+    #: the SecureBoot installer (``<platform>-installer-secureboot``)
+    secureboot: bool = False
     extensions: list[ExtensionName] = Field(default_factory=lambda: ["siderolabs/drbd", "siderolabs/zfs"])
     #: real (wall-clock) seconds to wait for a node to come back (reboot, reset, upgrade) or a gate to pass,
     #: in the lab as on a real cluster (the lab's talosctl counts its --timeout in real seconds too)
@@ -854,9 +886,18 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[Problem]:
     problems += _storage_problems(data.get("storage"))
     problems += _lab_problems(data.get("lab"), nodes, names)
     problems += _duplicates(data.get("extensions"), ("extensions",), "extension")
+    problems += _platform_problems(data.get("talos_platform", "metal"), data.get("secureboot", False))
     problems += _failover_problems(data.get("failover"), data.get("target", "lab"), names)
     problems += _real_cluster_problems(data)
     return problems
+
+
+def _platform_problems(platform: Any, secureboot: Any) -> list[Problem]:
+    """The factory builds SecureBoot installers only for the platforms Talos marks SecureBootSupported."""
+    if secureboot is True and isinstance(platform, str) and PLATFORMS.get(platform) is False:
+        with_sb = ", ".join(p for p, sb in PLATFORMS.items() if sb)
+        return [(("secureboot",), f"the {platform} platform has no SecureBoot installer (only {with_sb})")]
+    return []
 
 
 def _real_cluster_problems(data: Mapping[str, Any]) -> list[Problem]:

@@ -68,6 +68,8 @@ def lab_connection(params: Params) -> dict:
         "faults": [f.model_dump() for f in params.lab.faults],
         "enforce_safety": params.lab.enforce_safety,
         "workload_write_mib_s": params.lab.workload_write_mib_s,
+        "initial_extensions": params.lab.initial_extensions,
+        "initial_kernel_args": params.lab.initial_kernel_args,
     }
     proc = subprocess.run([sys.executable, "-m", "runbook_lib.lab", "connect", "--options", json.dumps(options)],
                           capture_output=True, text=True, timeout=60)
