@@ -49,6 +49,34 @@ def missing_or_different(current: list[dict], wanted: list[dict]) -> list[dict]:
     return [d for d in wanted if index.get(doc_key(d)) != d]
 
 
+def covers(live: object, wanted: object) -> bool:
+    """``live`` already holds every key and value of ``wanted`` (lists compared whole)."""
+    if isinstance(wanted, dict):
+        return isinstance(live, dict) and all(k in live and covers(live[k], v) for k, v in wanted.items())
+    return live == wanted
+
+
+def documents_to_patch(current: list[dict], wanted: list[dict]) -> list[dict]:
+    """The documents of ``wanted`` that ``current`` lacks, or holds without all of their content."""
+    index = {doc_key(d): d for d in current}
+    return [d for d in wanted if not covers(index.get(doc_key(d)), d)]
+
+
+def documents_patch(current: list[dict], wanted: list[dict]) -> str | None:
+    """A ``talosctl patch machineconfig`` patch holding only the documents ``current`` lacks (or holds
+    with other values), or None when nothing is missing, so a re-run patches nothing.
+
+    Talos merges a patch's named documents (``VolumeConfig``, ``RawVolumeConfig``, ...) into the running
+    configuration by ``kind`` and ``name`` (talos ``configpatcher``; a same-named document is updated, a new
+    one appended), so the node's own configuration is never read back, re-serialised or written anywhere:
+    only our rendered documents are dumped.
+    """
+    missing = documents_to_patch(current, wanted)
+    if not missing:
+        return None
+    return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in missing)
+
+
 def config_modules(docs: list[dict]) -> list[dict]:
     """``machine.kernel.modules`` of the main (v1alpha1) document: ``[{name, parameters?}]``."""
     main = next((d for d in docs if "machine" in d), {})

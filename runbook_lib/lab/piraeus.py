@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from . import drbd
+from . import block_links, drbd
 from . import workloads as wl
 from .kubeapi import ApiError, strategic_merge
 from .linstor_model import (
@@ -933,7 +933,7 @@ def _reconcile_pools(lab: Any, sat: dict, node: str, ns: str, op_pod: dict | Non
                 props[p["name"]] = p["value"]
         props[LAST_APPLIED] = json.dumps(sorted(k for k in props if k != LAST_APPLIED))
         existing = ctl.pools.get(node, {}).get(name)
-        devices = ((pool.get("source") or {}).get("hostDevices")) or []
+        devices = [block_links.resolve_on(lab, node, d) for d in ((pool.get("source") or {}).get("hostDevices")) or []]
         if existing is None and devices:
             try:
                 _rcs, signatures = ctl.create_device_pool(node, provider, backing, devices, name, props)
