@@ -94,6 +94,10 @@ TALOS_POD_TEMPLATE = {
     }
 }
 
+VERIFY_ALG_KEY = "DrbdOptions/Net/verify-alg"
+VERIFY_ALG = "crc32c"
+
+
 def linstor_cluster(storage_nodes: list[str] | None = None) -> dict:
     """The cluster-wide ``LinstorCluster``: the operator's defaults (it is cluster-scoped).
 
@@ -101,7 +105,9 @@ def linstor_cluster(storage_nodes: list[str] | None = None) -> dict:
     (``LinstorCluster.spec.nodeAffinity``): a compute-only node gets no satellite, needs no DRBD module and
     is never given a pool or a replica.
     """
-    spec: dict = {}
+    # The DRBD verify algorithm pinned cluster-wide: LINSTOR's own choice, crct10dif, is gone from Linux 6.18
+    # (Talos v1.12), and peers without it never connect (siderolabs/talos#12478); why crc32c: runbook_lib.compat.
+    spec: dict = {"properties": [{"name": VERIFY_ALG_KEY, "value": VERIFY_ALG}]}
     if storage_nodes:
         spec["nodeAffinity"] = {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": "kubernetes.io/hostname", "operator": "In", "values": sorted(storage_nodes)}]}]}
