@@ -7,8 +7,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from kubernetes import config as k8s_config
 
 from runbook_lib import machineconfig, upgrade
 from runbook_lib.lab import control, factory_api
@@ -24,23 +26,23 @@ ISCSI = "siderolabs/iscsi-tools"
 ARG = "console=ttyS0"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
-    d = tmp_path_factory.mktemp("image") / "lab"
+def start(d: Path, nodes: list[dict]) -> StorageLab:
     d.mkdir(parents=True)
-    # one control-plane node keeps the test cheap: what it shows holds per node
-    options = {**control.default_options(), "time_scale": 2000.0, "nodes": control.default_options()["nodes"][:1],
+    options = {**control.default_options(), "time_scale": 2000.0, "nodes": nodes,
                "initial_extensions": [ISCSI], "initial_kernel_args": [ARG]}
     lab = lab_server.Lab.create(options)
     srv = lab_server.LabHTTPServer(lab, None)
     srv.factory_handler = factory_api.handle
     _write_connection_files(d, srv.url, lab)
     srv.start_background()
-    from kubernetes import config as k8s_config
-    import httpx
-
     api = k8s_config.new_client_from_config(str(d / "kubeconfig"))
-    s = StorageLab(lab, srv, d, api, httpx.Client(base_url=srv.url, timeout=10))
+    return StorageLab(lab, srv, d, api, httpx.Client(base_url=srv.url, timeout=10))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
+    # one control-plane node keeps the test cheap: what it shows holds per node
+    s = start(tmp_path_factory.mktemp("image") / "lab", control.default_options()["nodes"][:1])
     try:
         yield s
     finally:
@@ -97,26 +99,37 @@ def test_02_keeps_the_nodes_extensions_and_kernel_args_and_a_rerun_changes_nothi
         assert "cluster" not in a.manifest and "ca:" not in a.manifest and "zfs_arc_max=4294967296" in a.manifest
 
     again = session(lab, tmp_path)
-    run_02(again)
+    plan = run_02(again)
     assert [a.outcome for a in again.record.actions] == ["unchanged"] * 2  # the patch and the upgrade
     assert [c.name for c in again.record.checks if not c.ok] == []
     for name in plan.nodes:
         counts = Counter(modules_of(lab, name))
         assert counts == {"drbd": 1, "drbd_transport_tcp": 1, "zfs": 1}, counts
 
-
-def test_a_changed_zfs_arc_max_replaces_the_module_list_instead_of_appending(lab: StorageLab, tmp_path: Path) -> None:
+    # a changed zfs_arc_max replaces the list in one call (delete, then set) instead of appending a second zfs
     rb = session(lab, tmp_path, storage={"zfs_arc_max": "2GiB"})
-    plan = upgrade.prepare_installer(rb)
-    patches = upgrade.config_patches(rb, plan)
-    first = next(iter(patches.values()))
+    first = next(iter(upgrade.config_patches(rb, plan).values()))
     assert len(first) == 2 and yaml.safe_load(first[0]) == {"machine": {"kernel": {"modules": {"$patch": "delete"}}}}
     upgrade.apply_config_patch(rb, plan)
     rb.lock.release()
     for name in plan.nodes:
         with lab.lab.lock:
             mods = machineconfig.config_modules(lab.lab.talos.nodes[name].config)
-        assert [m["name"] for m in mods] == ["drbd", "drbd_transport_tcp", "zfs"]
+            image = v1alpha1_doc(lab.lab.talos.nodes[name].config)["machine"]["install"]["image"]
+        assert [m["name"] for m in mods] == ["drbd", "drbd_transport_tcp", "zfs"] and image == plan.nodes[name].image
         assert mods[2]["parameters"] == [f"zfs_arc_max={2 * 1024**3}"]
-        with lab.lab.lock:
-            assert v1alpha1_doc(lab.lab.talos.nodes[name].config)["machine"]["install"]["image"] == plan.nodes[name].image
+
+
+def test_nodes_whose_merged_schematics_differ_get_their_own_installer(tmp_path: Path) -> None:
+    s = start(tmp_path / "lab", control.default_options()["nodes"][:2])
+    try:
+        with s.lab.lock:  # lab-cp-2 was installed from the vanilla installer
+            node = s.lab.talos.nodes["lab-cp-2"]
+            node.schematic, node.extensions = None, []
+        plan = upgrade.prepare_installer(session(s, tmp_path))
+    finally:
+        stop_lab(s)
+    assert len(plan.images) == 2
+    assert plan.nodes["lab-cp-1"].kept == [ISCSI] and plan.nodes["lab-cp-2"].kept == []
+    assert plan.nodes["lab-cp-2"].factory_id == "98442b5bb4e8d050f30978ce3e6ec22e7bf534d57cafcd51313235128057e612"
+    assert all(i.startswith("factory.talos.dev/metal-installer/") for i in plan.images)
