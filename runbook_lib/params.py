@@ -888,6 +888,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[Problem]:
     problems += _duplicates(data.get("extensions"), ("extensions",), "extension")
     problems += _platform_problems(data.get("talos_platform", "metal"), data.get("secureboot", False))
     problems += _failover_problems(data.get("failover"), data.get("target", "lab"), names)
+    problems += _compute_only_problems(data.get("failover"), nodes)
     problems += _real_cluster_problems(data)
     return problems
 
@@ -919,6 +920,16 @@ def _failover_problems(failover: Any, target: Any, names: set[str] | None) -> li
     if isinstance(node, str) and names is not None and node not in names:
         problems.append((("failover", "node"), _unknown_node(node, names)))
     return problems
+
+
+def _compute_only_problems(failover: Any, nodes: Any) -> list[Problem]:
+    """A compute-only node (``storage: false``) holds no replica and is never faulted."""
+    compute = {item.get("name") for _, item in _items(nodes) if item.get("storage") is False}
+    node = failover.get("node") if isinstance(failover, Mapping) else None
+    if isinstance(node, str) and node in compute:
+        return [(("failover", "node"), f"{node} has storage: false: it holds no replica and the runbooks never "
+                                       "fault it; name a storage node (or null: the writer's node)")]
+    return []
 
 
 def _items(value: Any) -> list[tuple[int, Mapping[str, Any]]]:

@@ -116,7 +116,7 @@ def require_linstor(session: Session) -> None:
     else:
         pools = storage_pools_frame(linstor(session).storage_pools())
         have = set(pools[pools["pool"] == pool]["node"])
-        lacking = [n.name for n in session.nodes if n.name not in have]
+        lacking = [n.name for n in session.storage_nodes if n.name not in have]
         if lacking:
             missing = f"LINSTOR has no storage pool {pool} on {', '.join(lacking)}"
     if missing is None:
