@@ -42,7 +42,7 @@ class NodeLayout:
     partitions: list[dict]  # DiscoveredVolume specs of type partition
     disks: list[dict]  # DiscoveredVolume specs of type disk
     disk_specs: list[dict]  # Disk specs (transport, model, ...: what the disk selector sees)
-    config: list[dict]  # the running machine configuration's documents (read only, never written back)
+    config: list[dict] = field(repr=False)  # the running configuration (read only, never written back; holds secrets)
     storage: storage_layout.NodeVolume  # LINSTOR's partition: raw volume, or the old user volume
 
     @property
