@@ -489,7 +489,15 @@ def _apply(lab: Any, group: str, version: str, plural: str, obj: dict, owner: di
 
 
 def _component_template(lab: Any, lcluster: dict, key: str, template: dict) -> dict:
-    """Apply ``LinstorCluster.spec.<component>.podTemplate`` as a strategic-merge patch."""
+    """Apply ``LinstorCluster.spec.<component>.podTemplate`` as a strategic-merge patch.
+
+    The cluster's ``nodeAffinity`` goes into every component's pods first, as the operator's
+    ``Cluster*NodeAffinityPatch`` does (piraeus-operator ``internal/controller/linstorcluster_controller.go``).
+    """
+    affinity = (lcluster.get("spec") or {}).get("nodeAffinity")
+    if affinity:
+        template = strategic_merge(template, {"spec": {"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": affinity}}}})
     patch = ((lcluster.get("spec") or {}).get(key) or {}).get("podTemplate")
     return strategic_merge(template, patch) if patch else template
 
