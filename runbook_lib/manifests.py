@@ -66,6 +66,13 @@ def volume_documents(storage: Storage, talos_version: str) -> list[dict]:
     return [ephemeral_volume_config(storage), raw_volume_config(storage) if raw else user_volume_config(storage)]
 
 
+def on_nodes(nodes: list[str]) -> dict:
+    """A pod ``affinity`` that requires one of ``nodes`` (the storage nodes: LINSTOR's CSI node plugin runs only
+    there, so a pod with a LINSTOR volume cannot start on a compute-only node)."""
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": sorted(nodes)}]}]}}}
+
+
 def to_yaml(docs: list[dict]) -> str:
     return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
 

@@ -159,7 +159,8 @@ def apply_classes(session: Session, scs: list[dict]) -> None:
         apply(session, sc, step=f"StorageClass {sc['metadata']['name']}")
 
 
-def test_objects(sc: dict, namespace: str = "default") -> tuple[dict, dict]:
+def test_objects(sc: dict, namespace: str = "default", nodes: list[str] | None = None) -> tuple[dict, dict]:
+    """The probe's claim and pod; ``nodes``: the pod runs on one of them (the storage nodes)."""
     name = f"runbook-probe-{sc['metadata']['name']}"
     pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": namespace},
            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": sc["metadata"]["name"],
@@ -170,13 +171,15 @@ def test_objects(sc: dict, namespace: str = "default") -> tuple[dict, dict]:
                                     "command": ["sh", "-c", "echo ok > /data/probe && sync && sleep 3600"],
                                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": name}}]}}
+    if nodes:
+        pod["spec"]["affinity"] = manifests.on_nodes(nodes)
     return pvc, pod
 
 
 def prove(session: Session, sc: dict) -> pd.DataFrame | None:
     """Provision a test volume with ``sc``, check its replicas in LINSTOR, clean up."""
     api = session.kube()
-    pvc, pod = test_objects(sc)
+    pvc, pod = test_objects(sc, nodes=[n.name for n in session.storage_nodes])
     cls = sc["metadata"]["name"]
     ex = session.executor
     for obj in (pvc, pod):
