@@ -49,6 +49,7 @@ class NodeCompat:
     linstor: str  # connection status, or "not registered"
     drbd: str  # "supported" or LINSTOR's reason
     provider: str  # the pool's provider kind: "supported" or LINSTOR's reason
+    drbd_module: str = ""  # /sys/module/drbd/version, or "not loaded"
     verify_alg: str = ""  # "crc32c present" / "missing"
     zfs: str = ""  # "userland 2.3.4, module 2.3.4" / reason
     problems: list[str] = field(default_factory=list)
@@ -131,6 +132,14 @@ def preflight(session: Session, *, before_upgrade: bool = False) -> pd.DataFrame
     for node in session.storage_nodes:
         nc = rows[node.name]
         try:
+            nc.drbd_module = session.talos.read(node, "/sys/module/drbd/version").strip()
+        except TalosError:
+            nc.drbd_module = "not loaded"
+        major = nc.drbd_module.split(".")[0]
+        if not before_upgrade and (not major.isdigit() or int(major) < 9):
+            nc.problems.append(f"{node.name}: DRBD module {nc.drbd_module}: LINSTOR needs DRBD 9 (the siderolabs/drbd "
+                               "extension and its machine.kernel.modules entries, which 02 adds)")
+        try:
             algs = crypto_algorithms(session.talos.read(node, "/proc/crypto"))
         except TalosError as err:
             raise PreconditionFailed(f"{node.name}: cannot read /proc/crypto ({err})") from None
@@ -156,7 +165,8 @@ def preflight(session: Session, *, before_upgrade: bool = False) -> pd.DataFrame
         session.check(f"{nc.node}: DRBD, pool provider, verify algorithm, ZFS compatible", not nc.problems,
                       "; ".join(nc.problems) or "compatible", "compatible")
     problems = [p for nc in rows.values() for p in nc.problems]
-    frame = pd.DataFrame([{"node": nc.node, "LINSTOR": nc.linstor, "DRBD layer": nc.drbd, "pool provider": nc.provider,
+    frame = pd.DataFrame([{"node": nc.node, "LINSTOR": nc.linstor, "DRBD layer": nc.drbd, "DRBD module": nc.drbd_module,
+                           "pool provider": nc.provider,
                            "verify-alg": nc.verify_alg, "ZFS": nc.zfs} for nc in rows.values()])
     if problems:
         raise PreconditionFailed("compatibility preflight failed, nothing was changed:\n- " + "\n- ".join(problems))
@@ -190,3 +200,11 @@ def _exec(api: k8s.ApiClient, namespace: str, pod: str, container: str, command:
     except Exception as err:  # the client raises ApiException, WebSocket and OS errors alike
         raise RunbookError(f"{' '.join(command)} in {namespace}/{pod}: {err}") from None
     return text
+
+
+def after_upgrade(session: Session) -> pd.DataFrame | None:
+    """02's closing check: the full preflight, now that the modules are in (plan mode changed nothing to check)."""
+    if session.dry_run:
+        print("plan mode: nothing was upgraded, so LINSTOR's view is not checked again")
+        return None
+    return preflight(session)

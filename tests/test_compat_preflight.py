@@ -74,6 +74,7 @@ def test_preflight_on_the_lab(ready_lab: StorageLab, tmp_path: Path, monkeypatch
     frame = compat.preflight(rb)
     assert list(frame["DRBD layer"]) == ["supported"] * 3 and set(frame["verify-alg"]) == {"crc32c present"}
     assert set(frame["ZFS"]) == {"userland 2.3.4, module 2.3.4"}  # read with `zfs --version` in each satellite
+    assert set(frame["DRBD module"]) == {"9.2.16"}  # /sys/module/drbd/version of Talos v1.12.6
 
     # 02 before an upgrade to v1.12: this lab's LinstorCluster does not pin verify-alg, so the upgrade must not start
     rb = _session(ready_lab, tmp_path, "02-extensions-and-upgrade")
@@ -86,3 +87,5 @@ def test_preflight_on_the_lab(ready_lab: StorageLab, tmp_path: Path, monkeypatch
                                                  r"2.3.4.*piraeus-operator#635"):
         compat.preflight(rb)
     assert not rb.record.actions
+    rb = _session(ready_lab, tmp_path, "02-extensions-and-upgrade", dry_run=True)
+    assert compat.after_upgrade(rb) is None  # plan mode upgraded nothing: nothing to check again

@@ -50,8 +50,10 @@ from .piraeus import state_dict as storage_state
 
 # --- end piraeus/linstor
 # isort: split
-from . import snapshots  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
-from . import installed_image  # nodes installed from an Image Factory installer (lab.initial_extensions)
+from . import (
+    installed_image,  # nodes installed from an Image Factory installer (lab.initial_extensions)
+    snapshots,  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
+)
 
 KUBERNETES_VERSION = kube_endpoints.KUBERNETES_VERSION
 STATE_FILE = "state.json"
