@@ -133,3 +133,29 @@ def test_preflight_names_a_selector_that_matches_no_disk_and_sizes_that_cannot_f
                                   "r-linstor-storage is ") and "(on /dev/nvme0n1," in why
     why = layout_misfit("n1", DISKS, SYSTEM, Storage(ephemeral_max_size="600GiB"), disk_specs=DISK_SPECS)
     assert why and why.startswith("n1: storage.ephemeral_max_size 600GiB does not fit on the system disk /dev/nvme0n1")
+
+
+def test_an_old_layout_node_is_left_alone_and_only_old_user_volumes_are_ever_wiped() -> None:
+    from runbook_lib import piraeus
+    from runbook_lib.partition import NodeLayout, plan_node
+    from runbook_lib.talos import NodeRef
+
+    p = parse_params({"nodes": [{"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"}]})
+    parts = [*SYSTEM[:3], part("EPHEMERAL", "/dev/nvme0n1p4", "xfs", 100 * GIB),
+             part("u-linstor-storage", "/dev/nvme0n1p5", "zfs_member", 350 * GIB)]
+    volumes = {"EPHEMERAL": {"phase": "ready", "size": 100 * GIB},
+               "u-linstor-storage": {"phase": "failed", "errorMessage": "filesystem type mismatch: zfs_member != xfs"}}
+    layout = NodeLayout(node="cp-1", talos_version="v1.12.7", volumes=volumes, partitions=parts, disks=DISKS[:1],
+                        disk_specs=DISK_SPECS[:1], config=[{"version": "v1alpha1"}],
+                        storage=storage_layout.node_volume("cp-1", p.storage, "v1.12.7", volumes, parts),
+                        storage_params=p.storage)
+    assert layout.docs == [] and layout.patch is None  # no RawVolumeConfig next to the old partition
+    plan = plan_node(layout, p, NodeRef("cp-1", "10.5.0.2", "controlplane"))
+    assert (plan.apply_config, plan.reset, plan.blocked) == (False, False, None)
+    assert "old layout" in plan.reasons[0]
+    assert "linstor node evacuate cp-1" in storage_layout.migration_steps("cp-1", p.storage)
+
+    old = piraeus.Partition("cp-1", "/dev/nvme0n1p5", "failed", "zfs_member", "user", "u-linstor-storage", True)
+    fresh_old = piraeus.Partition("cp-1", "/dev/nvme0n1p5", "ready", "xfs", "user", "u-linstor-storage", True)
+    raw = piraeus.Partition("cp-1", "/dev/nvme0n1p5", "ready", "xfs", "raw", "r-linstor-storage")
+    assert (old.needs_wipe, fresh_old.needs_wipe, raw.needs_wipe) == (False, True, False)
