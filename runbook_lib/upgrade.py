@@ -1,18 +1,20 @@
-"""Notebook 02: Image Factory installer with DRBD (and ZFS), kernel modules, rolling upgrade.
+"""Notebook 02: Image Factory installers with DRBD (and ZFS), kernel modules, rolling upgrade.
 
-The schematic is rendered from the parameters, its ID predicted offline and checked
-against the factory's answer; the installer image is built from that ID. Nodes are
-upgraded one at a time behind health gates, and each must come back on the target
-version, with the expected schematic and the DRBD modules loaded with
+Each storage node's current schematic is merged with the wanted extensions (:mod:`.schematics`:
+nothing already there is dropped), its ID predicted offline and checked against the factory's
+answer; the node's installer image (``<talos_platform>-installer[-secureboot]``) is built from
+that ID. The machine configuration gets only what it lacks (:mod:`.machineconfig`), so a re-run
+patches nothing. Storage nodes are upgraded one at a time behind health gates, and each must come
+back on the target version, with its schematic and the DRBD modules loaded with
 ``usermode_helper=disabled``, before the next one starts. Kubernetes health is not
 enough: the storage gates (:mod:`.storage_gates`) let a node go only when every
 resource keeps a quorum of UpToDate copies elsewhere and no resync runs, and the next
 node waits until the upgraded one holds every replica again, diskful and UpToDate
 (after Talos v1.12.0 DRBD resources came back Diskless: siderolabs/talos#12478).
 etcd is snapshotted before each control-plane node. A node already there is
-verified and skipped, so a re-run after a failure resumes where it stopped.
+verified and skipped, so a re-run after a failure resumes where it stopped. Nodes that
+are not storage nodes are never read, patched or upgraded.
 """
-
 from __future__ import annotations
 
 import time
