@@ -158,7 +158,8 @@ class Session:
         mode = ("read-only (nothing is changed)" if read_only else "plan (dry run: nothing is changed)"
                 if params.effective_dry_run else "apply")
         print(f"{notebook}: cluster '{params.cluster_name}', target {params.target}, mode {mode}, run {run_id}")
-        print("nodes: " + ", ".join(f"{n.name} ({n.address}, {n.role})" for n in params.nodes))
+        print("nodes: " + ", ".join(f"{n.name} ({n.address}, {n.role}{'' if n.storage else ', compute-only: left alone'})"
+                                    for n in params.nodes))
         if rtt_from_network:
             print(f"bench.rtt_us: {network_rtt:g} µs, the round trip the lab's network reports (set it to override)")
         if session.interactive is not None:
