@@ -133,3 +133,27 @@ def test_nodes_whose_merged_schematics_differ_get_their_own_installer(tmp_path: 
     assert plan.nodes["lab-cp-1"].kept == [ISCSI] and plan.nodes["lab-cp-2"].kept == []
     assert plan.nodes["lab-cp-2"].factory_id == "98442b5bb4e8d050f30978ce3e6ec22e7bf534d57cafcd51313235128057e612"
     assert all(i.startswith("factory.talos.dev/metal-installer/") for i in plan.images)
+
+
+def test_02_never_patches_or_upgrades_a_node_that_is_not_a_storage_node(tmp_path: Path) -> None:
+    s = start(tmp_path / "lab", control.default_options()["nodes"][:2])
+    nodes = [dict(n) for n in s.lab.options["nodes"]]
+    nodes[1]["storage"] = False
+    try:
+        with s.lab.lock:
+            before = json_config(s, "lab-cp-2")
+        rb = session(s, tmp_path, nodes=nodes)
+        plan = upgrade.prepare_installer(rb)
+        assert list(plan.nodes) == ["lab-cp-1"] and list(upgrade.config_patches(rb, plan)) == ["lab-cp-1"]
+        upgrade.apply_config_patch(rb, plan)
+        assert {a.target for a in rb.record.actions} == {"lab-cp-1"}
+        assert all("lab-cp-2" not in str(a.command) and "10.5.0.3" not in str(a.command) for a in rb.record.actions)
+        with s.lab.lock:
+            assert json_config(s, "lab-cp-2") == before
+        rb.lock.release()
+    finally:
+        stop_lab(s)
+
+
+def json_config(s: StorageLab, node: str) -> str:
+    return yaml.safe_dump(s.lab.talos.nodes[node].config)
