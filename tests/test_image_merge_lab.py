@@ -120,40 +120,27 @@ def test_02_keeps_the_nodes_extensions_and_kernel_args_and_a_rerun_changes_nothi
         assert mods[2]["parameters"] == [f"zfs_arc_max={2 * 1024**3}"]
 
 
-def test_nodes_whose_merged_schematics_differ_get_their_own_installer(tmp_path: Path) -> None:
-    s = start(tmp_path / "lab", control.default_options()["nodes"][:2])
+def test_per_node_installers_and_a_node_that_is_not_a_storage_node_is_never_patched(tmp_path: Path) -> None:
+    """lab-cp-2 was installed from the vanilla installer, lab-cp-3 is listed with ``storage: false``."""
+    s = start(tmp_path / "lab", control.default_options()["nodes"])
+    nodes = [dict(n) for n in s.lab.options["nodes"]]
+    nodes[2]["storage"] = False
     try:
-        with s.lab.lock:  # lab-cp-2 was installed from the vanilla installer
+        with s.lab.lock:
             node = s.lab.talos.nodes["lab-cp-2"]
             node.schematic, node.extensions = None, []
-        plan = upgrade.prepare_installer(session(s, tmp_path))
-    finally:
-        stop_lab(s)
-    assert len(plan.images) == 2
-    assert plan.nodes["lab-cp-1"].kept == [ISCSI] and plan.nodes["lab-cp-2"].kept == []
-    assert plan.nodes["lab-cp-2"].factory_id == "98442b5bb4e8d050f30978ce3e6ec22e7bf534d57cafcd51313235128057e612"
-    assert all(i.startswith("factory.talos.dev/metal-installer/") for i in plan.images)
-
-
-def test_02_never_patches_or_upgrades_a_node_that_is_not_a_storage_node(tmp_path: Path) -> None:
-    s = start(tmp_path / "lab", control.default_options()["nodes"][:2])
-    nodes = [dict(n) for n in s.lab.options["nodes"]]
-    nodes[1]["storage"] = False
-    try:
-        with s.lab.lock:
-            before = json_config(s, "lab-cp-2")
+            before = yaml.safe_dump(s.lab.talos.nodes["lab-cp-3"].config)
         rb = session(s, tmp_path, nodes=nodes)
         plan = upgrade.prepare_installer(rb)
-        assert list(plan.nodes) == ["lab-cp-1"] and list(upgrade.config_patches(rb, plan)) == ["lab-cp-1"]
+        assert list(plan.nodes) == ["lab-cp-1", "lab-cp-2"] and list(upgrade.config_patches(rb, plan)) == list(plan.nodes)
         upgrade.apply_config_patch(rb, plan)
-        assert {a.target for a in rb.record.actions} == {"lab-cp-1"}
-        assert all("lab-cp-2" not in str(a.command) and "10.5.0.3" not in str(a.command) for a in rb.record.actions)
-        with s.lab.lock:
-            assert json_config(s, "lab-cp-2") == before
         rb.lock.release()
+        with s.lab.lock:
+            assert yaml.safe_dump(s.lab.talos.nodes["lab-cp-3"].config) == before
     finally:
         stop_lab(s)
-
-
-def json_config(s: StorageLab, node: str) -> str:
-    return yaml.safe_dump(s.lab.talos.nodes[node].config)
+    assert len(plan.images) == 2 and all(i.startswith("factory.talos.dev/metal-installer/") for i in plan.images)
+    assert plan.nodes["lab-cp-1"].kept == [ISCSI] and plan.nodes["lab-cp-2"].kept == []
+    assert plan.nodes["lab-cp-2"].factory_id == "98442b5bb4e8d050f30978ce3e6ec22e7bf534d57cafcd51313235128057e612"
+    assert {a.target for a in rb.record.actions} == {"lab-cp-1", "lab-cp-2"}
+    assert all("10.5.0.4" not in " ".join(a.command or []) for a in rb.record.actions)
