@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import Field, PlainValidator
 
-from . import kube, wire
+from . import kube, manifests, wire
 from .errors import ParseError, RunbookError
 from .linstor import resources_frame
 from .services.clients import linstor
@@ -347,8 +347,9 @@ def bench_claim(bench: Any, cls: str) -> dict:
                      "resources": {"requests": {"storage": f"{gib}Gi"}}}}
 
 
-def fio_job(bench: Any, cls: str, iteration: int, node: str | None = None) -> dict:
-    """A batch/v1 Job that runs the matrix once on the class's PVC (pinned to ``node`` when given)."""
+def fio_job(bench: Any, cls: str, iteration: int, node: str | None = None, nodes: list[str] | None = None) -> dict:
+    """A batch/v1 Job that runs the matrix once on the class's PVC (pinned to ``node`` when given, else on one
+    of ``nodes``, the storage nodes)."""
     fio = " ".join(fio_command(bench))
     script = f"{bench.install} >/dev/null 2>&1 && exec {fio}" if bench.install.strip() else f"exec {fio}"
     spec: dict[str, Any] = {
@@ -359,6 +360,8 @@ def fio_job(bench: Any, cls: str, iteration: int, node: str | None = None) -> di
     }
     if node:
         spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    elif nodes:
+        spec["affinity"] = manifests.on_nodes(nodes)
     name = f"runbook-fio-{cls}-{iteration}"
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": name, "namespace": bench.namespace, "labels": {"app.kubernetes.io/name": "runbook-bench"}},
@@ -560,7 +563,7 @@ def run_class(session: Any, cls: str) -> tuple[pd.DataFrame, dict]:
     jobs = []
     try:
         for i in range(1, bench.iterations + 1):
-            job = fio_job(bench, cls, i, node)
+            job = fio_job(bench, cls, i, node, [n.name for n in session.storage_nodes])
             jobs.append(job)
             create(session, job, f"fio Job {cls} #{i}")
             if session.dry_run:

@@ -81,11 +81,12 @@ def _lab_options(file: str | None) -> dict | None:
 
     params = load_params(Path(file))
     return {
-        "nodes": [n.model_dump() for n in params.nodes], "time_scale": params.lab.time_scale,
+        "nodes": params.lab_nodes(), "time_scale": params.lab.time_scale,
         "seed": params.lab.seed, "disk_size": params.lab.disk_size_bytes, "disk_transport": params.lab.disk_transport,
         "initial_talos_version": params.lab.initial_talos_version,
         "faults": [f.model_dump() for f in params.lab.faults],
         "enforce_safety": params.lab.enforce_safety, "workload_write_mib_s": params.lab.workload_write_mib_s,
+        "initial_extensions": params.lab.initial_extensions, "initial_kernel_args": params.lab.initial_kernel_args,
     }
 
 

@@ -29,6 +29,16 @@ from .errors import ParseError, RunbookError
 DEFAULT_FACTORY_URL = "https://factory.talos.dev"
 DEFAULT_FACTORY_HOST = "factory.talos.dev"
 
+#: Image Factory platforms (the ``<platform>-installer`` names) and whether each has a SecureBoot installer:
+#: Talos ``pkg/machinery/platforms`` (MetalPlatform, CloudPlatforms, ``SecureBootSupported``), which the
+#: factory uses; its registry frontend maps ``<platform>-installer[-secureboot]`` onto them
+#: (image-factory ``internal/frontend/http/registry.go`` getRequestedImage).
+PLATFORMS: dict[str, bool] = {
+    "metal": True, "aws": False, "gcp": False, "equinixMetal": False, "azure": True, "digital-ocean": False,
+    "nocloud": True, "openstack": False, "vmware": False, "akamai": False, "cloudstack": True, "hcloud": False,
+    "oracle": False, "upcloud": False, "vultr": False, "exoscale": False, "opennebula": False, "scaleway": False,
+}
+
 _INDENT = "    "  # go-yaml v3 default indent
 
 # Field order of the factory's Go structs (== canonical output order). Kept as tuples so
@@ -412,15 +422,16 @@ def _parse_talos_version(version: str) -> tuple[int, int, str]:
 
 
 def installer_image(
-    schematic_id: str, talos_version: str, *, factory_host: str = DEFAULT_FACTORY_HOST
+    schematic_id: str, talos_version: str, *, factory_host: str = DEFAULT_FACTORY_HOST,
+    platform: str = "metal", secureboot: bool = False,
 ) -> str:
-    """OCI reference of the factory installer for a schematic and Talos version.
+    """OCI reference of the factory installer for a schematic, Talos version and platform.
 
-    From Talos v1.11 on this is ``<host>/metal-installer/<id>:<version>``: the factory has
-    served platform-specific installer images since early 2025 and the v1.11 docs upgrade
-    with them. Older releases use the legacy ``<host>/installer/<id>:<version>``, which the
-    factory still serves (it is the metal platform) and which their docs name. The tag
-    always carries the leading ``v`` (``1.12.7`` is accepted and written ``v1.12.7``).
+    From Talos v1.10 on this is ``<host>/<platform>-installer[-secureboot]/<id>:<version>``: the
+    factory's "unified installer" (image-factory ``SupportsUnifiedInstaller``, Talos quirks
+    ``minVersionUnifiedInstaller`` 1.10.0; its UI shows exactly these names). Older releases have
+    one installer for every platform, the legacy ``<host>/installer[-secureboot]/<id>:<version>``.
+    The tag always carries the leading ``v`` (``1.12.7`` is accepted and written ``v1.12.7``).
     """
     if not isinstance(schematic_id, str) or not _SCHEMATIC_ID.fullmatch(schematic_id):
         raise SchematicError(f"schematic_id: {schematic_id!r} is not a 64-character hex ID")
@@ -430,7 +441,13 @@ def installer_image(
         raise SchematicError(
             f"factory_host: {factory_host!r} must be a bare host name like {DEFAULT_FACTORY_HOST}"
         )
-    repo = "metal-installer" if (major, minor) >= (1, 11) else "installer"
+    if platform not in PLATFORMS:
+        raise SchematicError(f"platform: {platform!r} is not an Image Factory platform ({', '.join(PLATFORMS)})")
+    if secureboot and not PLATFORMS[platform]:
+        raise SchematicError(f"platform: {platform} has no SecureBoot installer")
+    repo = f"{platform}-installer" if (major, minor) >= (1, 10) else "installer"
+    if secureboot:
+        repo += "-secureboot"
     return f"{host}/{repo}/{schematic_id}:{tag}"
 
 

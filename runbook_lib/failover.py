@@ -97,14 +97,21 @@ def writer_claim(name: str, namespace: str, storage_class: str, size: str) -> di
 
 
 def writer_deployment(name: str, namespace: str, claim: str, image: str, interval_s: float, replicas: int = 1,
-                      prefer: tuple[str, list[str]] | None = None) -> dict:
+                      prefer: tuple[str, list[str]] | None = None, only: list[str] | None = None) -> dict:
     """The writer; ``prefer`` = (operator, nodes): ``("In", [n])`` to start on ``n``, ``("NotIn", ns)`` to keep off them.
 
-    A preference, not a rule: after the fault the pod must be free to go anywhere.
+    A preference, not a rule: after the fault the pod must be free to go anywhere among ``only`` (the storage
+    nodes: the drill faults the writer's node, and a compute-only node is never touched).
     """
     labels = {**APP_LABEL, "app.kubernetes.io/component": "writer"}
-    affinity = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": {
-        "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": prefer[0], "values": prefer[1]}]}}]}} if prefer else None
+    node_affinity: dict = {}
+    if prefer:
+        node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [{"weight": 100, "preference": {
+            "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": prefer[0], "values": prefer[1]}]}}]
+    if only:
+        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": sorted(only)}]}]}
+    affinity = {"nodeAffinity": node_affinity} if node_affinity else None
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"replicas": replicas, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
                      "template": {"metadata": {"labels": labels},
@@ -369,7 +376,7 @@ def check_setup(session: Session) -> Preconditions:
         _refuse_certain_etcd_loss(session, replicas)
     pods = kube.list_objects(api, kinds.POD.collection(p.piraeus.namespace), "app.kubernetes.io/component=ha-controller")
     ready = {pod["spec"].get("nodeName"): kube.condition(pod, "Ready").get("status") == "True" for pod in pods}
-    storage_nodes = [n.name for n in session.nodes]
+    storage_nodes = [n.name for n in session.storage_nodes]
     ok = all(ready.get(n) for n in storage_nodes)
     session.check("HA controller runs on every node", ok, {n: ready.get(n, False) for n in storage_nodes}, "Ready everywhere")
     if not ok:
@@ -441,7 +448,8 @@ def render_writer(session: Session) -> Writer:
     prefer = ("In", [f.node]) if f.node else ("NotIn", avoid) if avoid else None
     return Writer(claim=writer_claim(f"{NAME}-data", f.namespace_test, f.storage_class, f.test_size),
                   deployment=writer_deployment(f"{NAME}-writer", f.namespace_test, f"{NAME}-data", f.image,
-                                               f.write_interval_s, prefer=prefer))
+                                               f.write_interval_s, prefer=prefer,
+                                               only=[n.name for n in session.storage_nodes]))
 
 
 def start_writer(session: Session, writer: Writer, obs: Observer) -> Snapshot:
@@ -586,7 +594,7 @@ def _refuse_certain_etcd_loss(session: Session, replicas: int) -> None:
     """Before anything is created: the quorum-loss scenario takes ``replicas - 1`` other nodes down; when too few
     of the candidates are workers, that is an etcd majority wherever the replicas land."""
     home = session.params.failover.node or ""
-    others = [n for n in session.nodes if n.name != home]
+    others = [n for n in session.storage_nodes if n.name != home]  # replicas live on storage nodes only
     workers = [n for n in others if n.role != "controlplane"]
     certain = max(0, min(replicas - 1, len(others)) - len(workers))
     cps = [n.name for n in others if n.role == "controlplane"]
@@ -600,7 +608,7 @@ def check_scenarios(session: Session, writer: Writer, before: Snapshot) -> list[
     Returns the scenarios that will run (``failover``, and ``quorum-loss`` when enabled).
     """
     f = session.params.failover
-    target = f.node or before.writer_node() or session.nodes[0].name
+    target = f.node or before.writer_node() or session.storage_nodes[0].name
     _approvals(session, "failover", target, "failover drill")
     refuse_etcd_majority(session, [target], "the failover drill")
     scenarios = ["failover"]
@@ -745,7 +753,7 @@ def quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsho
 def _failover(session: Session, writer: Writer, obs: Observer, before: Snapshot) -> DrillResult:
     p = session.params
     f = p.failover
-    target = _node(session, f.node or before.writer_node() or session.nodes[0].name)
+    target = _node(session, f.node or before.writer_node() or session.storage_nodes[0].name)
     _before_fault(session, "failover", f.fault, [target], home=target.name, exempt=[])
     timeout = p.node_timeout
     res = DrillResult("failover", f.fault, [target.name], start=time.time(), clock=obs.clock)

@@ -48,6 +48,7 @@ from .approvals import ACTIONS as _APPROVAL_ACTIONS
 from .approvals import CLASS_ACTIONS, RENAMED, meaning, renamed_message
 from .disk_selector import check_disk_selector
 from .errors import ApprovalRequired, ParamsError
+from .factory import PLATFORMS
 from .sizes import GiB, parse_size
 
 __all__ = [
@@ -313,6 +314,20 @@ def _extension(value: str) -> str:
     return value
 
 
+def _talos_platform(value: str) -> str:
+    if value not in PLATFORMS:
+        close = difflib.get_close_matches(value, list(PLATFORMS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{value!r} is not an Image Factory platform{hint}; one of: {', '.join(PLATFORMS)}")
+    return value
+
+
+def _kernel_arg(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not one kernel argument (no spaces; one list item per argument)")
+    return value
+
+
 def _secret_name(value: str) -> str:
     if not _SECRET_NAME_RE.match(value):
         raise ValueError("secret names use letters, digits, '_', '.' and '-'")
@@ -335,6 +350,8 @@ Approval = Annotated[str, AfterValidator(_confirm_entry)]
 BackupDir = Annotated[str, AfterValidator(_non_empty), AfterValidator(_backup_dir)]
 FactoryUrl = Annotated[str, AfterValidator(_factory_url)]
 ExtensionName = Annotated[str, AfterValidator(_extension)]
+TalosPlatform = Annotated[str, AfterValidator(_talos_platform)]
+KernelArg = Annotated[str, AfterValidator(_kernel_arg)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
 Transport = Annotated[str, AfterValidator(_transport)]
 ChartVersion = Annotated[str, BeforeValidator(_version_text), AfterValidator(_chart_version)]
@@ -380,6 +397,9 @@ class Node(_Strict):
     name: NodeName
     address: IpAddress
     role: Literal["controlplane", "worker"]
+    #: false: a compute-only node; the runbooks never partition, patch, upgrade, reset or fault it,
+    #: LINSTOR gets no pool there, and it never blocks a gate
+    storage: bool = True
 
 
 #: The default cluster: three control-plane nodes, as ``talosctl cluster create`` makes them.
@@ -395,7 +415,9 @@ def _default_nodes() -> list[Node]:
 class Storage(_Strict):
     """Where LINSTOR's data lives: the user volume Talos carves out and the pool on top of it."""
 
-    disk_selector: DiskSelectorText = "disk.transport == 'nvme'"
+    #: CEL over Talos's DiskSpec; the default pins the system disk (the single-disk layout: the partition is
+    #: carved out next to EPHEMERAL). A dedicated data disk: e.g. "!system_disk && disk.transport == 'nvme'"
+    disk_selector: DiskSelectorText = "system_disk"
     ephemeral_max_size: EphemeralSize = "100GiB"
     volume_name: VolumeName = "linstor-storage"
     min_size: PositiveSize = "200GiB"
@@ -403,6 +425,9 @@ class Storage(_Strict):
     filesystem: Literal["xfs", "ext4"] = "xfs"
     pool_name: PoolName = "linstor-pool"
     pool_type: Literal["zfsPool", "zfsThinPool", "lvmThinPool", "lvmPool"] = "zfsPool"
+    #: cap on the ZFS ARC (the ``zfs`` module's ``zfs_arc_max``). OpenZFS 2.4 defaults to max(5/8 of RAM,
+    #: RAM - 1 GiB), about 15 GiB of a 16 GB node; 4GiB leaves the rest to workloads. null: the OpenZFS default
+    zfs_arc_max: PositiveSize | None = "4GiB"
 
     @property
     def ephemeral_max_bytes(self) -> int:
@@ -417,9 +442,23 @@ class Storage(_Strict):
         return None if self.max_size is None else parse_size(self.max_size)
 
     @property
+    def zfs_arc_max_bytes(self) -> int | None:
+        return None if self.zfs_arc_max is None else parse_size(self.zfs_arc_max)
+
+    @property
     def partition_label(self) -> str:
-        """Talos labels the user volume's partition ``u-<name>``."""
+        """Talos labels a user volume's partition ``u-<name>`` (the layout before Talos v1.11)."""
         return "u-" + self.volume_name
+
+    @property
+    def raw_label(self) -> str:
+        """Talos labels a raw volume's partition ``r-<name>`` (``RawVolumePrefix``, Talos v1.11+)."""
+        return "r-" + self.volume_name
+
+    @property
+    def raw_device_path(self) -> str:
+        """The raw volume's stable path: udev's partition-label link, the same on every boot and node."""
+        return "/dev/disk/by-partlabel/" + self.raw_label
 
     @property
     def mount_path(self) -> str:
@@ -450,6 +489,12 @@ class LabOptions(_Strict):
     enforce_safety: bool = False
     #: MiB/s each volume in use changes while a replica is away: what a returning replica must resync
     workload_write_mib_s: float = Field(default=0.5, ge=0, le=10000)
+    #: worker nodes the lab adds beyond ``nodes`` (lab-w-1, ...): unlisted compute-only nodes the runbooks leave alone
+    extra_workers: int = Field(default=0, ge=0, le=8)
+    #: official extensions the lab nodes were installed with (an Image Factory installer), e.g. siderolabs/iscsi-tools
+    initial_extensions: list[ExtensionName] = Field(default_factory=list)
+    #: extra kernel arguments of that installer's schematic, e.g. console=ttyS0
+    initial_kernel_args: list[KernelArg] = Field(default_factory=list)
 
     @property
     def disk_size_bytes(self) -> int:
@@ -561,6 +606,10 @@ class Params(_Strict):
     snapshots: Snapshots = Field(default_factory=Snapshots)
     failover: Failover = Field(default_factory=Failover)
     factory_url: FactoryUrl = "https://factory.talos.dev"
+    #: the Image Factory platform of the installer (``<platform>-installer``): metal, nocloud, aws, ...
+    talos_platform: TalosPlatform = "metal"
+    #: the SecureBoot installer (``<platform>-installer-secureboot``)
+    secureboot: bool = False
     extensions: list[ExtensionName] = Field(default_factory=lambda: ["siderolabs/drbd", "siderolabs/zfs"])
     #: real (wall-clock) seconds to wait for a node to come back (reboot, reset, upgrade) or a gate to pass,
     #: in the lab as on a real cluster (the lab's talosctl counts its --timeout in real seconds too)
@@ -611,6 +660,24 @@ class Params(_Strict):
     @property
     def workers(self) -> list[Node]:
         return [node for node in self.nodes if node.role == "worker"]
+
+    @property
+    def storage_nodes(self) -> list[Node]:
+        """The nodes that hold LINSTOR data (``storage`` true): partition, modules, pool, replicas."""
+        return [node for node in self.nodes if node.storage]
+
+    def lab_nodes(self) -> list[dict[str, Any]]:
+        """The nodes the lab simulates: every listed node, then ``lab.extra_workers`` unlisted workers."""
+        nodes = [n.model_dump() for n in self.nodes]
+        taken = {n["address"] for n in nodes}
+        last = max(int(ipaddress.ip_address(a)) for a in taken)
+        for i in range(1, self.lab.extra_workers + 1):
+            last += 1
+            while str(ipaddress.ip_address(last)) in taken:
+                last += 1
+            nodes.append({"name": f"lab-w-{i}", "address": str(ipaddress.ip_address(last)), "role": "worker",
+                          "storage": False})
+        return nodes
 
     @property
     def lab_node_count(self) -> int:
@@ -819,9 +886,19 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[Problem]:
     problems += _storage_problems(data.get("storage"))
     problems += _lab_problems(data.get("lab"), nodes, names)
     problems += _duplicates(data.get("extensions"), ("extensions",), "extension")
+    problems += _platform_problems(data.get("talos_platform", "metal"), data.get("secureboot", False))
     problems += _failover_problems(data.get("failover"), data.get("target", "lab"), names)
+    problems += _compute_only_problems(data.get("failover"), nodes)
     problems += _real_cluster_problems(data)
     return problems
+
+
+def _platform_problems(platform: Any, secureboot: Any) -> list[Problem]:
+    """The factory builds SecureBoot installers only for the platforms Talos marks SecureBootSupported."""
+    if secureboot is True and isinstance(platform, str) and PLATFORMS.get(platform) is False:
+        with_sb = ", ".join(p for p, sb in PLATFORMS.items() if sb)
+        return [(("secureboot",), f"the {platform} platform has no SecureBoot installer (only {with_sb})")]
+    return []
 
 
 def _real_cluster_problems(data: Mapping[str, Any]) -> list[Problem]:
@@ -843,6 +920,16 @@ def _failover_problems(failover: Any, target: Any, names: set[str] | None) -> li
     if isinstance(node, str) and names is not None and node not in names:
         problems.append((("failover", "node"), _unknown_node(node, names)))
     return problems
+
+
+def _compute_only_problems(failover: Any, nodes: Any) -> list[Problem]:
+    """A compute-only node (``storage: false``) holds no replica and is never faulted."""
+    compute = {item.get("name") for _, item in _items(nodes) if item.get("storage") is False}
+    node = failover.get("node") if isinstance(failover, Mapping) else None
+    if isinstance(node, str) and node in compute:
+        return [(("failover", "node"), f"{node} has storage: false: it holds no replica and the runbooks never "
+                                       "fault it; name a storage node (or null: the writer's node)")]
+    return []
 
 
 def _items(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
@@ -874,6 +961,12 @@ def _node_problems(nodes: Any) -> list[Problem]:
     if entries and "controlplane" not in roles:
         problems.append(
             (("nodes",), "needs at least one controlplane node (etcd and the API server run there)")
+        )
+    if entries and all(item.get("storage") is False for _, item in entries):
+        problems.append(
+            (("nodes",), f"storage: false on every node ({', '.join(str(item.get('name')) for _, item in entries)}): "
+                         "LINSTOR needs at least one storage node; set storage: true (the default) on the nodes "
+                         "whose disks hold the data")
         )
     return problems
 

@@ -3,15 +3,18 @@
 Order, and why:
 
 1. the namespace, labelled for privileged pods (Talos enforces the *baseline* Pod Security
-   level by default, and the satellites, CSI node plugin and wipe pods are privileged);
+   level by default, and the satellites and CSI node plugin are privileged);
 2. the operator from its official OCI chart with ``installCRDs=true`` (the chart ships no
    CRDs otherwise);
-3. wipe each node's ``u-<name>`` partition *before* a pool is configured on it: LINSTOR will
-   not create a pool on a device that carries a filesystem, and the operator never retries
-   a pool it created in error;
-4. ``LinstorCluster``, the official Talos satellite override and one storage configuration
-   per node (device paths can differ between nodes);
-5. wait for the operator's conditions, then read nodes and pools from LINSTOR itself.
+3. each storage node's partition: a raw volume (``r-<name>``, Talos v1.11+) is handed to
+   LINSTOR as it is, never wiped (:mod:`.storage_layout`); only a node still on a formatted
+   ``u-<name>`` user volume (Talos before v1.11, or the old layout not yet handed over) is wiped
+   first (approval ``wipe <node>``): LINSTOR will not create a pool on a device that carries a
+   filesystem, and the operator never retries a pool it created in error;
+4. ``LinstorCluster`` (satellites on the storage nodes only), the official Talos satellite
+   override and one storage configuration per storage node;
+5. wait for the operator's conditions, then read nodes and pools from LINSTOR itself, and the
+   pool's signature on each partition from Talos.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import kube, manifests
+from . import kube, manifests, storage_layout
 from .errors import PreconditionFailed, RunbookError
 from .linstor import storage_pools_frame
 from .services import clients, waits
@@ -40,9 +43,12 @@ def namespace_manifest(namespace: str) -> dict:
 
 
 def install_operator(session: Session) -> None:
-    """The operator chart; first of all, every ``wipe <node>`` the run will need (nothing changes before)."""
+    """The operator chart; first of all, the partitions' state and every ``wipe <node>`` the run will need
+    (nothing changes before)."""
+    parts = find_partitions(session)
+    refuse_foreign_signatures(session, parts)
     if session.executor.approve is not None:
-        require_wipe_approvals(session, find_partitions(session))
+        require_wipe_approvals(session, parts)
     p = session.params.piraeus
     apply(session, namespace_manifest(p.namespace), step="namespace for Piraeus")
     helm = clients.helm(session)
@@ -59,39 +65,63 @@ def install_operator(session: Session) -> None:
 @dataclass
 class Partition:
     node: str
-    device: str | None
+    device: str | None  # the partition's current device (VolumeStatus location)
     volume_phase: str
     signature: str  # what Talos probes on the device now ("" when blank)
+    kind: str = storage_layout.USER  # RAW (r-<name>) or USER (u-<name>)
+    label: str = ""
+    old_layout: bool = False  # a u-<name> partition on a node that could have a raw volume
+    size: int = 0
 
     @property
     def needs_wipe(self) -> bool:
-        return self.signature in FILESYSTEMS_TO_WIPE
+        """Only a formatted user volume is wiped; a raw volume is never wiped (it was never formatted)."""
+        return self.kind == storage_layout.USER and self.signature in FILESYSTEMS_TO_WIPE
 
 
 def find_partitions(session: Session) -> list[Partition]:
-    """Each node's ``u-<name>`` partition from ``VolumeStatus``, and its current signature."""
-    label = session.params.storage.partition_label
-    nodes = list(session.nodes)
-    volumes = session.talos.get_many(nodes, "volumestatus", label)  # one call for every node
-    specs = {n.name: (volumes[n.name][0]["spec"] if volumes[n.name] else {}) for n in nodes}
-    with_device = [n for n in nodes if specs[n.name].get("location")]
-    discovered = session.talos.get_many(with_device, "discoveredvolumes") if with_device else {}
+    """Each storage node's LINSTOR partition from ``VolumeStatus`` and ``DiscoveredVolume`` (three calls)."""
+    storage = session.params.storage
+    nodes = list(session.storage_nodes)
+    versions = session.talos.versions(nodes)
+    volumes = session.talos.get_many(nodes, "volumestatus")
+    discovered = session.talos.get_many(nodes, "discoveredvolumes")
     out = []
     for node in nodes:
-        spec = specs[node.name]
-        device = spec.get("location")
-        signature = ""
-        if device:
-            for dv in discovered[node.name]:
-                if dv["spec"].get("dev_path") == device:
-                    signature = dv["spec"].get("name") or ""
-        out.append(Partition(node.name, device, spec.get("phase", "absent"), signature))
+        vols = {r["metadata"]["id"]: r["spec"] for r in volumes[node.name]}
+        parts = [r["spec"] for r in discovered[node.name] if r["spec"].get("type") == "partition"]
+        vol = storage_layout.node_volume(node.name, storage, versions[node.name], vols, parts)
+        device = vol.status.get("location") or None
+        if vol.kind == storage_layout.USER and vol.partition and not device:
+            device = vol.partition.get("dev_path")  # old layout: Talos failed the volume once LINSTOR took it
+        signature = next((p.get("name") or "" for p in parts if device and p.get("dev_path") == device), "")
+        out.append(Partition(node.name, device, vol.status.get("phase", "absent"), signature, vol.kind, vol.label,
+                             vol.old_layout, vol.size))
     return out
 
 
+def refuse_foreign_signatures(session: Session, parts: list[Partition]) -> None:
+    """A raw volume must be blank or hold LINSTOR's own pool: anything else is someone else's data."""
+    own = storage_layout.pool_signature(session.params.storage)
+    foreign = [p for p in parts if p.kind == storage_layout.RAW and p.signature not in ("", own)]
+    if foreign:
+        raise PreconditionFailed("; ".join(
+            f"{p.node}: {p.label} ({p.device}) carries {p.signature}, neither blank nor LINSTOR's {own}: "
+            "the runbooks never wipe a raw volume; find out what wrote it, then wipe it yourself "
+            f"(`talosctl -n <ip> wipe disk {(p.device or '').removeprefix('/dev/')}`) or remove the RawVolumeConfig"
+            for p in foreign))
+
+
 def partitions_frame(parts: list[Partition]) -> pd.DataFrame:
-    return pd.DataFrame([{"node": p.node, "device": p.device or "", "VolumeStatus": p.volume_phase,
-                          "signature": p.signature or "(none)", "wipe": p.needs_wipe} for p in parts])
+    return pd.DataFrame([{"node": p.node, "partition": p.label, "device": p.device or "", "VolumeStatus": p.volume_phase,
+                          "signature": p.signature or "(none)", "layout": _layout_name(p), "wipe": p.needs_wipe}
+                         for p in parts])
+
+
+def _layout_name(p: Partition) -> str:
+    if p.kind == storage_layout.RAW:
+        return "raw volume"
+    return "old (user volume)" if p.old_layout else "user volume (Talos < v1.11)"
 
 
 _DEVICE_RE = re.compile(r"/dev/[A-Za-z0-9._/-]+")
@@ -128,15 +158,24 @@ def require_wipe_approvals(session: Session, parts: list[Partition]) -> None:
 
 
 def wipe_partitions(session: Session, parts: list[Partition]) -> None:
-    """Wipe every partition still carrying a filesystem; each is destructive (approval ``wipe <node>``)."""
-    missing = [p.node for p in parts if not p.device]
+    """Wipe every user-volume partition still carrying a filesystem (approval ``wipe <node>``).
+
+    A raw volume is never wiped, and needs no pod on the host; a node on the old layout that LINSTOR
+    already uses is left alone (and told how to migrate).
+    """
+    missing = [p for p in parts if not p.device or (p.kind == storage_layout.RAW and p.volume_phase != "ready")]
     if missing:
-        raise PreconditionFailed(f"no {session.params.storage.partition_label} partition on {', '.join(missing)}: "
-                                 "run 01-partition first")
+        raise PreconditionFailed("; ".join(f"{p.node}: {p.label} is {p.volume_phase}" for p in missing)
+                                 + ": run 01-partition first")
     require_wipe_approvals(session, parts)  # every approval before the first wipe
     api = session.kube()
     ns = session.params.piraeus.namespace
     for p in parts:
+        if p.kind == storage_layout.RAW:
+            print(f"{p.node}: {p.label} is a raw volume ({p.signature or 'blank'}): handed to LINSTOR as it is, no wipe")
+            continue
+        if p.old_layout and not p.needs_wipe:
+            print(storage_layout.migration_steps(p.node, session.params.storage))
         pod = wipe_pod(p.node, p.device or "", session.params.storage.mount_path, ns)
         step = f"wipe {p.device} on {p.node}"
         if not p.needs_wipe:
@@ -168,10 +207,28 @@ def _pod_finished(api, pod: dict) -> tuple[bool, dict | None]:
 
 
 def cluster_manifests(session: Session, parts: list[Partition]) -> list[dict]:
+    """``LinstorCluster`` (satellites on the storage nodes), the Talos override, one pool per storage node.
+
+    A raw volume goes in by its stable ``/dev/disk/by-partlabel/r-<name>`` (:func:`.storage_layout.linstor_device`).
+    A pool LINSTOR already has keeps the device it was created on: the operator refuses a changed source.
+    """
     storage = session.params.storage
-    docs = [manifests.linstor_cluster(), manifests.talos_satellite_configuration()]
-    docs += [manifests.storage_satellite_configuration(p.node, p.device or "", storage) for p in parts]
+    docs = [manifests.linstor_cluster([n.name for n in session.storage_nodes]), manifests.talos_satellite_configuration()]
+    for p in parts:
+        device = storage.raw_device_path if p.kind == storage_layout.RAW else (p.device or "")
+        live = _live_host_devices(session, p.node)
+        docs.append(manifests.storage_satellite_configuration(p.node, live[0] if live and p.kind == storage_layout.USER
+                                                              else device, storage))
     return docs
+
+
+def _live_host_devices(session: Session, node: str) -> list[str]:
+    """``hostDevices`` of the node's live storage configuration (the old layout keeps what it was given)."""
+    obj = kube.get_object(session.kube(), kube.object_path(manifests.storage_satellite_configuration(
+        node, "", session.params.storage)))
+    pools = ((obj or {}).get("spec") or {}).get("storagePools") or []
+    pool = next((p for p in pools if p.get("name") == session.params.storage.pool_name), {})
+    return list((pool.get("source") or {}).get("hostDevices") or [])
 
 
 def apply_cluster(session: Session, docs: list[dict]) -> None:
@@ -211,12 +268,12 @@ def verify(session: Session, cluster: dict | None) -> pd.DataFrame:
     session.result("linstor_version", version.get("version"))
     print("LINSTOR controller", version.get("version"), "REST API", version.get("rest_api_version"))
     nodes = {n["name"]: n for n in client.nodes()}
-    for node in session.nodes:
+    for node in session.storage_nodes:
         state = nodes.get(node.name, {}).get("connection_status", "absent")
         session.check(f"LINSTOR node {node.name} online", state == "ONLINE", state, "ONLINE")
     pools = storage_pools_frame(client.storage_pools())
     storage = session.params.storage
-    for node in session.nodes:
+    for node in session.storage_nodes:
         row = pools[(pools["node"] == node.name) & (pools["pool"] == storage.pool_name)]
         total = int(row["total_bytes"].iloc[0]) if len(row) and not pd.isna(row["total_bytes"].iloc[0]) else 0
         reports = str(row["reports"].iloc[0]) if len(row) and row["reports"].iloc[0] else ""
@@ -228,11 +285,22 @@ def verify(session: Session, cluster: dict | None) -> pd.DataFrame:
 
 
 def check_after_wipe(session: Session, parts: list[Partition]) -> None:
-    """No partition carries a filesystem any more; Talos's ``failed`` VolumeStatus is the expected consequence."""
+    """No partition carries a filesystem any more; a wiped user volume's ``failed`` VolumeStatus is expected."""
     if session.dry_run:
         return
     for p in parts:
         session.check(f"{p.node}: {p.device} free of filesystems", not p.needs_wipe, p.signature or "(none)",
                       "no filesystem signature")
-        if p.volume_phase == "failed":
-            print(f"{p.node}: VolumeStatus {session.params.storage.partition_label} is failed, as expected after the wipe")
+        if p.volume_phase == "failed" and p.kind == storage_layout.USER:
+            print(f"{p.node}: VolumeStatus {p.label} is failed, as expected once its filesystem is gone")
+
+
+def verify_partitions(session: Session, parts: list[Partition]) -> None:
+    """After the pools: each partition carries LINSTOR's pool (DiscoveredVolume) and a raw volume stays ready."""
+    if session.dry_run:
+        return
+    own = storage_layout.pool_signature(session.params.storage)
+    for p in parts:
+        session.check(f"{p.node}: {p.label} holds the pool", p.signature == own, p.signature or "(none)", own)
+        if p.kind == storage_layout.RAW:
+            session.check(f"{p.node}: {p.label} ready", p.volume_phase == "ready", p.volume_phase, "ready")

@@ -59,7 +59,7 @@ def lab_connection(params: Params) -> dict:
     so production code keeps no dependency on the simulator.
     """
     options = {
-        "nodes": [n.model_dump() for n in params.nodes],
+        "nodes": params.lab_nodes(),
         "time_scale": params.lab.time_scale,
         "seed": params.lab.seed,
         "disk_size": params.lab.disk_size_bytes,
@@ -68,6 +68,8 @@ def lab_connection(params: Params) -> dict:
         "faults": [f.model_dump() for f in params.lab.faults],
         "enforce_safety": params.lab.enforce_safety,
         "workload_write_mib_s": params.lab.workload_write_mib_s,
+        "initial_extensions": params.lab.initial_extensions,
+        "initial_kernel_args": params.lab.initial_kernel_args,
     }
     proc = subprocess.run([sys.executable, "-m", "runbook_lib.lab", "connect", "--options", json.dumps(options)],
                           capture_output=True, text=True, timeout=60)
@@ -156,7 +158,8 @@ class Session:
         mode = ("read-only (nothing is changed)" if read_only else "plan (dry run: nothing is changed)"
                 if params.effective_dry_run else "apply")
         print(f"{notebook}: cluster '{params.cluster_name}', target {params.target}, mode {mode}, run {run_id}")
-        print("nodes: " + ", ".join(f"{n.name} ({n.address}, {n.role})" for n in params.nodes))
+        print("nodes: " + ", ".join(f"{n.name} ({n.address}, {n.role}{'' if n.storage else ', compute-only: left alone'})"
+                                    for n in params.nodes))
         if rtt_from_network:
             print(f"bench.rtt_us: {network_rtt:g} µs, the round trip the lab's network reports (set it to override)")
         if session.interactive is not None:
@@ -167,6 +170,11 @@ class Session:
     @property
     def nodes(self) -> list[NodeRef]:
         return [NodeRef(n.name, n.address, n.role) for n in self.params.nodes]
+
+    @property
+    def storage_nodes(self) -> list[NodeRef]:
+        """The listed nodes with ``storage`` true; the runbooks never touch any other node."""
+        return [NodeRef(n.name, n.address, n.role) for n in self.params.storage_nodes]
 
     @property
     def dry_run(self) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import kinds, kube
+from . import kinds, kube, manifests
 from .csi import PROVISIONER
 from .errors import PreconditionFailed, RunbookError
 from .linstor import storage_pools_frame
@@ -78,12 +78,16 @@ def script(marker: str | None, mib: int) -> str:
     return "; ".join(steps + [f"sha256sum {' '.join(FILES)}"])
 
 
-def pod(name: str, namespace: str, claim_name: str, image: str, command: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-                     "containers": [{"name": "check", "image": image, "command": ["sh", "-c", command],
-                                     "volumeMounts": [{"name": "data", "mountPath": MOUNT}]}],
-                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}]}}
+def pod(name: str, namespace: str, claim_name: str, image: str, command: str, nodes: list[str] | None = None) -> dict:
+    """A check pod on the claim; ``nodes``: it runs on one of them (the storage nodes)."""
+    out = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+           "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "check", "image": image, "command": ["sh", "-c", command],
+                                    "volumeMounts": [{"name": "data", "mountPath": MOUNT}]}],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}]}}
+    if nodes:
+        out["spec"]["affinity"] = manifests.on_nodes(nodes)
+    return out
 
 
 @dataclass
@@ -102,12 +106,13 @@ class TestObjects:
         p = session.params.snapshots
         ns, base = p.namespace_test, "runbook-snap"
         marker = f"runbook-05-{run or uuid.uuid4().hex[:8]}"
+        nodes = [n.name for n in session.storage_nodes]
         return cls(
             source=claim(f"{base}-source", ns, p.storage_class, p.test_size),
-            writer=pod(f"{base}-writer", ns, f"{base}-source", p.image, script(marker, p.test_file_mib)),
+            writer=pod(f"{base}-writer", ns, f"{base}-source", p.image, script(marker, p.test_file_mib), nodes),
             snapshot=volume_snapshot(f"{base}-1", ns, f"{base}-source", p.class_name),
             restored=claim(f"{base}-restored", ns, p.storage_class, p.test_size, snapshot=f"{base}-1"),
-            reader=pod(f"{base}-reader", ns, f"{base}-restored", p.image, script(None, p.test_file_mib)),
+            reader=pod(f"{base}-reader", ns, f"{base}-restored", p.image, script(None, p.test_file_mib), nodes),
             marker=marker,
         )
 

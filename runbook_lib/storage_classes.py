@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import kinds, kube
+from . import kinds, kube, manifests
 from .csi import PROVISIONER
 from .errors import PreconditionFailed
 from .linstor import resources_frame, storage_pools_frame
@@ -116,7 +116,7 @@ def require_linstor(session: Session) -> None:
     else:
         pools = storage_pools_frame(linstor(session).storage_pools())
         have = set(pools[pools["pool"] == pool]["node"])
-        lacking = [n.name for n in session.nodes if n.name not in have]
+        lacking = [n.name for n in session.storage_nodes if n.name not in have]
         if lacking:
             missing = f"LINSTOR has no storage pool {pool} on {', '.join(lacking)}"
     if missing is None:
@@ -146,7 +146,8 @@ def apply_classes(session: Session, scs: list[dict]) -> None:
         apply(session, sc, step=f"StorageClass {sc['metadata']['name']}")
 
 
-def test_objects(sc: dict, namespace: str = "default") -> tuple[dict, dict]:
+def test_objects(sc: dict, namespace: str = "default", nodes: list[str] | None = None) -> tuple[dict, dict]:
+    """The probe's claim and pod; ``nodes``: the pod runs on one of them (the storage nodes)."""
     name = f"runbook-probe-{sc['metadata']['name']}"
     pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": namespace},
            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": sc["metadata"]["name"],
@@ -157,13 +158,15 @@ def test_objects(sc: dict, namespace: str = "default") -> tuple[dict, dict]:
                                     "command": ["sh", "-c", "echo ok > /data/probe && sync && sleep 3600"],
                                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": name}}]}}
+    if nodes:
+        pod["spec"]["affinity"] = manifests.on_nodes(nodes)
     return pvc, pod
 
 
 def prove(session: Session, sc: dict) -> pd.DataFrame | None:
     """Provision a test volume with ``sc``, check its replicas in LINSTOR, clean up."""
     api = session.kube()
-    pvc, pod = test_objects(sc)
+    pvc, pod = test_objects(sc, nodes=[n.name for n in session.storage_nodes])
     cls = sc["metadata"]["name"]
     for obj in (pvc, pod):
         create(session, obj, f"test {obj['kind']} for {cls}")

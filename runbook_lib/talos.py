@@ -311,17 +311,30 @@ class Talosctl:
         finally:
             os.unlink(path)
 
-    def patch_machineconfig(self, node: NodeRef, patch_text: str, *, step: str, mode: str = "no-reboot") -> bool:
-        """Apply a (multi-document) config patch; the patch is the recorded manifest."""
-        fd, path = tempfile.mkstemp(prefix="patch-", suffix=".yaml")
+    def patch_machineconfig(self, node: NodeRef, patch_text: str, *, step: str, mode: str = "no-reboot",
+                            then: Sequence[str] = ()) -> bool:
+        """Apply a (multi-document) config patch, and the patches in ``then`` after it in the same call
+        (talosctl applies repeated ``--patch`` flags in order); the patches are the recorded manifest."""
+        patches = [patch_text, *then]
+        paths = []
         try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(patch_text)
-            argv = self._base(node) + ["patch", "machineconfig", "--patch", f"@{path}", "--mode", mode]
-            shown = self._base(node) + ["patch", "machineconfig", "--patch", "@<manifest>", "--mode", mode]
-            return self._write(node, argv, shown, step=step, manifest=patch_text) is not None
+            for text in patches:
+                fd, path = tempfile.mkstemp(prefix="patch-", suffix=".yaml")
+                paths.append(path)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(text)
+            argv = self._base(node) + ["patch", "machineconfig"]
+            shown = list(argv)
+            for i, path in enumerate(paths):
+                argv += ["--patch", f"@{path}"]
+                shown += ["--patch", "@<manifest>" if len(paths) == 1 else f"@<manifest part {i + 1}>"]
+            argv += ["--mode", mode]
+            shown += ["--mode", mode]
+            manifest = "\n# then, in the same call:\n".join(patches)
+            return self._write(node, argv, shown, step=step, manifest=manifest) is not None
         finally:
-            os.unlink(path)
+            for path in paths:
+                os.unlink(path)
 
     def upgrade(self, node: NodeRef, image: str, *, step: str, timeout: str = "15m") -> bool:
         """Upgrade to ``image`` and wait (``--wait``) until the node answers again after its reboot."""

@@ -1,9 +1,9 @@
-"""Talos's own validation of ``VolumeConfig``/``UserVolumeConfig``, re-implemented.
+"""Talos's own validation of ``VolumeConfig``/``RawVolumeConfig``/``UserVolumeConfig``, re-implemented.
 
 Talos's JSON schema accepts documents its Go ``Validate`` methods reject (a 40-character
 name, a missing selector, an invalid CEL expression, min above max), so the rendered
 documents are checked here with Talos's rules and wording before they reach a node.
-Source: talos ``pkg/machinery/config/types/block/{user_volume_config,volume_config}.go``
+Source: talos ``pkg/machinery/config/types/block/{raw_volume_config,user_volume_config,volume_config}.go``
 (v1.10-v1.12).
 """
 
@@ -45,6 +45,16 @@ def _provisioning(prov: dict, *, required: bool, where: str) -> list[str]:
     return problems
 
 
+def _name_problems(name: object, where: str) -> list[str]:
+    if not name:
+        return [f"{where}: name is required"]
+    if not 1 <= len(str(name)) <= MAX_USER_VOLUME_NAME:
+        return [f"{where}: name must be between 1 and {MAX_USER_VOLUME_NAME} characters long"]
+    if not _NAME_RE.match(str(name)):
+        return [f"{where}: name can only contain lowercase and uppercase ASCII letters, digits, and hyphens"]
+    return []
+
+
 def validate_documents(docs: list[dict], talos_version: str) -> list[str]:
     """Every problem Talos would report for ``docs`` on ``talos_version``, with the document named."""
     problems: list[str] = []
@@ -57,6 +67,12 @@ def validate_documents(docs: list[dict], talos_version: str) -> list[str]:
             if name not in allowed:
                 problems.append(f"{where}: only {allowed} volumes are supported")
             problems += _provisioning(doc.get("provisioning") or {}, required=False, where=where)
+        elif kind == "RawVolumeConfig":
+            # raw_volume_config.go (v1.11+): the user-volume name rules, provisioning required, no filesystem
+            if version < (1, 11, 0):
+                problems.append(f"{where}: RawVolumeConfig needs Talos v1.11 or later (running {talos_version})")
+            problems += _name_problems(name, where)
+            problems += _provisioning(doc.get("provisioning") or {}, required=True, where=where)
         elif kind == "UserVolumeConfig":
             if version < (1, 10, 0):
                 problems.append(f"{where}: UserVolumeConfig needs Talos v1.10 or later (running {talos_version})")

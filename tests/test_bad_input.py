@@ -134,13 +134,16 @@ def test_a_device_path_from_a_node_never_becomes_a_shell_command() -> None:
 def test_01s_plan_blocks_a_misfit_before_the_first_apply_config() -> None:
     from runbook_lib.params import parse_params
     from runbook_lib.partition import NodeLayout, plan_node
+    from runbook_lib.storage_layout import node_volume
     from runbook_lib.talos import NodeRef
 
     cluster = TalosCluster.create(NODES, talos_version="v1.12.6", seed=7)
     disks, parts = discovered(cluster, "cp-1")
     node = cluster.nodes["cp-1"]
+    storage = parse_params({"nodes": NODES, "storage": {"ephemeral_max_size": "600GiB"}}).storage
     layout = NodeLayout(node="cp-1", talos_version="v1.12.6", volumes=dict(node.volumes), partitions=parts,
-                        disks=disks, config_current=False)
+                        disks=disks, disk_specs=[], config=[],
+                        storage=node_volume("cp-1", storage, "v1.12.6", dict(node.volumes), parts), storage_params=storage)
     params = parse_params({"nodes": NODES, "storage": {"ephemeral_max_size": "600GiB"}})
     plan = plan_node(layout, params, NodeRef("cp-1", "10.5.0.2", "controlplane"))
     assert plan.blocked and "storage.ephemeral_max_size 600GiB does not fit" in plan.blocked

@@ -484,7 +484,8 @@ def test_matches_real_go_yaml_when_available(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("version", "expected"),
     [
-        ("v1.10.9", f"factory.talos.dev/installer/{DRBD_ZFS}:v1.10.9"),
+        ("v1.10.9", f"factory.talos.dev/metal-installer/{DRBD_ZFS}:v1.10.9"),  # unified installer from v1.10
+        ("v1.10.0", f"factory.talos.dev/metal-installer/{DRBD_ZFS}:v1.10.0"),
         ("v1.11.0", f"factory.talos.dev/metal-installer/{DRBD_ZFS}:v1.11.0"),
         ("v1.11.0-alpha.1", f"factory.talos.dev/metal-installer/{DRBD_ZFS}:v1.11.0-alpha.1"),
         ("v1.12.7", f"factory.talos.dev/metal-installer/{DRBD_ZFS}:v1.12.7"),

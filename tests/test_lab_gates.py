@@ -190,7 +190,7 @@ def test_replication_down_refuses_01_02_and_06_before_they_change_anything(lab: 
         rb = session(lab, "01-partition", tmp_path)
         plans = [partition.NodePlan(n, apply_config=False, reset=True, reasons=["EPHEMERAL above the cap"]) for n in NODES]
         with pytest.raises(GateRefused, match="reset EPHEMERAL lab-cp-1 refused"):
-            partition.apply_all(rb, plans, partition.documents(rb.params), timeout=rb.params.node_timeout)
+            partition.apply_all(rb, plans, partition.observe_all(rb), timeout=rb.params.node_timeout)
         assert not rb.record.actions
 
         rb = session(lab, "06-failover-drill", tmp_path)
@@ -281,7 +281,7 @@ def test_enforce_safety_stops_each_destructive_step_without_its_approval(lab: St
     rb = session(lab, "01-partition", tmp_path, **strict)
     plans = [partition.NodePlan("lab-cp-1", apply_config=True, reset=True)]
     with pytest.raises(ApprovalRequired, match="'reset lab-cp-1' .*wipes all of /var"):
-        partition.apply_all(rb, plans, partition.documents(rb.params), timeout=1)
+        partition.apply_all(rb, plans, partition.observe_all(rb), timeout=1)
     assert not rb.record.actions  # checked before apply-config, the first change
 
     # a version no node runs yet, so every node's upgrade is still to do

@@ -29,7 +29,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from runbook_lib.lab import control
+from runbook_lib.lab import control, factory_api
 from runbook_lib.lab import helm as lab_helm
 from runbook_lib.lab import server as lab_server
 from runbook_lib.lab import talos_model as tm
@@ -160,6 +160,10 @@ def prepare_node(s: StorageLab, name: str, *, drbd: bool = True, helper: bool = 
     with lab.lock:
         node = lab.talos.nodes[name]
         node.extensions = ["siderolabs/drbd", "siderolabs/zfs"]
+        # as an Image Factory installer leaves it: the schematic extension, a schematic the factory knows
+        schematic = {"customization": {"systemExtensions": {"officialExtensions": list(node.extensions)}}}
+        node.schematic = factory_api.schematic_id(schematic)
+        lab.schematics[node.schematic] = factory_api.canonical_dict(schematic)
         docs = json.loads(json.dumps(node.config))
         v1 = tm.v1alpha1_doc(docs)
         mods: list[dict] = []
@@ -167,7 +171,7 @@ def prepare_node(s: StorageLab, name: str, *, drbd: bool = True, helper: bool = 
             mods += [{"name": "drbd", **({"parameters": ["usermode_helper=disabled"]} if helper else {})},
                      {"name": "drbd_transport_tcp"}]
         if zfs:
-            mods.append({"name": "zfs"})
+            mods.append({"name": "zfs", "parameters": [f"zfs_arc_max={4 * GIB}"]})  # 02's default ARC cap
         v1.setdefault("machine", {}).setdefault("kernel", {})["modules"] = mods
         if volume:
             eph = node.system_disk.by_label("EPHEMERAL")

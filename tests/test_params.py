@@ -119,7 +119,7 @@ def test_defaults() -> None:
         ("lab-cp-3", "10.5.0.4", "controlplane"),
     ]
     s = p.storage
-    assert s.disk_selector == "disk.transport == 'nvme'"
+    assert s.disk_selector == "system_disk"  # the single-disk layout: next to EPHEMERAL
     assert s.ephemeral_max_bytes == 100 * GiB
     assert s.min_bytes == 200 * GiB and s.max_bytes is None
     assert (s.volume_name, s.partition_label, s.mount_path) == (
@@ -663,7 +663,8 @@ def test_redacted_is_json_and_complete() -> None:
     p = load_params(LAB_FILE)
     data = p.redacted()
     assert tuple(data) == PARAMETER_KEYS
-    assert data["nodes"][0] == {"name": "lab-cp-1", "address": "10.5.0.2", "role": "controlplane"}
+    assert data["nodes"][0] == {"name": "lab-cp-1", "address": "10.5.0.2", "role": "controlplane",
+                                 "storage": True}
     assert data["storage"]["min_size"] == "200GiB"
     yaml.safe_dump(data)  # plain data only
 

@@ -111,7 +111,7 @@ def test_runbook_run_in_plan_mode_shows_commands_summary_and_plan(tmp_path, capf
     assert not list((Path(cli.__file__).parents[1] / "notebooks").glob("kernel-*"))  # sockets in the run's temp dir
     nb = nbformat.read(run_dir / "01-partition.ipynb", as_version=4)
     cells = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "PLAN, not run: would apply-config lab-cp-1" in cells and "maxSize: 90GiB" in cells
+    assert "PLAN, not run: would patch machineconfig lab-cp-1" in cells and "maxSize: 90GiB" in cells
     assert "would run: $ " in cells and "\n    applied in" not in cells
 
 

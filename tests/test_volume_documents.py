@@ -19,23 +19,24 @@ from .reference import talos_schema_def
 SCHEMA_DEFS = {"VolumeConfig": "block.VolumeConfigV1Alpha1", "UserVolumeConfig": "block.UserVolumeConfigV1Alpha1"}
 
 
-def docs_for(**storage) -> list[dict]:
-    return volume_documents(parse_params({"storage": storage} if storage else {}).storage)
+def docs_for(version: str = "v1.10.9", **storage) -> list[dict]:
+    """The documents for a node on ``version`` (a user volume before Talos v1.11: these tests' subject)."""
+    return volume_documents(parse_params({"storage": storage} if storage else {}).storage, version)
 
 
-def test_default_documents_render_the_corrected_article_layout() -> None:
+def test_before_v1_11_the_documents_render_the_corrected_article_layout() -> None:
     eph, user = docs_for()
     assert eph == {"apiVersion": "v1alpha1", "kind": "VolumeConfig", "name": "EPHEMERAL",
                    "provisioning": {"maxSize": "100GiB"}}
     assert user["kind"] == "UserVolumeConfig" and user["name"] == "linstor-storage"
-    assert user["provisioning"] == {"diskSelector": {"match": "disk.transport == 'nvme'"}, "minSize": "200GiB"}
-    assert validate_documents([eph, user], "v1.12.7") == []
+    assert user["provisioning"] == {"diskSelector": {"match": "system_disk"}, "minSize": "200GiB"}
+    assert validate_documents([eph, user], "v1.10.9") == []
 
 
 @pytest.mark.reference
 @pytest.mark.parametrize("version", ["v1.10.9", "v1.11.6", "v1.12.11", "v1.13.9"])
 def test_documents_validate_against_real_talos_schema(version: str) -> None:
-    for doc in docs_for(max_size="300GiB", filesystem="ext4"):
+    for doc in docs_for("v1.10.9", max_size="300GiB", filesystem="ext4"):
         jsonschema.Draft202012Validator(talos_schema_def(version, SCHEMA_DEFS[doc["kind"]])).validate(doc)
 
 

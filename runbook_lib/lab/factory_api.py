@@ -97,6 +97,11 @@ def _emit(obj: Any, indent: int) -> list[str]:
     return lines
 
 
+def canonical_dict(schematic: dict) -> dict:
+    """The schematic as the factory stores it: struct field order, empty fields omitted."""
+    return _canonical(schematic or {}, "")
+
+
 def canonical_yaml(schematic: dict) -> str:
     return "\n".join(_emit(_canonical(schematic or {}, ""), 0)) + "\n"
 

@@ -119,6 +119,11 @@ def not_found(code: int, mask: int, what: str, http: int = 404) -> LinstorError:
 # ---------------------------------------------------------------------------- providers
 
 
+#: the ZFS userland in the satellite image (piraeus-server); the module comes from the node's zfs extension,
+#: and a mismatch breaks ``zfs create`` (piraeus-operator#635)
+SATELLITE_ZFS_USERLAND = "2.3.4"
+
+
 @dataclass(frozen=True)
 class ProviderTraits:
     snapshots: bool

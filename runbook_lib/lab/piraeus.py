@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from . import drbd
+from . import block_links, drbd
 from . import workloads as wl
 from .kubeapi import ApiError, strategic_merge
 from .linstor_model import (
@@ -489,7 +489,15 @@ def _apply(lab: Any, group: str, version: str, plural: str, obj: dict, owner: di
 
 
 def _component_template(lab: Any, lcluster: dict, key: str, template: dict) -> dict:
-    """Apply ``LinstorCluster.spec.<component>.podTemplate`` as a strategic-merge patch."""
+    """Apply ``LinstorCluster.spec.<component>.podTemplate`` as a strategic-merge patch.
+
+    The cluster's ``nodeAffinity`` goes into every component's pods first, as the operator's
+    ``Cluster*NodeAffinityPatch`` does (piraeus-operator ``internal/controller/linstorcluster_controller.go``).
+    """
+    affinity = (lcluster.get("spec") or {}).get("nodeAffinity")
+    if affinity:
+        template = strategic_merge(template, {"spec": {"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": affinity}}}})
     patch = ((lcluster.get("spec") or {}).get(key) or {}).get("podTemplate")
     return strategic_merge(template, patch) if patch else template
 
@@ -933,7 +941,7 @@ def _reconcile_pools(lab: Any, sat: dict, node: str, ns: str, op_pod: dict | Non
                 props[p["name"]] = p["value"]
         props[LAST_APPLIED] = json.dumps(sorted(k for k in props if k != LAST_APPLIED))
         existing = ctl.pools.get(node, {}).get(name)
-        devices = ((pool.get("source") or {}).get("hostDevices")) or []
+        devices = [block_links.resolve_on(lab, node, d) for d in ((pool.get("source") or {}).get("hostDevices")) or []]
         if existing is None and devices:
             try:
                 _rcs, signatures = ctl.create_device_pool(node, provider, backing, devices, name, props)

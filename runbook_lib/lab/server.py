@@ -50,7 +50,10 @@ from .piraeus import state_dict as storage_state
 
 # --- end piraeus/linstor
 # isort: split
-from . import snapshots  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
+from . import (
+    installed_image,  # nodes installed from an Image Factory installer (lab.initial_extensions)
+    snapshots,  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
+)
 
 KUBERNETES_VERSION = kube_endpoints.KUBERNETES_VERSION
 STATE_FILE = "state.json"
@@ -109,6 +112,7 @@ class Lab:
         )
         lab = cls(clock=Clock(scale=float(options.get("time_scale", 100.0))), talos=talos, kube=KubeStore(lock),
                   faults=FaultBook(), options=options, token=secrets.token_hex(16), lock=lock)
+        installed_image.install_initial(lab, options.get("initial_extensions") or [], options.get("initial_kernel_args") or [])
         attach_storage(lab)  # --- piraeus/linstor
         lab.workloads.runners.insert(0, FioRunner())  # --- benchmarks (07): fio pods
         lab.workloads.runners.insert(0, record_writer.RecordReader())  # 06's reader pods

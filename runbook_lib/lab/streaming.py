@@ -4,8 +4,8 @@ RFC 6455 framing with Kubernetes' channel protocol (k8s.io/apimachinery/pkg/util
 binary message starts with a channel byte (1 stdout, 2 stderr, 3 the final ``Status`` as JSON; v5 adds
 255 for closing a stream). A command runs to completion, its output goes out on 1 and 2, then the
 Status (``NonZeroExitCode`` with the exit code as a cause when it failed) and a close frame.
-What runs: ``linstor`` in the LINSTOR controller's container (:mod:`.linstor_cli`); anything else
-fails as containerd does for a missing executable.
+What runs: ``linstor`` in the LINSTOR controller's container (:mod:`.linstor_cli`), ``zfs --version`` in a
+satellite's; anything else fails as containerd does for a missing executable.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import json
 import struct
 from typing import Any
 
-from . import linstor_cli
+from . import linstor_cli, linstor_model
 from .kubeapi import ApiError
+from .talos_releases import zfs_version
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -51,9 +52,21 @@ def run_in_pod(lab: Any, pod: dict, container: str, command: list[str]) -> tuple
     labels = pod["metadata"].get("labels") or {}
     if command and command[0] == "linstor" and labels.get("app.kubernetes.io/component") == "linstor-controller":
         return linstor_cli.run(lab.linstor, command[1:])
+    if command == ["zfs", "--version"] and labels.get("app.kubernetes.io/component") == "linstor-satellite":
+        return satellite_zfs_version(lab, (pod.get("spec") or {}).get("nodeName", ""))
     raise ApiError(500, "InternalError", "Internal error occurred: error executing command in container: failed to exec "
                    f"in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container "
                    f'process: exec: "{command[0] if command else ""}": executable file not found in $PATH: unknown')
+
+
+def satellite_zfs_version(lab: Any, node_name: str) -> tuple[int, str, str]:
+    """``zfs --version`` in a satellite: the image's userland, then the host's module (OpenZFS zfs_main.c
+    ``zfs_version_print``: without the module it prints "zfs_version_kernel() failed" and exits 1)."""
+    user = f"zfs-{linstor_model.SATELLITE_ZFS_USERLAND}-1\n"
+    node = lab.talos.nodes.get(node_name)
+    if node is None or node.loaded_module("zfs") is None:
+        return 1, user, "zfs_version_kernel() failed: No such file or directory\n"
+    return 0, user + f"zfs-kmod-{zfs_version(node.talos_version)}-1\n", ""
 
 
 def status(code: int) -> dict:

@@ -40,7 +40,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from . import etcd_snapshot
+from . import etcd_snapshot, installed_image
 from .talos_model import (
     EXTENSION_CATALOG,
     GO_VERSIONS,
@@ -189,6 +189,10 @@ def _route(lab: Any, cluster: TalosCluster, node: TalosNode, method: str, rest: 
     if op == "version" and method == "GET":
         return cluster.version_info(node, now, insecure=insecure), False
     if op == "read" and method == "GET":
+        if q.get("path") in ("/proc/cmdline", "/proc/crypto"):
+            cluster.require_up(node, now)
+            text = installed_image.cmdline(lab, node) if q["path"] == "/proc/cmdline" else installed_image.crypto(node)
+            return {"content": text}, False
         return {"content": cluster.read(node, q.get("path", ""), now)}, False
     if op == "etcd" and len(rest) == 2:
         if rest[1] == "members" and method == "GET":

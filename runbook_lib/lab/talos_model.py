@@ -638,7 +638,8 @@ def v1alpha1_doc(docs: list[dict]) -> dict | None:
 
 
 def _merge(base: Any, patch: Any) -> Any:
-    """Strategic merge as Talos ``configpatcher``: maps merge, lists append, ``$patch: delete`` removes a key."""
+    """Strategic merge as Talos ``configpatcher``: maps merge, lists are concatenated (an entry already there
+    is appended again: ``pkg/machinery/config/merge`` Merge), ``$patch: delete`` removes a key."""
     if isinstance(base, dict) and isinstance(patch, dict):
         out = dict(base)
         for key, value in patch.items():
@@ -650,7 +651,7 @@ def _merge(base: Any, patch: Any) -> Any:
                 out[key] = copy.deepcopy(value)
         return out
     if isinstance(base, list) and isinstance(patch, list):
-        return base + [copy.deepcopy(v) for v in patch if v not in base]
+        return base + [copy.deepcopy(v) for v in patch]  # concatenated, duplicates kept (talos config/merge)
     return copy.deepcopy(patch)
 
 
@@ -1937,7 +1938,8 @@ class TalosCluster:
                     raise missing
                 return drbd_version(node.talos_version) + "\n"
             params = dict(p.split("=", 1) for p in mod["parameters"] if "=" in p)
-            defaults = {"drbd": {"usermode_helper": "/sbin/drbdadm", "enable_faults": "0", "minor_count": "32"}}
+            defaults = {"drbd": {"usermode_helper": "/sbin/drbdadm", "enable_faults": "0", "minor_count": "32"},
+                        "zfs": {"zfs_arc_max": "0"}}  # 0: the OpenZFS default
             value = params.get(m.group(3), defaults.get(mod["name"], {}).get(m.group(3)))
             if value is None:
                 raise missing
