@@ -6,14 +6,7 @@ import json
 
 import pytest
 
-from runbook_lib.lab.kubeapi import (
-    ApiError,
-    KubeStore,
-    json_patch,
-    label_matcher,
-    merge_patch,
-    strategic_merge,
-)
+from runbook_lib.lab.kubernetes.store import ApiError, KubeStore, json_patch, label_matcher, merge_patch, strategic_merge
 
 
 @pytest.fixture

@@ -30,10 +30,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from runbook_lib.lab import control
-from runbook_lib.lab import helm as lab_helm
+from runbook_lib.lab.helm import cli as lab_helm
 from runbook_lib.lab import server as lab_server
 from runbook_lib.lab import talos_model as tm
-from runbook_lib.lab.piraeus import state_dict as storage_state
+from runbook_lib.lab.storage.operator import state_dict as storage_state
 
 GIB = 2**30
 NS = "piraeus-datastore"

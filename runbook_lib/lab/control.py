@@ -26,7 +26,7 @@ import yaml
 
 from ..errors import LabNotRunning, RunbookError
 from ..processes import alive
-from .fio import NETWORK_RTT_US
+from .workloads.fio import NETWORK_RTT_US
 
 if TYPE_CHECKING:
     from .tls import Pki

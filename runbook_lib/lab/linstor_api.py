@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from . import linstor_views
-from . import workloads as wl
 from .linstor_model import (
     CONTROLLER_VERSION,
     FAIL_NOT_FOUND_NODE,
@@ -44,7 +43,8 @@ from .linstor_model import (
     not_found,
     ret_code,
 )
-from .piraeus import controller_pod
+from .storage.operator import controller_pod
+from .workloads import kubelet as wl
 
 UNKNOWN_API_CALL = ret_code(0x0FFFFFFFFFFFFFFF, MASK_ERROR)
 

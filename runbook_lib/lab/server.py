@@ -22,35 +22,35 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import (
-    kube_endpoints,
-    kube_nodes,
-    kube_openapi,
-    kube_ssa,
-    kube_subresources,
-    kube_tables,
-    kubeapi,
-    streaming,
-    talos_api,
-    tls,
-)
+from . import talos_api, tls
 from .clock import Clock
 from .faults import FaultBook
-from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher, now_iso
+from .kubernetes import endpoints as kube_endpoints
+from .kubernetes import nodes as kube_nodes
+from .kubernetes import openapi as kube_openapi
+from .kubernetes import ssa as kube_ssa
+from .kubernetes import store as kubeapi
+from .kubernetes import streaming
+from .kubernetes import subresources as kube_subresources
+from .kubernetes import tables as kube_tables
+from .kubernetes.store import ApiError, KubeStore, field_matcher, label_matcher, now_iso
 from .talos_model import T_KUBELET, TalosCluster, rfc3339
 
 # --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
 # isort: split
-from . import drbd, linstor_api, record_writer, workloads
-from .fio import FioRunner  # --- benchmarks (07)
-from .fio import model as perf_model  # --- benchmarks (07)
-from .piraeus import attach as attach_storage
-from .piraeus import reconcile_cluster
-from .piraeus import state_dict as storage_state
+from . import linstor_api
+from .storage import drbd
+from .storage.operator import attach as attach_storage
+from .storage.operator import reconcile_cluster
+from .storage.operator import state_dict as storage_state
+from .workloads import kubelet as workloads
+from .workloads import record_writer
+from .workloads.fio import FioRunner
+from .workloads.fio import model as perf_model
 
 # --- end piraeus/linstor
 # isort: split
-from . import snapshots  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
+from .storage import snapshots
 
 KUBERNETES_VERSION = kube_endpoints.KUBERNETES_VERSION
 STATE_FILE = "state.json"

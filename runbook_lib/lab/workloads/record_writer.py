@@ -24,12 +24,9 @@ import hashlib
 import math
 from typing import Any
 
-from ..drill_records import (  # the script's marker line: the drill and the lab agree on one string
-    MARKER,
-    READER_MARKER,
-)
-from . import drbd
-from . import workloads as wl
+from ...drill_records import MARKER, READER_MARKER
+from ..storage import drbd
+from . import kubelet as wl
 
 RESTART_BACKOFF = 10.0  # lab seconds before a crashed container runs again
 MAX_WRITES_PER_TICK = 5000

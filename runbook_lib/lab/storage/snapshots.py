@@ -29,14 +29,8 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from . import workloads as wl
-from .linstor_model import (
-    FAIL_UNKNOWN_ERROR,
-    MASK_ERROR,
-    LinstorError,
-    api_rc,
-    ret_code,
-)
+from ..linstor_model import FAIL_UNKNOWN_ERROR, MASK_ERROR, LinstorError, api_rc, ret_code
+from ..workloads import kubelet as wl
 
 GROUP = "snapshot.storage.k8s.io"
 CHART_NAME = "snapshot-controller"
@@ -149,7 +143,7 @@ def reconcile(lab: Any, now: float) -> None:
     try:
         _reconcile(lab)
     except Exception:  # noqa: BLE001 - a model bug must not take the whole lab (and its API) down
-        from .piraeus import _report_bug
+        from .operator import _report_bug
 
         _report_bug(lab)
 

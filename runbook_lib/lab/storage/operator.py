@@ -38,10 +38,8 @@ from typing import Any
 
 import yaml
 
-from . import drbd
-from . import workloads as wl
-from .kubeapi import ApiError, strategic_merge
-from .linstor_model import (
+from ..kubernetes.store import ApiError, strategic_merge
+from ..linstor_model import (
     CONTROLLER_VERSION,
     MASK_ERROR,
     LinstorController,
@@ -50,7 +48,9 @@ from .linstor_model import (
     api_rc,
     ret_code,
 )
-from .state import SavedState
+from ..state import SavedState
+from ..workloads import kubelet as wl
+from . import drbd
 
 CHART_REF = "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus"
 CHART_NAME = "piraeus"
@@ -376,7 +376,7 @@ def sync_linstor(lab: Any, now: float) -> None:
         online = ready and now >= state.ready_since[name] + T_CONNECT
         sat = None
         if online and facts is not None:
-            from .linstor_model import DeviceInfo
+            from ..linstor_model import DeviceInfo
 
             devices = {p: DeviceInfo(p, facts.sizes.get(p, 0), sig, facts.mounted.get(p))
                        for p, sig in facts.partitions.items()}
@@ -738,7 +738,7 @@ def satellite_pod_template(lcluster: dict, node: str) -> dict:
 
 def _apply_patches(ds: dict, patches: list[dict]) -> dict:
     """Kustomize patches on the satellite DaemonSet; Pod targets patch its pod template (v2.4.0)."""
-    from .kubeapi import json_patch
+    from ..kubernetes.store import json_patch
 
     for p in patches:
         target = p.get("target") or {}

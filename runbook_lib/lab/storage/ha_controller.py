@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import workloads as wl
+from ..workloads import kubelet as wl
 
 TAINT = "drbd.linbit.com/lost-quorum"
 IGNORE = "drbd.linbit.com/ignore-fail-over"

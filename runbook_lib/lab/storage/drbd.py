@@ -47,8 +47,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .faults import SLOW_RESYNC_MIB_S
-from .state import SavedState
+from ..faults import SLOW_RESYNC_MIB_S
+from ..state import SavedState
 
 BLOCK_KIB = 4  # DRBD's bitmap granularity
 # An fsync'ed append dirties the data block, the inode and a few journal blocks.

@@ -16,8 +16,8 @@ import json
 import struct
 from typing import Any
 
-from . import linstor_cli
-from .kubeapi import ApiError
+from .. import linstor_cli
+from .store import ApiError
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
 
-from . import workloads as wl
+from . import kubelet as wl
 
 FIO_VERSION = "fio-3.33"
 GBE_PAYLOAD = 0.9415  # TCP payload share of Ethernet line rate at MTU 1500
@@ -109,7 +109,7 @@ def volume_of(lab: Any, pod: dict, container: dict, node: str, path: str) -> Vol
         return Volume(None, False, 0, True)
     pvc = wl.get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim["claimName"]) or {}
     cap = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
-    from .csi import _quantity_bytes
+    from ..storage.csi import _quantity_bytes
 
     size = _quantity_bytes(cap) if cap else None
     pv = wl.get(lab, "", "persistentvolumes", None, (pvc.get("spec") or {}).get("volumeName", "")) or {}

@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from . import drbd
-from .kubeapi import ApiError, ResourceType, label_matcher, now_iso
+from ..kubernetes.store import ApiError, ResourceType, label_matcher, now_iso
+from ..storage import drbd
 
 # Lab-second durations (realistic orders of magnitude, divided by the clock's scale).
 T_PULL = 3.0  # first pull of an image on a node

@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from .kubeapi import ApiError, ResourceType, merge_patch
+from .store import ApiError, ResourceType, merge_patch
 
 POST = {"eviction"}
 _COMMON_FIELDS = {"metadata.name", "metadata.namespace"}

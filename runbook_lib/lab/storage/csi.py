@@ -35,9 +35,7 @@ from typing import Any
 
 import yaml
 
-from . import drbd
-from . import workloads as wl
-from .linstor_model import (
+from ..linstor_model import (
     DISKLESS_POOL,
     FAIL_NOT_ENOUGH_NODES,
     FAIL_NOT_FOUND_RSC_DFN,
@@ -48,8 +46,10 @@ from .linstor_model import (
     api_rc,
     ret_code,
 )
-from .piraeus import DRIVER, api_reachable
-from .state import SavedState
+from ..state import SavedState
+from ..workloads import kubelet as wl
+from . import drbd
+from .operator import DRIVER, api_reachable
 
 T_PROVISION = 2.0  # CreateVolume round trip (lab seconds)
 T_ATTACH = 1.0
@@ -370,7 +370,7 @@ def _create_volume(lab: Any, pvc: dict, sc: dict, selected: str | None) -> dict:
     size_bytes = _quantity_bytes(((pvc["spec"].get("resources") or {}).get("requests") or {}).get("storage", "1Gi"))
     size_kib = max(4096, -(-size_bytes // 1024))
     pv_name = f"pvc-{pvc['metadata']['uid']}"
-    from . import snapshots  # --- CSI snapshots: restore from a VolumeSnapshot dataSource
+    from . import snapshots
 
     restore_from = snapshots.restore_source(lab, pvc, size_bytes) if pv_name not in ctl.rds else None
     rg_filter = {"place_count": params.placement_count, "storage_pool": params.storage_pools[0] if params.storage_pools else None,

@@ -353,7 +353,7 @@ def save_release(cluster: Cluster, rel: dict, *, create: bool) -> None:
 
 def resolve_chart(ref: str, version: str | None, cluster: Cluster | None, verb: str) -> tuple[str, str]:
     """(chart name, version) for a chart reference, or the error helm prints."""
-    from . import piraeus
+    from ..storage import operator as piraeus
 
     if ref.startswith(OCI_PREFIX):
         location = ref[len(OCI_PREFIX):]
@@ -361,7 +361,7 @@ def resolve_chart(ref: str, version: str | None, cluster: Cluster | None, verb: 
         if ":" in location.rsplit("/", 1)[-1]:
             location, tag = location.rsplit(":", 1)
         want = version or tag
-        from . import snapshots  # --- CSI snapshots: the snapshot-controller chart
+        from ..storage import snapshots
 
         if location == snapshots.CHART_REF[len(OCI_PREFIX):]:
             chosen = (want or max(snapshots.CHART_VERSIONS)).lstrip("v")
@@ -512,7 +512,7 @@ def _print_status(rel: dict, out: str | None) -> None:
 
 
 def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
-    from . import piraeus
+    from ..storage import operator as piraeus
 
     if len(args.positional) < 3:
         raise HelmError(f'"helm {args.positional[0]}" requires 2 arguments\n\nUsage:  helm {args.positional[0]} [NAME] [CHART] [flags]')
@@ -538,7 +538,7 @@ def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
             raise HelmError(f'{verb}create: failed to create: namespaces "{namespace}" not found')
         cluster.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     if chart == "snapshot-controller":  # --- CSI snapshots
-        from . import snapshots
+        from ..storage import snapshots
 
         docs = snapshots.render_chart(release, namespace, version, values)
     else:
@@ -698,7 +698,7 @@ def cmd_repo(args: Args) -> int:
 
 
 def cmd_show(args: Args) -> int:
-    from . import piraeus
+    from ..storage import operator as piraeus
 
     what = args.positional[1] if len(args.positional) > 1 else ""
     if len(args.positional) < 3:
@@ -750,6 +750,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {err}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from . import kube_defaults
+from . import defaults as kube_defaults
 
 
 def _condition_true(obj: dict, ctype: str) -> bool:
