@@ -9,11 +9,9 @@ again is the same cluster.
 
 from __future__ import annotations
 
-import copy
 import email.utils
 import json
 import os
-import secrets
 import ssl
 import threading
 import time
@@ -22,236 +20,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import talos_api, tls
-from .clock import Clock
-from .faults import FaultBook
+import yaml
+
+from ..lab_options import LIVE_OPTIONS
+from . import linstor_api, talos_api, tls
+from .assembly import STATE_FILE
+from .assembly import load_or_create as load_or_create
+from .cluster import Lab
 from .kubernetes import endpoints as kube_endpoints
-from .kubernetes import nodes as kube_nodes
 from .kubernetes import openapi as kube_openapi
 from .kubernetes import ssa as kube_ssa
-from .kubernetes import store as kubeapi
 from .kubernetes import streaming
 from .kubernetes import subresources as kube_subresources
 from .kubernetes import tables as kube_tables
-from .kubernetes.store import ApiError, KubeStore, field_matcher, label_matcher, now_iso
-from .talos_model import T_KUBELET, TalosCluster, rfc3339
-
-# --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
-# isort: split
-from . import linstor_api
-from .storage import drbd
-from .storage.operator import attach as attach_storage
-from .storage.operator import reconcile_cluster
-from .storage.operator import state_dict as storage_state
-from .workloads import kubelet as workloads
-from .workloads import record_writer
-from .workloads.fio import FioRunner
+from .kubernetes.store import ApiError, field_matcher, label_matcher
 from .workloads.fio import model as perf_model
-
-# --- end piraeus/linstor
-# isort: split
-from .storage import snapshots
-
-KUBERNETES_VERSION = kube_endpoints.KUBERNETES_VERSION
-STATE_FILE = "state.json"
-MAX_CALL_KEYS = 5000  # distinct "METHOD path" counters kept; the rest are lumped together
-#: lab options a running lab takes over from new parameters (read at every tick); the others need a reset
-LIVE_OPTIONS = ("enforce_safety", "workload_write_mib_s")
-
-
-#: real seconds a lab may run before its fast clock passes the host's (see :func:`clock_start`)
-BEHIND_HOST_FOR_S = 86400.0
-
-
-def clock_start(time_scale: float) -> float:
-    """The cluster clock's start: in the past, so it stays behind the host's clock for a day of real time.
-
-    The cluster clock runs ``time_scale`` times faster than the host's. Server times in a client's future
-    break real clients: Go's HTTP cache takes every cached discovery answer dated in the future as fresh
-    (kubectl then misses a new CRD), and kubectl prints ``<invalid>`` ages.
-    """
-    return time.time() - max(time_scale - 1.0, 0.0) * BEHIND_HOST_FOR_S
-
-
-class Lab:
-    """The whole simulated cluster. Every method expects ``lock`` to be held."""
-
-    def __init__(self, *, clock: Clock, talos: TalosCluster, kube: KubeStore, faults: FaultBook,
-                 options: dict, token: str, lock: threading.RLock) -> None:
-        self.lock = lock
-        self.clock = clock
-        self.talos = talos
-        self.kube = kube
-        self.faults = faults
-        self.options = options
-        self.token = token
-        self.schematics: dict[str, dict] = {}  # Image Factory schematics by ID (see factory_api)
-        self.dirty = True
-        kubeapi.cluster_clock = self.cluster_time  # object timestamps on the cluster's clock, not the host's
-        self.stats = {"requests": 0, "kube_requests": 0, "talos_requests": 0}
-        # Benchmarks: Kubernetes API calls per "METHOD path" and the ticker's cost (GET /lab/v1/stats).
-        self.calls: dict[str, int] = {}
-        self.ticks = 0
-        self.tick_seconds = 0.0
-
-    # -- construction and persistence
-    @classmethod
-    def create(cls, options: dict) -> Lab:
-        lock = threading.RLock()
-        nodes = options["nodes"]
-        talos = TalosCluster.create(
-            nodes,
-            talos_version=options.get("initial_talos_version", "v1.12.6"),
-            disk_size=int(options.get("disk_size", 500_000_000_000)),
-            disk_transport=options.get("disk_transport", "nvme"),
-            seed=int(options.get("seed", 1)),
-            epoch=clock_start(float(options.get("time_scale", 100.0))),
-        )
-        lab = cls(clock=Clock(scale=float(options.get("time_scale", 100.0))), talos=talos, kube=KubeStore(lock),
-                  faults=FaultBook(), options=options, token=secrets.token_hex(16), lock=lock)
-        attach_storage(lab)  # --- piraeus/linstor
-        lab.workloads.runners.insert(0, FioRunner())  # --- benchmarks (07): fio pods
-        lab.workloads.runners.insert(0, record_writer.RecordReader())  # 06's reader pods
-        for fault in options.get("faults", []) or []:
-            lab.faults.add(fault["kind"], fault.get("node"), fault.get("peer"), fault.get("count"))
-        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            lab.kube.create(lab.kube.resolve("", "v1", "namespaces"), None, {"metadata": {"name": ns}})
-        lab.tick()
-        return lab
-
-    def to_dict(self) -> dict:
-        return {
-            "schema": 1,
-            "options": self.options,
-            "token": self.token,
-            "clock": self.clock.to_dict(),
-            "faults": self.faults.to_list(),
-            "schematics": self.schematics,
-            "talos": self.talos.to_dict(),
-            "kube": self.kube.to_dict(),
-            "storage": storage_state(self),  # --- piraeus/linstor
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Lab:
-        lock = threading.RLock()
-        lab = cls(clock=Clock.from_dict(data["clock"]), talos=TalosCluster.from_dict(data["talos"]),
-                  kube=KubeStore.from_dict(data["kube"], lock), faults=FaultBook.from_list(data["faults"]),
-                  options=data["options"], token=data["token"], lock=lock)
-        lab.schematics = data.get("schematics", {})
-        attach_storage(lab, data.get("storage"))  # --- piraeus/linstor
-        lab.workloads.runners.insert(0, FioRunner())  # --- benchmarks (07): fio pods
-        lab.workloads.runners.insert(0, record_writer.RecordReader())  # 06's reader pods
-        return lab
-
-    def mark_dirty(self) -> None:
-        self.dirty = True
-
-    def cluster_time(self) -> float:
-        """Now on the cluster's clock: the Talos epoch plus lab seconds (``time_scale`` times faster than the host)."""
-        return self.talos.epoch + self.clock.now()
-
-    # -- time-driven behaviour
-    def count_call(self, method: str, path: str) -> None:
-        key = f"{method} {path}" if len(self.calls) < MAX_CALL_KEYS else "(other)"
-        self.calls[key] = self.calls.get(key, 0) + 1
-
-    def perf_stats(self) -> dict:
-        return {"stats": self.stats, "calls": self.calls, "ticks": self.ticks, "tick_seconds": self.tick_seconds,
-                "nodes": len(self.talos.nodes), "objects": len(self.kube.objects),
-                "milestones": list(self.kube.milestones)}
-
-    def tick(self) -> None:
-        started = time.perf_counter()
-        try:
-            self._tick()
-        finally:
-            self.ticks += 1
-            self.tick_seconds += time.perf_counter() - started
-
-    def _tick(self) -> None:
-        now = self.clock.now()
-        if self.talos.advance(now, self.faults):
-            self.dirty = True
-        self._sync_nodes(now)
-        # --- piraeus/linstor: the kernel side runs without the API; controllers need it
-        drbd.tick(self, now)
-        record_writer.tick(self, now)
-        rv = self.kube.rv
-        reconcile_cluster(self, now)
-        snapshots.reconcile(self, now)  # --- CSI snapshots: snapshot-controller + csi-snapshotter
-        if self.kube.rv != rv:
-            self.dirty = True
-        # --- end piraeus/linstor
-
-    def api_available(self) -> bool:
-        return self.talos.etcd_quorum(self.clock.now())
-
-    def node_reachable(self, name: str) -> bool:
-        """Can this node's kubelet reach the API server? Not when partitioned from most control planes."""
-        cps = [n for n in self.talos.nodes.values() if n.role == "controlplane"]
-        reach = sum(1 for n in cps if n.name == name or not self.faults.partitioned(name, n.name))
-        return reach * 2 > len(cps)
-
-    def _sync_nodes(self, now: float) -> None:
-        """Mirror Talos nodes into Kubernetes Node objects (the kubelet's job on a real node)."""
-        nodes_rt = self.kube.resolve("", "v1", "nodes")
-        for node in self.talos.nodes.values():
-            reachable = self.node_reachable(node.name)
-            ready = node.kubelet_ready(now) and reachable
-            key = ("", "nodes", None, node.name)
-            current = self.kube.objects.get(key)
-            status = "True" if ready else "Unknown" if not (node.is_up(now) and reachable) else "False"
-            if current is None:
-                if not ready:
-                    continue  # a node registers itself when its kubelet first starts
-                labels = {"kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
-                if node.role == "controlplane":
-                    labels["node-role.kubernetes.io/control-plane"] = ""
-                body = {"metadata": {"name": node.name, "labels": labels}, "spec": {}, "status": self._node_status(node, status, None)}
-                created = self.kube.create(nodes_rt, None, body)
-                kube_nodes.write_lease(self.kube, created, now_iso())
-                self.dirty = True
-                continue
-            old_cond = next((c for c in current.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
-            new_status = self._node_status(node, status, old_cond)
-            if new_status != current.get("status"):
-                new = copy.deepcopy(current)
-                new["status"] = new_status
-                self.kube._store_update(nodes_rt, key, current, new)
-                if status == "True":  # the kubelet renews its Lease while it posts status
-                    kube_nodes.write_lease(self.kube, new, now_iso())
-                self.dirty = True
-
-    def _node_status(self, node: Any, ready: str, old_cond: dict | None) -> dict:
-        if old_cond and old_cond["status"] == ready:
-            cond = old_cond
-        else:
-            reasons = {"True": ("KubeletReady", "kubelet is posting ready status"),
-                       "False": ("KubeletNotReady", "container runtime network not ready"),
-                       "Unknown": ("NodeStatusUnknown", "Kubelet stopped posting node status.")}
-            reason, message = reasons[ready]
-            # the moment the kubelet turned ready, not the tick that noticed it (a tick is seconds of lab time)
-            # (unless it was ready all along and only unreachable: then the tick's time is the best there is)
-            since = node.running_at + T_KUBELET if ready == "True" and node.running_at is not None else None
-            at = now_iso()
-            if since is not None and since <= self.clock.now() and rfc3339(self.talos.epoch, since) >= (old_cond or {}).get(
-                    "lastTransitionTime", ""):
-                at = rfc3339(self.talos.epoch, since)
-            cond = {"type": "Ready", "status": ready, "reason": reason, "message": message,
-                    "lastHeartbeatTime": at, "lastTransitionTime": at}
-        return kube_nodes.complete({
-            "conditions": [cond],
-            "addresses": [{"type": "InternalIP", "address": node.address}, {"type": "Hostname", "address": node.name}],
-            "nodeInfo": {"osImage": f"Talos ({node.talos_version})", "kubeletVersion": KUBERNETES_VERSION,
-                         "containerRuntimeVersion": "containerd://2.1.5", "operatingSystem": "linux",
-                         "architecture": "amd64", "kernelVersion": node.kernel_version,
-                         "bootID": node.boot_id, "machineID": node.node_id, "systemUUID": node.node_id,
-                         "kubeProxyVersion": KUBERNETES_VERSION},
-        }, cond)
-
-
-# ---------------------------------------------------------------- HTTP
+from .workloads.logs import pod_log
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -388,17 +172,13 @@ class Handler(BaseHTTPRequestHandler):
                 lab.talos.power_on(node, lab.clock.now())
                 lab.mark_dirty()
                 self._json(200, {"node": node.name, "power": node.power})
-            # --- piraeus/linstor: the helm shim consumes one use of a helm-fail fault per call
             elif path == "/lab/v1/helm/fault" and method == "POST":
                 failed = lab.faults.take("helm-fail")
                 if failed:
                     lab.mark_dirty()
                 self._json(200, {"fail": failed})
-            # --- end piraeus/linstor
-            # --- benchmarks (07): the performance model's ground truth
             elif path == "/lab/v1/perf" and method == "GET":
                 self._json(200, perf_model(lab).truth())
-            # --- end benchmarks (07)
             elif path == "/lab/v1/stats" and method == "GET":  # benchmarks: calls, tick cost, milestones
                 self._json(200, {**lab.perf_stats(), "rss_bytes": _rss_bytes()})
             elif path == "/lab/v1/shutdown" and method == "POST":
@@ -456,7 +236,6 @@ class Handler(BaseHTTPRequestHandler):
         namespace = None
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, rest = rest[1], rest[2:]
-        # --- piraeus/linstor: service proxy (LINSTOR REST) and pod logs
         if group == "" and namespace is not None and len(rest) >= 3 and rest[0] == "services" and rest[2] == "proxy":
             sub_path = path.split("/proxy", 1)[1] if "/proxy/" in path else "/"
             with lab.lock:
@@ -466,13 +245,12 @@ class Handler(BaseHTTPRequestHandler):
         if group == "" and namespace is not None and len(rest) == 3 and rest[0] == "pods" and rest[2] == "log" and method == "GET":
             q = {k: v[-1] for k, v in query.items()}
             with lab.lock:
-                text = workloads.pod_log(lab, namespace, rest[1], q.get("container"),
+                text = pod_log(lab, namespace, rest[1], q.get("container"),
                                          int(q["tailLines"]) if q.get("tailLines") else None)
             if text is None:
                 raise ApiError(404, "NotFound", f'pods "{rest[1]}" not found', kind="pods", name=rest[1])
             self._send(200, text.encode(), "text/plain")
             return
-        # --- end piraeus/linstor
         if group == "" and namespace is not None and len(rest) == 3 and rest[0] == "pods" and rest[2] == "exec":
             streaming.exec_pod(self, lab, namespace, rest[1], query)
             return
@@ -542,8 +320,6 @@ class Handler(BaseHTTPRequestHandler):
             obj = json.loads(body.decode() or "null")
         except ValueError:
             try:
-                import yaml
-
                 obj = yaml.safe_load(body.decode())
             except Exception as exc:  # noqa: BLE001 - any decode problem is a 400
                 raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from exc
@@ -735,9 +511,3 @@ class LabHTTPServer(ThreadingHTTPServer):
         self.stopping.set()
         self.wake.set()
         self.shutdown()
-
-
-def load_or_create(state_dir: Path | None, options: dict) -> Lab:
-    if state_dir and (state_dir / STATE_FILE).exists():
-        return Lab.from_dict(json.loads((state_dir / STATE_FILE).read_text()))
-    return Lab.create(options)

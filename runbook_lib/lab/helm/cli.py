@@ -41,8 +41,8 @@ from typing import Any
 
 import yaml
 
-# The chart code (:mod:`.piraeus`) is imported only by the commands that render or pull the
-# chart: each helm call is a fresh process, and status/list/uninstall should start fast.
+from ..storage import chart as piraeus
+from . import charts
 
 HELM_VERSION = "v3.19.0"
 HELM_COMMIT = "3d8990f0836691f0229297773f3524598f46bda6"
@@ -353,36 +353,25 @@ def save_release(cluster: Cluster, rel: dict, *, create: bool) -> None:
 
 def resolve_chart(ref: str, version: str | None, cluster: Cluster | None, verb: str) -> tuple[str, str]:
     """(chart name, version) for a chart reference, or the error helm prints."""
-    from ..storage import operator as piraeus
-
     if ref.startswith(OCI_PREFIX):
         location = ref[len(OCI_PREFIX):]
         tag = None
         if ":" in location.rsplit("/", 1)[-1]:
             location, tag = location.rsplit(":", 1)
         want = version or tag
-        from ..storage import snapshots
-
-        if location == snapshots.CHART_REF[len(OCI_PREFIX):]:
-            chosen = (want or max(snapshots.CHART_VERSIONS)).lstrip("v")
-            if chosen not in snapshots.CHART_VERSIONS:
-                raise HelmError(f'{verb}failed to perform "FetchReference" on source: {location}:{want}: not found')
-            print(f"Pulled: {location}:{chosen}", file=sys.stderr)
-            print(f"Digest: sha256:{hashlib.sha256(f'{location}:{chosen}'.encode()).hexdigest()}", file=sys.stderr)
-            return snapshots.CHART_NAME, chosen
-        if location != piraeus.CHART_REF[len(OCI_PREFIX):]:
+        chart = charts.by_location(location)
+        if chart is None:
             if want:
                 raise HelmError(f'{verb}failed to perform "FetchReference" on source: {location}:{want}: not found')
             raise HelmError(f'{verb}GET "https://{location.split("/", 1)[0]}/v2/{location.split("/", 1)[-1]}/tags/list": '
                             "response status code 404: name unknown: repository name not known to registry")
-        chosen = want or max(piraeus.CHART_VERSIONS, key=lambda v: tuple(int(x) for x in v.split(".")))
-        chosen = chosen.lstrip("v")
-        if chosen not in piraeus.CHART_VERSIONS:
+        chosen = (want or chart.newest()).lstrip("v")
+        if chosen not in chart.versions:
             raise HelmError(f'{verb}failed to perform "FetchReference" on source: {location}:{want}: not found')
         digest = hashlib.sha256(f"{location}:{chosen}".encode()).hexdigest()
         print(f"Pulled: {location}:{chosen}", file=sys.stderr)
         print(f"Digest: sha256:{digest}", file=sys.stderr)
-        return piraeus.CHART_NAME, chosen
+        return chart.name, chosen
     if ref.startswith((".", "/")):
         raise HelmError(f'{verb}path "{ref}" not found')
     if "/" in ref:
@@ -512,8 +501,6 @@ def _print_status(rel: dict, out: str | None) -> None:
 
 
 def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
-    from ..storage import operator as piraeus
-
     if len(args.positional) < 3:
         raise HelmError(f'"helm {args.positional[0]}" requires 2 arguments\n\nUsage:  helm {args.positional[0]} [NAME] [CHART] [flags]')
     release, chart_ref = args.positional[1], args.positional[2]
@@ -537,12 +524,8 @@ def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
         if not args.has("--create-namespace"):
             raise HelmError(f'{verb}create: failed to create: namespaces "{namespace}" not found')
         cluster.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    if chart == "snapshot-controller":  # --- CSI snapshots
-        from ..storage import snapshots
-
-        docs = snapshots.render_chart(release, namespace, version, values)
-    else:
-        docs = piraeus.render_chart(release, namespace, version, values)
+    spec = charts.by_name(chart)
+    docs = spec.render(release, namespace, version, values)
     now = _now()
     previous = deployed[-1] if deployed else None
     if args.has("--dry-run"):  # render only: nothing reaches the cluster, no release is recorded
@@ -557,26 +540,15 @@ def cmd_install(args: Args, cluster: Cluster, *, upgrade: bool) -> int:
         gone = [d for d in _manifest_docs(previous["manifest"]) if (d["kind"], d["metadata"]["name"]) not in new_keys]
         _delete_manifests(cluster, gone, namespace)
     revision = max((r["version"] for r in existing), default=0) + 1
-    defaults = {"installCRDs": False, "replicaCount": 1, "operator": {"options": {}, "resources": {}}, "tls": {},
-                "nodeSelector": {}, "tolerations": []}
     rel = {"name": release, "namespace": namespace, "version": revision, "config": values, "manifest": _manifest_text(docs),
            "info": {"first_deployed": (previous or {}).get("info", {}).get("first_deployed", _go_time(now)),
                     "last_deployed": _go_time(now), "deleted": "",
                     "description": "Upgrade complete" if previous else "Install complete", "status": "deployed",
-                    "notes": piraeus.chart_notes(values)},
-           "chart": {"metadata": {"name": chart, "version": version, "description": "The Piraeus Operator manages software "
-                                  "defined storage clusters using LINSTOR in Kubernetes.", "apiVersion": "v2",
-                                  "appVersion": f"v{version}", "type": "application", "home": "https://piraeus.io",
-                                  "sources": ["https://github.com/piraeusdatastore/piraeus-operator"]},
-                     "lock": None, "templates": [], "values": defaults, "schema": None, "files": []}}
-    if chart == "snapshot-controller":  # --- CSI snapshots
-        rel["info"]["notes"] = ""
-        rel["chart"]["metadata"].update({"description": "Deploys a Snapshot Controller in a cluster. Snapshot Controllers are "
-                                         "often bundled with the Kubernetes distribution, this chart is meant for cases where it "
-                                         "is not.", "appVersion": snapshots.CHART_VERSIONS[version],
-                                         "home": "https://github.com/piraeusdatastore/helm-charts",
-                                         "sources": ["https://github.com/kubernetes-csi/external-snapshotter"]})
-        rel["chart"]["values"] = {"controller": {"enabled": True, "replicaCount": 1}, "installCRDs": True}
+                    "notes": spec.notes(values)},
+           "chart": {"metadata": {"name": chart, "version": version, "description": spec.description, "apiVersion": "v2",
+                                  "appVersion": spec.app_version(version), "type": "application", "home": spec.home,
+                                  "sources": spec.sources},
+                     "lock": None, "templates": [], "values": spec.values, "schema": None, "files": []}}
     if args.has("--wait"):
         try:
             _wait(cluster, docs, namespace, _duration(args.get("--timeout") or "5m0s"), verb)
@@ -698,8 +670,6 @@ def cmd_repo(args: Args) -> int:
 
 
 def cmd_show(args: Args) -> int:
-    from ..storage import operator as piraeus
-
     what = args.positional[1] if len(args.positional) > 1 else ""
     if len(args.positional) < 3:
         raise HelmError(f'"helm show {what}" requires 1 argument')

@@ -44,37 +44,15 @@ of lines. Other files stay in the shared per-volume model of :mod:`.workloads`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..faults import SLOW_RESYNC_MIB_S
-from ..state import SavedState
+from .state import DrbdState
 
 BLOCK_KIB = 4  # DRBD's bitmap granularity
 # An fsync'ed append dirties the data block, the inode and a few journal blocks.
 BLOCKS_PER_APPEND = 4
 MAX_CHANGED_KIB = 128 * 1024  # the journal wraps: a long outage does not dirty more than this
-
-
-@dataclass
-class DrbdState(SavedState):
-    #: rd -> node -> path -> lines (the content of appended files, per replica)
-    files: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
-    #: "rd|a|b" pairs that detected a split brain (StandAlone)
-    split_brain: list[str] = field(default_factory=list)
-    #: "rd|node" a consumer opened (auto-promote); closing it demotes
-    opened: list[str] = field(default_factory=list)
-    last: float | None = None
-    #: "pv|node" -> lab time the HA controller first saw the pod's node unreachable (:mod:`.ha_controller`)
-    ha_lost: dict[str, float] = field(default_factory=dict)
-    #: pod uid -> the record writer's process state (:mod:`.record_writer`)
-    writers: dict[str, dict] = field(default_factory=dict)
-    #: "rd|node" -> KiB the replica has not received (its peers' bitmaps for it)
-    missed: dict[str, float] = field(default_factory=dict)
-    #: nodes whose DRBD disks attach Diskless (the ``diskless-after-upgrade`` fault fired)
-    detached: list[str] = field(default_factory=list)
-    #: node -> the Talos boot count last seen (to tell an upgrade's boot from a plain one)
-    boots: dict[str, int] = field(default_factory=dict)
 
 
 def _pair(rd: str, a: str, b: str) -> str:

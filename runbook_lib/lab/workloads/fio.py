@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
 
-from . import kubelet as wl
+from ..kubernetes import objects as ko
+from ..kubernetes.quantity import quantity_bytes
+from .state import RunResult
 
 FIO_VERSION = "fio-3.33"
 GBE_PAYLOAD = 0.9415  # TCP payload share of Ethernet line rate at MTU 1500
@@ -107,12 +109,10 @@ def volume_of(lab: Any, pod: dict, container: dict, node: str, path: str) -> Vol
     claim = (vol or {}).get("persistentVolumeClaim")
     if not claim:
         return Volume(None, False, 0, True)
-    pvc = wl.get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim["claimName"]) or {}
+    pvc = ko.get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim["claimName"]) or {}
     cap = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
-    from ..storage.csi import _quantity_bytes
-
-    size = _quantity_bytes(cap) if cap else None
-    pv = wl.get(lab, "", "persistentvolumes", None, (pvc.get("spec") or {}).get("volumeName", "")) or {}
+    size = quantity_bytes(cap) if cap else None
+    pv = ko.get(lab, "", "persistentvolumes", None, (pvc.get("spec") or {}).get("volumeName", "")) or {}
     handle = ((pv.get("spec") or {}).get("csi") or {}).get("volumeHandle")
     rd = lab.linstor.rds.get(handle) if handle else None
     if rd is None:
@@ -193,7 +193,7 @@ def fio_argv(container: dict) -> list[str] | None:
 class FioRunner:
     """Answers ``fio`` from the performance model; anything else goes to the next runner."""
 
-    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> wl.RunResult | None:
+    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
         argv = fio_argv(container)
         if argv is None:
             return None
@@ -201,15 +201,15 @@ class FioRunner:
             glob, jobs = parse_args(argv[1:])
             return self._run(lab, pod, container, node, glob, jobs)
         except FioUsageError as exc:
-            return wl.RunResult(1, str(exc), 0.5)
+            return RunResult(1, str(exc), 0.5)
 
-    def _run(self, lab: Any, pod: dict, container: dict, node: str, glob: dict, jobs: list[dict]) -> wl.RunResult:
+    def _run(self, lab: Any, pod: dict, container: dict, node: str, glob: dict, jobs: list[dict]) -> RunResult:
         first = {**glob, **jobs[0]}
         path = first.get("filename") or (first.get("directory", "/") + "/" + first["name"])
         vol = volume_of(lab, pod, container, node, path)
         seed = f"{lab.options.get('seed', 1)}/{pod['metadata']['name']}"
         code, text, took = render(model(lab), vol, glob, jobs, seed)
-        return wl.RunResult(code, text, took)
+        return RunResult(code, text, took)
 
 
 def render(perf: PerfModel, vol: Volume, glob: dict, jobs: list[dict], seed: str) -> tuple[int, str, float]:
