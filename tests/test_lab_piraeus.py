@@ -30,10 +30,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from runbook_lib.lab import control
-from runbook_lib.lab.helm import cli as lab_helm
 from runbook_lib.lab import server as lab_server
 from runbook_lib.lab import talos_model as tm
 from runbook_lib.lab.assembly import create_lab, load_lab
+from runbook_lib.lab.helm import cli as lab_helm
 
 GIB = 2**30
 NS = "piraeus-datastore"

@@ -6,22 +6,22 @@ import contextlib
 import copy
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import Any
 
+from ..cluster import Lab
 from .store import ApiError, ResourceType, label_matcher, now_iso
 
 # kube-controller-manager's safe encoding alphabet for generated names (rand.SafeEncodeString).
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def rtype(lab: Any, group: str, version: str, plural: str) -> ResourceType | None:
+def rtype(lab: Lab, group: str, version: str, plural: str) -> ResourceType | None:
     try:
         return lab.kube.resolve(group, version, plural)
     except ApiError:
         return None
 
 
-def objects(lab: Any, group: str, plural: str, namespace: str | None = None) -> list[dict]:
+def objects(lab: Lab, group: str, plural: str, namespace: str | None = None) -> list[dict]:
     """Stored objects of one type (read-only views, sorted by namespace and name)."""
     out = [obj for (_g, _p, ns, _n), obj in lab.kube.objects.of_type(group, plural).items()
            if namespace is None or ns == namespace]
@@ -29,14 +29,14 @@ def objects(lab: Any, group: str, plural: str, namespace: str | None = None) -> 
     return out
 
 
-def get(lab: Any, group: str, plural: str, namespace: str | None, name: str) -> dict | None:
+def get(lab: Lab, group: str, plural: str, namespace: str | None, name: str) -> dict | None:
     obj = lab.kube.objects.get((group, plural, namespace, name))
     if obj is None and namespace is not None:
         return None
     return obj
 
 
-def apply(lab: Any, group: str, version: str, plural: str, desired: dict, *, keep: Iterable[str] = ()) -> dict | None:
+def apply(lab: Lab, group: str, version: str, plural: str, desired: dict, *, keep: Iterable[str] = ()) -> dict | None:
     """Create ``desired`` or bring the stored object to it (metadata labels/annotations/owners and
     every top-level field but ``status`` and ``keep``). Returns the stored object; None when the
     type is not served."""
@@ -63,7 +63,7 @@ def apply(lab: Any, group: str, version: str, plural: str, desired: dict, *, kee
     return lab.kube._store_update(rt, key, current, new)
 
 
-def update(lab: Any, obj: dict, mutate: Callable[[dict], None]) -> dict:
+def update(lab: Lab, obj: dict, mutate: Callable[[dict], None]) -> dict:
     """Apply ``mutate`` to a copy of a stored object and store it if it changed."""
     rt = lab.kube.type_for_kind(obj["apiVersion"], obj["kind"])
     meta = obj["metadata"]
@@ -76,7 +76,7 @@ def update(lab: Any, obj: dict, mutate: Callable[[dict], None]) -> dict:
     return lab.kube._store_update(rt, key, current, new)
 
 
-def set_status(lab: Any, obj: dict, status: dict) -> dict:
+def set_status(lab: Lab, obj: dict, status: dict) -> dict:
     if obj.get("status") == status:
         return obj
 
@@ -86,7 +86,7 @@ def set_status(lab: Any, obj: dict, status: dict) -> dict:
     return update(lab, obj, mutate)
 
 
-def delete(lab: Any, obj: dict) -> None:
+def delete(lab: Lab, obj: dict) -> None:
     rt = lab.kube.type_for_kind(obj["apiVersion"], obj["kind"])
     with contextlib.suppress(ApiError):
         lab.kube.delete(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"])
@@ -129,7 +129,7 @@ def safe_suffix(seed: str, n: int) -> str:
     return "".join(_SAFE[b % len(_SAFE)] for b in digest[:n])
 
 
-def record_event(lab: Any, involved: dict, reason: str, message: str, *, type_: str = "Normal",
+def record_event(lab: Lab, involved: dict, reason: str, message: str, *, type_: str = "Normal",
                  component: str = "kubelet", host: str | None = None, field_path: str | None = None) -> None:
     """Create or bump a core/v1 Event (same object, reason and message: ``count`` + 1)."""
     rt = rtype(lab, "", "v1", "events")
@@ -166,12 +166,12 @@ def _event_suffix(uid: str | None, counter: int) -> str:
     return hashlib.sha1(f"{uid}:{counter}".encode()).hexdigest()[:16]
 
 
-def pods_of(lab: Any, namespace: str, selector: dict[str, str]) -> list[dict]:
+def pods_of(lab: Lab, namespace: str, selector: dict[str, str]) -> list[dict]:
     match = label_matcher(",".join(f"{k}={v}" for k, v in selector.items()))
     return [p for p in objects(lab, "", "pods", namespace) if match(p["metadata"].get("labels") or {})]
 
 
-def running_by_node(lab: Any, namespace: str, selector: dict[str, str]) -> dict[str, dict]:
+def running_by_node(lab: Lab, namespace: str, selector: dict[str, str]) -> dict[str, dict]:
     """Node -> the ready pod matching ``selector`` there (one pass over the pods, not one per node)."""
     out: dict[str, dict] = {}
     for p in pods_of(lab, namespace, selector):
@@ -181,6 +181,6 @@ def running_by_node(lab: Any, namespace: str, selector: dict[str, str]) -> dict[
     return out
 
 
-def running_on(lab: Any, namespace: str, selector: dict[str, str], node: str) -> dict | None:
+def running_on(lab: Lab, namespace: str, selector: dict[str, str], node: str) -> dict | None:
     """The ready pod matching ``selector`` on ``node``, if any."""
     return running_by_node(lab, namespace, selector).get(node)

@@ -17,6 +17,7 @@ import struct
 from typing import Any
 
 from .. import linstor_cli
+from ..cluster import Lab
 from .store import ApiError
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -46,7 +47,7 @@ def frame(payload: bytes, opcode: int = 2) -> bytes:
     return head + payload
 
 
-def run_in_pod(lab: Any, pod: dict, container: str, command: list[str]) -> tuple[int, str, str]:
+def run_in_pod(lab: Lab, pod: dict, container: str, command: list[str]) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of ``command`` in the pod's container; ApiError when it cannot start."""
     labels = pod["metadata"].get("labels") or {}
     if command and command[0] == "linstor" and labels.get("app.kubernetes.io/component") == "linstor-controller":
@@ -64,7 +65,7 @@ def status(code: int) -> dict:
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
 
-def exec_pod(handler: Any, lab: Any, namespace: str, name: str, query: dict[str, list[str]]) -> None:
+def exec_pod(handler: Any, lab: Lab, namespace: str, name: str, query: dict[str, list[str]]) -> None:
     """Answer ``GET|POST .../pods/{name}/exec`` on ``handler`` (a BaseHTTPRequestHandler)."""
     command = query.get("command") or []
     with lab.lock:

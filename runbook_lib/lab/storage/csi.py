@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import owner_ref, record_event
 from ..kubernetes.quantity import quantity_bytes
@@ -67,7 +67,7 @@ def _provisioner_source(pod: dict) -> str:
 # ----------------------------------------------------------------------------- reconcile
 
 
-def reconcile(lab: Any, now: float) -> None:
+def reconcile(lab: Lab, now: float) -> None:
     _register_node_plugins(lab)
     ctl_pod = csi_controller_pod(lab)
     ok, _ = api_reachable(lab)
@@ -79,7 +79,7 @@ def reconcile(lab: Any, now: float) -> None:
     attach_detach(lab, now, up)
 
 
-def _register_node_plugins(lab: Any) -> None:
+def _register_node_plugins(lab: Lab) -> None:
     """kubelet plugin registration: CSINode driver entry and the topology label on the Node."""
     for node in ko.objects(lab, "", "nodes"):
         name = node["metadata"]["name"]
@@ -95,7 +95,7 @@ def _register_node_plugins(lab: Any) -> None:
                                       "allocatable": {"count": 4000}}]}})
 
 
-def _storage_class(lab: Any, pvc: dict) -> dict | None:
+def _storage_class(lab: Lab, pvc: dict) -> dict | None:
     name = pvc["spec"].get("storageClassName")
     if name is None:
         for sc in ko.objects(lab, "storage.k8s.io", "storageclasses"):
@@ -107,7 +107,7 @@ def _storage_class(lab: Any, pvc: dict) -> dict | None:
     return ko.get(lab, "storage.k8s.io", "storageclasses", None, name)
 
 
-def _reconcile_claim(lab: Any, pvc: dict, ctl_pod: dict | None, now: float) -> None:
+def _reconcile_claim(lab: Lab, pvc: dict, ctl_pod: dict | None, now: float) -> None:
     st: CsiState = lab.csi
     meta = pvc["metadata"]
     uid = meta["uid"]
@@ -174,7 +174,7 @@ def _reconcile_claim(lab: Any, pvc: dict, ctl_pod: dict | None, now: float) -> N
                     component=_provisioner_source(ctl_pod))
 
 
-def _create_volume(lab: Any, pvc: dict, sc: dict, selected: str | None) -> dict:
+def _create_volume(lab: Lab, pvc: dict, sc: dict, selected: str | None) -> dict:
     """CreateVolume + the PV the external-provisioner writes + binding (the PV controller)."""
     ctl = lab.linstor
     params = parse_parameters(sc.get("parameters") or {})
@@ -226,7 +226,7 @@ def _create_volume(lab: Any, pvc: dict, sc: dict, selected: str | None) -> dict:
             ctl.delete_resource_definition(pv_name)
             raise
         if restore_from is not None:
-            snapshots.restored(lab, restore_from, pv_name)  # --- CSI snapshots
+            snapshots.restored(lab, restore_from, pv_name)  # restore from a VolumeSnapshot dataSource
     rd = ctl.rds[pv_name]
     diskful = sorted(n for n, r in rd.replicas.items() if not r.diskless)
     if params.remote_access is False:
@@ -276,7 +276,7 @@ def _create_volume(lab: Any, pvc: dict, sc: dict, selected: str | None) -> dict:
     return created
 
 
-def _claim_in_use(lab: Any, pvc: dict) -> bool:
+def _claim_in_use(lab: Lab, pvc: dict) -> bool:
     ns, name = pvc["metadata"]["namespace"], pvc["metadata"]["name"]
     for pod in ko.objects(lab, "", "pods", ns):
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -286,7 +286,7 @@ def _claim_in_use(lab: Any, pvc: dict) -> bool:
     return False
 
 
-def _release_claim(lab: Any, pvc: dict) -> None:
+def _release_claim(lab: Lab, pvc: dict) -> None:
     """pvc-protection: the finalizer goes once no pod uses the claim."""
     if _claim_in_use(lab, pvc):
         return
@@ -294,7 +294,7 @@ def _release_claim(lab: Any, pvc: dict) -> None:
         "finalizers", [f for f in o["metadata"].get("finalizers") or [] if f != "kubernetes.io/pvc-protection"]))
 
 
-def _reconcile_released(lab: Any, pv: dict, up: bool) -> None:
+def _reconcile_released(lab: Lab, pv: dict, up: bool) -> None:
     """The PV controller and DeleteVolume for PVs of this driver whose claim is gone."""
     if ((pv.get("spec") or {}).get("csi") or {}).get("driver") != DRIVER:
         return

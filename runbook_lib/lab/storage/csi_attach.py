@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import record_event, running_on
 from ..kubernetes.store import now_iso
@@ -30,7 +30,7 @@ def va_name(pv: str, node: str) -> str:
     return "csi-" + hashlib.sha256(f"{pv}{DRIVER}{node}".encode()).hexdigest()
 
 
-def pod_volumes(lab: Any) -> list[tuple[dict, str, dict]]:
+def pod_volumes(lab: Lab) -> list[tuple[dict, str, dict]]:
     """(pod, node, PV) for every live, scheduled pod volume backed by this driver."""
     out = []
     for pod in ko.objects(lab, "", "pods"):
@@ -49,7 +49,7 @@ def pod_volumes(lab: Any) -> list[tuple[dict, str, dict]]:
     return out
 
 
-def attach_detach(lab: Any, now: float, up: bool) -> None:
+def attach_detach(lab: Lab, now: float, up: bool) -> None:
     st: CsiState = lab.csi
     ctl = lab.linstor
     wanted: dict[str, tuple[dict, str, dict]] = {}
@@ -137,7 +137,7 @@ def attach_detach(lab: Any, now: float, up: bool) -> None:
         ko.delete(lab, va)
 
 
-def volume_hook(lab: Any, pod: dict, vol: dict, node: str) -> tuple[bool, str | None]:
+def volume_hook(lab: Lab, pod: dict, vol: dict, node: str) -> tuple[bool, str | None]:
     """kubelet: can this PVC volume be staged and published on ``node`` now? (ready, error)"""
     pvc = ko.get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], vol["persistentVolumeClaim"]["claimName"])
     if pvc is None or (pvc.get("status") or {}).get("phase") != "Bound":
@@ -169,7 +169,7 @@ def volume_hook(lab: Any, pod: dict, vol: dict, node: str) -> tuple[bool, str | 
     return True, None
 
 
-def node_plugin_ready(lab: Any, node: str) -> bool:
+def node_plugin_ready(lab: Lab, node: str) -> bool:
     for ds in ko.objects(lab, "apps", "daemonsets"):
         if ds["metadata"]["name"] == "linstor-csi-node":
             return running_on(lab, ds["metadata"]["namespace"], {"app.kubernetes.io/component": "linstor-csi-node"}, node) is not None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import pod_ready, pods_of
 
@@ -19,7 +18,7 @@ LAST_APPLIED = "Aux/piraeus.io/last-applied"
 OPERATOR_NAME = "piraeus-operator"
 
 
-def operator_namespace(lab: Any) -> str | None:
+def operator_namespace(lab: Lab) -> str | None:
     """Namespace of a running, ready Piraeus operator (None when none runs)."""
     for dep in ko.objects(lab, "apps", "deployments"):
         labels = dep["metadata"].get("labels") or {}
@@ -28,17 +27,17 @@ def operator_namespace(lab: Any) -> str | None:
     return None
 
 
-def operator_pod(lab: Any, ns: str) -> dict | None:
+def operator_pod(lab: Lab, ns: str) -> dict | None:
     return next((p for p in pods_of(lab, ns, {"app.kubernetes.io/component": OPERATOR_NAME}) if pod_ready(p)), None)
 
 
-def controller_pod(lab: Any, ns: str) -> dict | None:
+def controller_pod(lab: Lab, ns: str) -> dict | None:
     """The ready LINSTOR controller pod, if any."""
     return next((p for p in pods_of(lab, ns, {"app.kubernetes.io/component": "linstor-controller"})
                  if pod_ready(p) and not p["metadata"].get("deletionTimestamp")), None)
 
 
-def linstor_service(lab: Any) -> tuple[str, dict] | None:
+def linstor_service(lab: Lab) -> tuple[str, dict] | None:
     """(namespace, Service) of the LINSTOR controller that the operator deployed."""
     for svc in ko.objects(lab, "", "services"):
         if svc["metadata"]["name"] == "linstor-controller" and \
@@ -47,7 +46,7 @@ def linstor_service(lab: Any) -> tuple[str, dict] | None:
     return None
 
 
-def api_reachable(lab: Any) -> tuple[bool, str]:
+def api_reachable(lab: Lab) -> tuple[bool, str]:
     """Can clients reach the LINSTOR API through its Service? (ok, error as Go's HTTP client says it)"""
     found = linstor_service(lab)
     if found is None:
@@ -60,7 +59,7 @@ def api_reachable(lab: Any) -> tuple[bool, str]:
     return True, url
 
 
-def csi_controller_pod(lab: Any) -> dict | None:
+def csi_controller_pod(lab: Lab) -> dict | None:
     for dep in ko.objects(lab, "apps", "deployments"):
         if dep["metadata"]["name"] == "linstor-csi-controller" and int((dep.get("status") or {}).get("readyReplicas", 0)):
             ns = dep["metadata"]["namespace"]

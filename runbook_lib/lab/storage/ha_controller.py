@@ -17,8 +17,7 @@ controller's README: no fast fail-over with fewer than 2 replicas + 1 tie-breake
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import pod_ready, record_event
 from ..kubernetes.store import now_iso
@@ -32,14 +31,14 @@ FAIL_OVER_TIMEOUT = 5.0  # --fail-over-timeout
 COMPONENT = "linstor-ha-controller"
 
 
-def _agents(lab: Any) -> set[str]:
+def _agents(lab: Lab) -> set[str]:
     pods = ko.objects(lab, "", "pods")
     return {p["spec"]["nodeName"] for p in pods
             if (p["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "ha-controller"
             and p["spec"].get("nodeName") and pod_ready(p) and lab.node_reachable(p["spec"]["nodeName"])}
 
 
-def reconcile(lab: Any, now: float) -> None:
+def reconcile(lab: Lab, now: float) -> None:
     ctl = lab.linstor
     lost: dict[str, float] = lab.drbd.ha_lost
     agents = _agents(lab)
@@ -66,7 +65,7 @@ def reconcile(lab: Any, now: float) -> None:
     _untaint_recovered(lab)
 
 
-def _fail_over(lab: Any, pod: dict, node: str, pv: dict, va: str, rd_name: str) -> None:
+def _fail_over(lab: Lab, pod: dict, node: str, pv: dict, va: str, rd_name: str) -> None:
     node_obj = ko.get(lab, "", "nodes", None, node)
     if node_obj is not None and not any(t.get("key") == TAINT for t in node_obj["spec"].get("taints") or []):
         ko.update(lab, node_obj, lambda o: o["spec"].setdefault("taints", []).append({"key": TAINT, "effect": "NoSchedule", "timeAdded": now_iso()}))
@@ -83,7 +82,7 @@ def _fail_over(lab: Any, pod: dict, node: str, pv: dict, va: str, rd_name: str) 
         ko.delete(lab, attachment)
 
 
-def _untaint_recovered(lab: Any) -> None:
+def _untaint_recovered(lab: Lab) -> None:
     ctl = lab.linstor
     for node_obj in ko.objects(lab, "", "nodes"):
         name = node_obj["metadata"]["name"]

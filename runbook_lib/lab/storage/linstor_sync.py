@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..cluster import Lab
 from ..kubernetes.objects import running_by_node
 from ..linstor_model import SatelliteFacts
 from ..workloads.node_facts import node_facts
@@ -14,7 +13,7 @@ from .state import OperatorState
 T_CONNECT = 2.0  # a ready satellite is connected to the controller this long after
 
 
-def sync_linstor(lab: Any, now: float) -> None:
+def sync_linstor(lab: Lab, now: float) -> None:
     """Satellites connect when their pod is ready and report host facts (DRBD itself: :mod:`.drbd`)."""
     ctl = lab.linstor
     state: OperatorState = lab.operator

@@ -33,6 +33,7 @@ import hashlib
 import json
 from typing import Any
 
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import owned_by, pod_ready, pods_of, rtype, set_condition
 from ..kubernetes.store import ApiError, strategic_merge
@@ -86,7 +87,7 @@ DEFAULT_CONTROLLER_PROPS = {
 # ----------------------------------------------------------------------------- operator
 
 
-def reconcile_operator(lab: Any, now: float) -> None:
+def reconcile_operator(lab: Lab, now: float) -> None:
     ns = operator_namespace(lab)
     if ns is None or rtype(lab, GROUP, "v1", "linstorclusters") is None:
         return
@@ -110,7 +111,7 @@ def reconcile_operator(lab: Any, now: float) -> None:
     write_conditions(lab, lcluster, conds, status)
 
 
-def _satellite_nodes(lab: Any, lcluster: dict) -> list[dict]:
+def _satellite_nodes(lab: Lab, lcluster: dict) -> list[dict]:
     spec = lcluster.get("spec") or {}
     selector = spec.get("nodeSelector") or {}
     affinity = spec.get("nodeAffinity")
@@ -125,7 +126,7 @@ def _satellite_nodes(lab: Any, lcluster: dict) -> list[dict]:
     return out
 
 
-def _component_template(lab: Any, lcluster: dict, key: str, template: dict) -> dict:
+def _component_template(lab: Lab, lcluster: dict, key: str, template: dict) -> dict:
     """Apply ``LinstorCluster.spec.<component>.podTemplate`` as a strategic-merge patch."""
     patch = ((lcluster.get("spec") or {}).get(key) or {}).get("podTemplate")
     return strategic_merge(template, patch) if patch else template
@@ -135,7 +136,7 @@ def _enabled(lcluster: dict, key: str) -> bool:
     return ((lcluster.get("spec") or {}).get(key) or {}).get("enabled", True) is not False
 
 
-def _apply_cluster_resources(lab: Any, lcluster: dict, ns: str, nodes: list[dict]) -> dict[str, list[str]]:
+def _apply_cluster_resources(lab: Lab, lcluster: dict, ns: str, nodes: list[dict]) -> dict[str, list[str]]:
     """Controller, CSI, HA controller and one LinstorSatellite per selected node."""
     spec = lcluster.get("spec") or {}
     url = f"http://linstor-controller.{ns}.svc:3370"
@@ -255,7 +256,7 @@ def _apply_cluster_resources(lab: Any, lcluster: dict, ns: str, nodes: list[dict
     return applied
 
 
-def _cluster_state(lab: Any, lcluster: dict, ns: str, conds: dict, applied: dict) -> dict:
+def _cluster_state(lab: Lab, lcluster: dict, ns: str, conds: dict, applied: dict) -> dict:
     ok, detail = api_reachable(lab)
     status: dict[str, Any] = {}
     if not ok:

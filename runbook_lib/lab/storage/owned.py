@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import owner_ref, set_condition
 from ..workloads.logs import append_log
 from .state import OperatorState
 
 
-def log_once(lab: Any, ns: str, pod: dict | None, container: str, text: str) -> None:
+def log_once(lab: Lab, ns: str, pod: dict | None, container: str, text: str) -> None:
     if pod is None:
         return
     key = f"{pod['metadata']['uid']}:{container}:{text}"
@@ -51,7 +51,7 @@ def add_unknown(conds: dict, ctype: str, message: str) -> None:
         c["status"], c["reason"] = "Unknown", "Unknown"
 
 
-def write_conditions(lab: Any, obj: dict, conds: dict, extra: dict | None = None) -> None:
+def write_conditions(lab: Lab, obj: dict, conds: dict, extra: dict | None = None) -> None:
     status = copy.deepcopy(obj.get("status") or {})
     current = status.get("conditions") or []
     gen = obj["metadata"].get("generation", 1)
@@ -64,6 +64,6 @@ def write_conditions(lab: Any, obj: dict, conds: dict, extra: dict | None = None
     ko.set_status(lab, obj, status)
 
 
-def apply_owned(lab: Any, group: str, version: str, plural: str, obj: dict, owner: dict) -> dict | None:
+def apply_owned(lab: Lab, group: str, version: str, plural: str, obj: dict, owner: dict) -> dict | None:
     obj["metadata"]["ownerReferences"] = [owner_ref(owner)]
     return ko.apply(lab, group, version, plural, obj)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..cluster import Lab
 from ..workloads.state import RunResult
 from .facts import api_reachable
 
@@ -11,7 +10,7 @@ from .facts import api_reachable
 class PiraeusRunner:
     """Init containers of the Piraeus pods that wait for LINSTOR (``linstor-wait-until``)."""
 
-    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
+    def run(self, lab: Lab, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
         cmd = container.get("command") or []
         if not cmd or not str(cmd[0]).endswith("linstor-wait-until"):
             return None

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from ..cluster import Lab
 from ..kubernetes.store import ApiError, json_patch, strategic_merge
 from ..workloads.scheduler import term_matches
 from .chart import IMAGES, PROJECT
@@ -171,7 +172,7 @@ def validate_pod_template(kind: str, name: str, template: dict) -> list[str]:
     return errors
 
 
-def satellite_daemonset(lab: Any, lcluster: dict, sat: dict, ns: str) -> dict:
+def satellite_daemonset(lab: Lab, lcluster: dict, sat: dict, ns: str) -> dict:
     """The satellite DaemonSet for a LinstorSatellite (memoized per object version)."""
     key = f"ds:{sat['metadata']['uid']}:{sat['metadata']['resourceVersion']}:{lcluster['metadata']['uid']}:{ns}"
     cache = lab.workloads.cache

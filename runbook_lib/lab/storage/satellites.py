@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import pods_of
 from ..kubernetes.store import ApiError
@@ -44,7 +45,7 @@ def pool_kind(pool: dict) -> tuple[str, str] | None:
     return None
 
 
-def reconcile_satellite(lab: Any, sat: dict, ns: str, now: float, op_pod: dict | None) -> None:
+def reconcile_satellite(lab: Lab, sat: dict, ns: str, now: float, op_pod: dict | None) -> None:
     node_name = sat["metadata"]["name"]
     lcluster = next((c for c in ko.objects(lab, GROUP, "linstorclusters")
                      if c["metadata"]["name"] == ((sat.get("spec") or {}).get("clusterRef") or {}).get("name")), None)
@@ -151,7 +152,7 @@ def _node_properties(node: dict, props: list[dict]) -> dict[str, str]:
     return out
 
 
-def _reconcile_pools(lab: Any, sat: dict, node: str, ns: str, op_pod: dict | None, sat_pod: dict) -> None:
+def _reconcile_pools(lab: Lab, sat: dict, node: str, ns: str, op_pod: dict | None, sat_pod: dict) -> None:
     """``reconcileStoragePools`` (see the module docstring for the device-pool rule)."""
     ctl = lab.linstor
     expected = set()

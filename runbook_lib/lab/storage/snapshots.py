@@ -28,6 +28,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import rtype
 from ..kubernetes.store import now_iso
@@ -48,12 +49,12 @@ DEFAULT_CLASS = "snapshot.storage.kubernetes.io/is-default-class"
 # ----------------------------------------------------------------------------- controllers
 
 
-def _served(lab: Any) -> bool:
+def _served(lab: Lab) -> bool:
     return rtype(lab, GROUP, "v1", "volumesnapshots") is not None and \
         rtype(lab, GROUP, "v1", "volumesnapshotcontents") is not None
 
 
-def _controller_ready(lab: Any) -> bool:
+def _controller_ready(lab: Lab) -> bool:
     for dep in ko.objects(lab, "apps", "deployments"):
         image = ((dep["spec"].get("template") or {}).get("spec") or {}).get("containers", [{}])[0].get("image", "")
         if "/snapshot-controller:" in image and int((dep.get("status") or {}).get("readyReplicas") or 0) >= 1:
@@ -72,7 +73,7 @@ def _quantity(n: int) -> str:
     return str(n)
 
 
-def _error(lab: Any, obj: dict, message: str) -> None:
+def _error(lab: Lab, obj: dict, message: str) -> None:
     status = dict(obj.get("status") or {})
     if (status.get("error") or {}).get("message") == message:
         return
@@ -80,7 +81,7 @@ def _error(lab: Any, obj: dict, message: str) -> None:
     ko.set_status(lab, obj, status)
 
 
-def _class(lab: Any, vs: dict) -> dict | None:
+def _class(lab: Lab, vs: dict) -> dict | None:
     name = vs["spec"].get("volumeSnapshotClassName")
     classes = ko.objects(lab, GROUP, "volumesnapshotclasses")
     if name:
@@ -89,13 +90,13 @@ def _class(lab: Any, vs: dict) -> dict | None:
     return defaults[0] if len(defaults) == 1 else None
 
 
-def reconcile(lab: Any, now: float) -> None:
+def reconcile(lab: Lab, now: float) -> None:
     """snapshot-controller and csi-snapshotter, one pass (while the snapshot CRDs are served)."""
     if _served(lab):
         _reconcile(lab)
 
 
-def _forget_data(lab: Any) -> None:
+def _forget_data(lab: Lab) -> None:
     """Content of volumes and snapshots LINSTOR no longer has goes with them."""
     ctl, data = lab.linstor, lab.workloads.state.volume_data
     for key in list(data):
@@ -105,7 +106,7 @@ def _forget_data(lab: Any) -> None:
             del data[key]
 
 
-def _reconcile(lab: Any) -> None:
+def _reconcile(lab: Lab) -> None:
     _forget_data(lab)
     if _controller_ready(lab):
         for vs in ko.objects(lab, GROUP, "volumesnapshots"):
@@ -122,7 +123,7 @@ def _content_name(vs: dict) -> str:
     return f"snapcontent-{vs['metadata']['uid']}"
 
 
-def _reconcile_snapshot(lab: Any, vs: dict) -> None:
+def _reconcile_snapshot(lab: Lab, vs: dict) -> None:
     meta = vs["metadata"]
     ns = meta["namespace"]
     vsc = ko.get(lab, GROUP, "volumesnapshotcontents", None, _content_name(vs))
@@ -177,7 +178,7 @@ def _snapshot_name(vsc: dict) -> str:
     return "snapshot-" + vsc["metadata"]["name"].removeprefix("snapcontent-")
 
 
-def _reconcile_content(lab: Any, vsc: dict) -> None:
+def _reconcile_content(lab: Lab, vsc: dict) -> None:
     spec = vsc["spec"]
     if spec.get("driver") != DRIVER:
         return
@@ -216,13 +217,13 @@ def _reconcile_content(lab: Any, vsc: dict) -> None:
                              "snapshotHandle": snap_name})
 
 
-def _orphaned(lab: Any, vsc: dict) -> bool:
+def _orphaned(lab: Lab, vsc: dict) -> bool:
     ref = vsc["spec"].get("volumeSnapshotRef") or {}
     vs = ko.get(lab, GROUP, "volumesnapshots", ref.get("namespace"), ref.get("name", ""))
     return vs is None or vs["metadata"].get("uid") != ref.get("uid")
 
 
-def _mirror_status(lab: Any, vs: dict) -> None:
+def _mirror_status(lab: Lab, vs: dict) -> None:
     if vs["metadata"].get("deletionTimestamp"):
         return
     vsc = ko.get(lab, GROUP, "volumesnapshotcontents", None, _content_name(vs))
@@ -242,7 +243,7 @@ def _mirror_status(lab: Any, vs: dict) -> None:
 # ----------------------------------------------------------------------------- restore (linstor-csi CreateVolume)
 
 
-def restore_source(lab: Any, pvc: dict, size_bytes: int) -> tuple[str, str] | None:
+def restore_source(lab: Lab, pvc: dict, size_bytes: int) -> tuple[str, str] | None:
     """(resource, LINSTOR snapshot) a claim restores from, or None; ValueError when it cannot be used yet."""
     src = (pvc.get("spec") or {}).get("dataSourceRef") or (pvc.get("spec") or {}).get("dataSource") or {}
     if src.get("kind") != "VolumeSnapshot" or src.get("apiGroup") != GROUP:
@@ -264,7 +265,7 @@ def restore_source(lab: Any, pvc: dict, size_bytes: int) -> tuple[str, str] | No
     return vsc["spec"]["source"]["volumeHandle"], vsc["status"]["snapshotHandle"]
 
 
-def restored(lab: Any, source: tuple[str, str], rd_name: str) -> None:
+def restored(lab: Lab, source: tuple[str, str], rd_name: str) -> None:
     """The new volume's content is the snapshot's."""
     rd, snap = source
     copy_volume_data(lab, snapshot_key(rd, snap), rd_name)

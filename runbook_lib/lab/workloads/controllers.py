@@ -52,7 +52,7 @@ def reconcile(lab: Lab, now: float) -> None:
     _jobs(lab)
 
 
-def _forget_host_changes(lab: Any) -> None:
+def _forget_host_changes(lab: Lab) -> None:
     """A reboot remounts Talos volumes: forget mounts released by pods before it."""
     st = lab.workloads.state
     for name, node in lab.talos.nodes.items():
@@ -61,7 +61,7 @@ def _forget_host_changes(lab: Any) -> None:
             st.unmounted.pop(name, None)
 
 
-def _garbage_collect(lab: Any) -> None:
+def _garbage_collect(lab: Lab) -> None:
     """Dependents of deleted owners go (background propagation); a deleted CRD takes its objects."""
     uids = {o["metadata"].get("uid") for o in lab.kube.objects.values()}
     for obj in list(lab.kube.objects.values()):
@@ -99,7 +99,7 @@ def _template_hash(template: dict) -> str:
     return safe_suffix(json.dumps(template, sort_keys=True, default=str), 10)
 
 
-def _new_name(lab: Any, prefix: str) -> str:
+def _new_name(lab: Lab, prefix: str) -> str:
     st = lab.workloads.state
     st.counter += 1
     seed = lab.options.get("seed", 1)
@@ -130,7 +130,7 @@ def _pod_from_template(template: dict, name: str, namespace: str, owner: dict, e
     return pod
 
 
-def _create_pod(lab: Any, pod: dict) -> dict | None:
+def _create_pod(lab: Lab, pod: dict) -> dict | None:
     rt = rtype(lab, "", "v1", "pods")
     try:
         return lab.kube.create(rt, pod["metadata"]["namespace"], pod)
@@ -142,7 +142,7 @@ def _live(pod: dict) -> bool:
     return not pod["metadata"].get("deletionTimestamp") and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
-def _deployments(lab: Any) -> None:
+def _deployments(lab: Lab) -> None:
     for dep in objects(lab, "apps", "deployments"):
         ns = dep["metadata"]["namespace"]
         template = dep["spec"].get("template") or {}
@@ -169,7 +169,7 @@ def _deployments(lab: Any) -> None:
                 update(lab, rs, lambda o: o["spec"].__setitem__("replicas", 0))
 
 
-def _replicasets(lab: Any) -> None:
+def _replicasets(lab: Lab) -> None:
     for rs in objects(lab, "apps", "replicasets"):
         ns = rs["metadata"]["namespace"]
         want = int(rs["spec"].get("replicas", 1))
@@ -187,7 +187,7 @@ def _replicasets(lab: Any) -> None:
         set_status(lab, rs, status)
 
 
-def _statefulsets(lab: Any) -> None:
+def _statefulsets(lab: Lab) -> None:
     for sts in objects(lab, "apps", "statefulsets"):
         ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
         want = int(sts["spec"].get("replicas", 1))
@@ -227,7 +227,7 @@ def _statefulsets(lab: Any) -> None:
         set_status(lab, sts, status)
 
 
-def _daemonsets(lab: Any) -> None:
+def _daemonsets(lab: Lab) -> None:
     nodes = objects(lab, "", "nodes")
     for ds in objects(lab, "apps", "daemonsets"):
         ns = ds["metadata"]["namespace"]
@@ -283,7 +283,7 @@ def _daemonsets(lab: Any) -> None:
         set_status(lab, ds, status)
 
 
-def _jobs(lab: Any) -> None:
+def _jobs(lab: Lab) -> None:
     for job in objects(lab, "batch", "jobs"):
         ns = job["metadata"]["namespace"]
         spec = job["spec"]
@@ -332,7 +332,7 @@ def workload_status(lab: Lab, now: float) -> None:
     _workload_status(lab)
 
 
-def _workload_status(lab: Any) -> None:
+def _workload_status(lab: Lab) -> None:
     for dep in objects(lab, "apps", "deployments"):
         ns = dep["metadata"]["namespace"]
         h = _template_hash(dep["spec"].get("template") or {})

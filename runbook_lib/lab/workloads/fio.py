@@ -26,8 +26,8 @@ import shlex
 import time
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any
 
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.quantity import quantity_bytes
 from .state import RunResult
@@ -84,7 +84,7 @@ class PerfModel:
                 "local_qd1_read_4k_us": self.disk_read_lat_us + 4096 / self.disk_read_bw * 1e6}
 
 
-def model(lab: Any) -> PerfModel:
+def model(lab: Lab) -> PerfModel:
     cached = lab.workloads.cache.get("perf")
     if cached is None:
         cached = lab.workloads.cache["perf"] = PerfModel.from_seed(int(lab.options.get("seed", 1)))
@@ -102,7 +102,7 @@ class Volume:
     local_replica: bool  # the consumer's node holds a diskful replica
 
 
-def volume_of(lab: Any, pod: dict, container: dict, node: str, path: str) -> Volume:
+def volume_of(lab: Lab, pod: dict, container: dict, node: str, path: str) -> Volume:
     mounts = {m.get("mountPath", "").rstrip("/"): m.get("name") for m in container.get("volumeMounts") or []}
     name = next((v for m, v in sorted(mounts.items(), key=lambda kv: -len(kv[0])) if path.startswith(m + "/")), None)
     vol = next((v for v in pod["spec"].get("volumes") or [] if v.get("name") == name), None)
@@ -193,7 +193,7 @@ def fio_argv(container: dict) -> list[str] | None:
 class FioRunner:
     """Answers ``fio`` from the performance model; anything else goes to the next runner."""
 
-    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
+    def run(self, lab: Lab, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
         argv = fio_argv(container)
         if argv is None:
             return None
@@ -203,7 +203,7 @@ class FioRunner:
         except FioUsageError as exc:
             return RunResult(1, str(exc), 0.5)
 
-    def _run(self, lab: Any, pod: dict, container: dict, node: str, glob: dict, jobs: list[dict]) -> RunResult:
+    def _run(self, lab: Lab, pod: dict, container: dict, node: str, glob: dict, jobs: list[dict]) -> RunResult:
         first = {**glob, **jobs[0]}
         path = first.get("filename") or (first.get("directory", "/") + "/" + first["name"])
         vol = volume_of(lab, pod, container, node, path)

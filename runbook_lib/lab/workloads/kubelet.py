@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ..cluster import Lab
 from ..kubernetes.objects import get, objects, record_event, set_condition, set_status, update
 from ..kubernetes.store import now_iso
 from .logs import append_log
@@ -65,7 +66,7 @@ STARTUP_BY_IMAGE = {"piraeus-server": 12.0, "piraeus-csi": 2.0, "piraeus-operato
 class PodRunner(Protocol):
     """Plays a container of a run-to-completion pod. Return None to let the next runner try."""
 
-    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> RunResult | None: ...
+    def run(self, lab: Lab, pod: dict, container: dict, node: str, now: float) -> RunResult | None: ...
 
 
 # ----------------------------------------------------------------------------- state
@@ -128,7 +129,7 @@ def _host_path_error(path: str, htype: str, writable: Iterable[str] = TALOS_WRIT
     return None
 
 
-def _volume_errors(lab: Any, pod: dict, node: str) -> tuple[list[str], bool]:
+def _volume_errors(lab: Lab, pod: dict, node: str) -> tuple[list[str], bool]:
     """(errors, pending) for the pod's volumes on ``node``."""
     ns = pod["metadata"]["namespace"]
     errors, pending = [], False
@@ -171,7 +172,7 @@ def _startup(c: dict) -> float:
     return base + float(probe.get("initialDelaySeconds", 0) or 0)
 
 
-def run_pods(lab: Any, now: float) -> None:
+def run_pods(lab: Lab, now: float) -> None:
     st = lab.workloads.state
     seen = set()
     for pod in objects(lab, "", "pods"):
@@ -204,7 +205,7 @@ def run_pods(lab: Any, now: float) -> None:
         del st.pods[uid]
 
 
-def _mark_not_ready(lab: Any, pod: dict, facts: NodeFacts) -> None:
+def _mark_not_ready(lab: Lab, pod: dict, facts: NodeFacts) -> None:
     """Node lifecycle controller: pods on a node that stopped posting status turn not Ready."""
     status = pod.get("status") or {}
     if status.get("phase") in ("Succeeded", "Failed"):
@@ -226,7 +227,7 @@ def _mark_not_ready(lab: Any, pod: dict, facts: NodeFacts) -> None:
     record_event(lab, pod, "NodeNotReady", "Node is not ready", type_="Warning", component="node-controller")
 
 
-def _advance(lab: Any, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) -> None:
+def _advance(lab: Lab, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) -> None:
     ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     spec = pod["spec"]
     if pod["metadata"].get("deletionTimestamp") or rt.stage == "done":
@@ -309,7 +310,7 @@ def _advance(lab: Any, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) 
             rt.stage = "done"
 
 
-def _pull(lab: Any, node: str, c: dict, pod: dict, now: float) -> float:
+def _pull(lab: Lab, node: str, c: dict, pod: dict, now: float) -> float:
     """Pull the container's image if the node does not have it yet; record the kubelet's events."""
     image = _container_image(c)
     where = f"spec.initContainers{{{c['name']}}}" if c in (pod["spec"].get("initContainers") or []) else f"spec.containers{{{c['name']}}}"
@@ -328,7 +329,7 @@ def _pull(lab: Any, node: str, c: dict, pod: dict, now: float) -> float:
     return took
 
 
-def _run(lab: Any, pod: dict, c: dict, node: str, now: float) -> RunResult | None:
+def _run(lab: Lab, pod: dict, c: dict, node: str, now: float) -> RunResult | None:
     for runner in lab.workloads.runners:
         res = runner.run(lab, pod, c, node, now)
         if res is not None:
@@ -336,7 +337,7 @@ def _run(lab: Any, pod: dict, c: dict, node: str, now: float) -> RunResult | Non
     return None
 
 
-def _ts(lab: Any, t: float, rt: PodRuntime | None = None) -> str:
+def _ts(lab: Lab, t: float, rt: PodRuntime | None = None) -> str:
     """A lab time as an RFC 3339 stamp on the cluster's clock, like every lab timestamp (stable once shown)."""
     key = f"{t:.3f}"
     if rt is not None and key in rt.stamps:
@@ -347,7 +348,7 @@ def _ts(lab: Any, t: float, rt: PodRuntime | None = None) -> str:
     return stamp
 
 
-def _write_pod_status(lab: Any, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) -> None:
+def _write_pod_status(lab: Lab, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) -> None:
     spec = pod["spec"]
     old = pod.get("status") or {}
     conds = list(old.get("conditions") or [])

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..cluster import Lab
 from ..kubernetes.objects import get
 from ..kubernetes.store import ApiError
 from .node_facts import node_facts
 from .state import MAX_LOG_LINES
 
 
-def append_log(lab: Any, namespace: str, pod: str, container: str, text: str) -> None:
+def append_log(lab: Lab, namespace: str, pod: str, container: str, text: str) -> None:
     """Add lines to a container's log (kept to the last MAX_LOG_LINES lines)."""
     key = f"{namespace}/{pod}/{container}"
     lines = lab.workloads.state.logs.setdefault(key, [])
@@ -18,7 +17,7 @@ def append_log(lab: Any, namespace: str, pod: str, container: str, text: str) ->
     del lines[:-MAX_LOG_LINES]
 
 
-def pod_log(lab: Any, namespace: str, pod: str, container: str | None, tail: int | None = None) -> str | None:
+def pod_log(lab: Lab, namespace: str, pod: str, container: str | None, tail: int | None = None) -> str | None:
     """A container's log text; None when the pod does not exist."""
     obj = get(lab, "", "pods", namespace, pod)
     if obj is None:

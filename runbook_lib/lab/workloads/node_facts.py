@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from ..cluster import Lab
 
 # Where Talos's host filesystem is writable and what exists on it (talos notes §5.3 and
 # piraeus-operator#429: no systemd, read-only /etc and /usr, no /usr/src).
@@ -40,13 +41,13 @@ class NodeFacts:
     mounted: dict[str, str]  # device path -> mount point of a Talos volume using it
 
 
-def node_facts(lab: Any, name: str) -> NodeFacts | None:
+def node_facts(lab: Lab, name: str) -> NodeFacts | None:
     """Facts of one Talos node (None when the lab has no such node)."""
     node = lab.talos.nodes.get(name)
     if node is None:
         return None
     now = lab.clock.now()
-    drbd = node.loaded_module("drbd") if hasattr(node, "loaded_module") else None
+    drbd = node.loaded_module("drbd")
     params = dict(p.split("=", 1) for p in (drbd or {}).get("parameters", []) if "=" in p)
     partitions: dict[str, str | None] = {}
     sizes: dict[str, int] = {}
@@ -75,7 +76,7 @@ def node_facts(lab: Any, name: str) -> NodeFacts | None:
     )
 
 
-def set_block_signature(lab: Any, node_name: str, device: str, signature: str | None) -> bool:
+def set_block_signature(lab: Lab, node_name: str, device: str, signature: str | None) -> bool:
     """Write (``zfs_member``, ``LVM2_member``) or clear (None: ``wipefs -a``) a device's signature.
 
     Hook into the Talos model: its partitions carry the probed signature (``filesystem``);
@@ -86,9 +87,6 @@ def set_block_signature(lab: Any, node_name: str, device: str, signature: str | 
     node = cluster.nodes.get(node_name)
     if node is None:
         return False
-    hook = getattr(cluster, "set_block_signature", None)
-    if callable(hook):
-        return bool(hook(node, device, signature))
     found = node.partition_by_path(device)
     if found is None:
         return False

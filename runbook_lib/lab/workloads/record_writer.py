@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
 
 from ...drill_records import MARKER, READER_MARKER
+from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..storage import drbd
 from .logs import append_log
@@ -51,12 +51,12 @@ def checksum(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def _cluster_time(lab: Any, t: float) -> float:
+def _cluster_time(lab: Lab, t: float) -> float:
     """Lab time ``t`` on the cluster's clock (what ``date +%s`` prints on a lab node)."""
     return lab.talos.epoch + t
 
 
-def tick(lab: Any, now: float) -> None:
+def tick(lab: Lab, now: float) -> None:
     writers: dict[str, dict] = lab.drbd.writers
     pods = {p["metadata"]["uid"]: p for p in ko.objects(lab, "", "pods")}
     for uid, pod in pods.items():
@@ -84,7 +84,7 @@ def tick(lab: Any, now: float) -> None:
         _run(lab, w, now)
 
 
-def _run(lab: Any, w: dict, now: float) -> None:
+def _run(lab: Lab, w: dict, now: float) -> None:
     acks: list[str] = []
     for _ in range(MAX_WRITES_PER_TICK):
         if w["next_at"] > now:
@@ -135,7 +135,7 @@ class RecordReader:
     """Plays :data:`~runbook_lib.drill_records.READER_SCRIPT`: the replica's lines as DRBD serves them on the
     pod's node, digested block by block (``DIGESTS``) and printed for the ranges in ``LINES``."""
 
-    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
+    def run(self, lab: Lab, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
         if not any(READER_MARKER in str(w) for w in (container.get("command") or []) + (container.get("args") or [])):
             return None
         path = _env(container, "RECORDS", "/data/records.log")

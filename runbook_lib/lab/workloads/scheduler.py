@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..cluster import Lab
 from ..kubernetes.objects import condition, get, objects, record_event, set_condition, update
 
 
@@ -58,7 +57,7 @@ def tolerates(tolerations: list[dict], taint: dict) -> bool:
     return False
 
 
-def schedule(lab: Any, now: float) -> None:
+def schedule(lab: Lab, now: float) -> None:
     nodes = objects(lab, "", "nodes")
     pods = objects(lab, "", "pods")
     load: dict[str, int] = {}
@@ -93,7 +92,7 @@ def schedule(lab: Any, now: float) -> None:
                      component="default-scheduler")
 
 
-def _set_unschedulable(lab: Any, pod: dict, msg: str) -> None:
+def _set_unschedulable(lab: Lab, pod: dict, msg: str) -> None:
     cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg, "lastProbeTime": None}
     old = condition(pod["status"].get("conditions"), "PodScheduled")
     if old and old.get("message") == msg:
@@ -102,7 +101,7 @@ def _set_unschedulable(lab: Any, pod: dict, msg: str) -> None:
     record_event(lab, pod, "FailedScheduling", msg, type_="Warning", component="default-scheduler")
 
 
-def _pick_node(lab: Any, pod: dict, nodes: list[dict], load: dict[str, int]) -> tuple[str | None, list[str], bool]:
+def _pick_node(lab: Lab, pod: dict, nodes: list[dict], load: dict[str, int]) -> tuple[str | None, list[str], bool]:
     """(node, reasons per rejected node, waiting-for-volume-binding)."""
     ns = pod["metadata"]["namespace"]
     claims = []
@@ -161,13 +160,13 @@ def _preference(node: dict, spec: dict) -> int:
     return sum(int(t.get("weight", 0)) for t in terms if term_matches(node, t.get("preference") or {}))
 
 
-def _binding_mode(lab: Any, pvc: dict) -> str:
+def _binding_mode(lab: Lab, pvc: dict) -> str:
     sc_name = pvc["spec"].get("storageClassName")
     sc = get(lab, "storage.k8s.io", "storageclasses", None, sc_name) if sc_name else None
     return (sc or {}).get("volumeBindingMode", "Immediate")
 
 
-def _volumes_fit(lab: Any, claims: list[dict], node: dict) -> tuple[bool, str]:
+def _volumes_fit(lab: Lab, claims: list[dict], node: dict) -> tuple[bool, str]:
     for pvc in claims:
         pv_name = pvc["spec"].get("volumeName")
         if not pv_name:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
 
+from ..cluster import Lab
 from .node_facts import node_facts, set_block_signature
 from .state import RunResult
 from .volume_data import volume_command
@@ -22,11 +22,10 @@ class ShellRunner:
     ``|| true`` (``set -e``-like, which is what the article's scripts rely on).
     """
 
-    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
+    def run(self, lab: Lab, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         if not argv:
             return None
-        self._context = (pod, container)  # --- volume content: which volumes the commands see
         script = argv[-1] if argv[0] in ("sh", "/bin/sh", "bash", "/bin/bash") and "-c" in argv else shlex.join(argv)
         privileged = bool((container.get("securityContext") or {}).get("privileged"))
         out: list[str] = []
@@ -44,7 +43,7 @@ class ShellRunner:
                 words = line.split()
             if not words:
                 continue
-            code, text, took = self._command(lab, words, node, privileged)
+            code, text, took = self._command(lab, words, node, privileged, pod, container)
             duration += took
             if text:
                 out.append(text)
@@ -54,13 +53,11 @@ class ShellRunner:
                 return RunResult(code, "\n".join(out), duration)
         return RunResult(0, "\n".join(out), duration)
 
-    def _command(self, lab: Any, words: list[str], node: str, privileged: bool) -> tuple[int, str, float]:
+    def _command(self, lab: Lab, words: list[str], node: str, privileged: bool, pod: dict, container: dict) -> tuple[int, str, float]:
         cmd, args = words[0].rsplit("/", 1)[-1], words[1:]
-        ctx = getattr(self, "_context", None)
-        if ctx is not None:  # --- volume content (echo > file, dd, cat, sha256sum on a mounted PVC)
-            handled = volume_command(lab, ctx[0], ctx[1], cmd, args)
-            if handled is not None:
-                return handled
+        handled = volume_command(lab, pod, container, cmd, args)  # echo > file, dd, cat, sha256sum on a mounted PVC
+        if handled is not None:
+            return handled
         if cmd == "sleep":
             if args and args[0] == "infinity":
                 return 0, "", 10**9
@@ -89,7 +86,7 @@ class ShellRunner:
             return self._wipefs(lab, args, node, privileged)
         return 0, "", 0.0
 
-    def _wipefs(self, lab: Any, args: list[str], node: str, privileged: bool) -> tuple[int, str, float]:
+    def _wipefs(self, lab: Lab, args: list[str], node: str, privileged: bool) -> tuple[int, str, float]:
         wipe_all = any(a in ("-a", "--all") for a in args) or any(re.fullmatch(r"-[a-zA-Z]*a[a-zA-Z]*", a) for a in args)
         devices = [a for a in args if a.startswith("/dev/")]
         if not devices:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import random
-from typing import Any
 
+from ..cluster import Lab
 from ..kubernetes.objects import get
 from ..storage import drbd
 
@@ -15,7 +15,7 @@ def snapshot_key(rd: str, snapshot: str) -> str:
     return f"snapshot:{rd}/{snapshot}"
 
 
-def copy_volume_data(lab: Any, source: str, target: str) -> None:
+def copy_volume_data(lab: Lab, source: str, target: str) -> None:
     lab.workloads.state.volume_data[target] = copy.deepcopy(lab.workloads.state.volume_data.get(source, {}))
 
 
@@ -27,7 +27,7 @@ def file_bytes(entry: dict) -> bytes:
     return random.Random(entry["seed"]).randbytes(entry["size"])
 
 
-def resolve_path(lab: Any, pod: dict, container: dict, path: str) -> tuple[str, str] | None:
+def resolve_path(lab: Lab, pod: dict, container: dict, path: str) -> tuple[str, str] | None:
     """(volume key, path inside the volume) for a path under one of the container's PVC mounts."""
     mounts = sorted(container.get("volumeMounts") or [], key=lambda m: -len(m.get("mountPath", "")))
     for m in mounts:
@@ -45,8 +45,8 @@ def resolve_path(lab: Any, pod: dict, container: dict, path: str) -> tuple[str, 
     return None
 
 
-def _account_write(lab: Any, rd_name: str, size: int) -> None:
-    rd = getattr(getattr(lab, "linstor", None), "rds", {}).get(rd_name)
+def _account_write(lab: Lab, rd_name: str, size: int) -> None:
+    rd = lab.linstor.rds.get(rd_name)
     if rd is None:
         return
     cap = sum(vd.size_kib for vd in rd.volumes)
@@ -55,7 +55,7 @@ def _account_write(lab: Any, rd_name: str, size: int) -> None:
             rep.written_kib = min(cap, rep.written_kib + -(-size // 1024))
 
 
-def volume_command(lab: Any, pod: dict, container: dict, cmd: str, args: list[str]) -> tuple[int, str, float] | None:
+def volume_command(lab: Lab, pod: dict, container: dict, cmd: str, args: list[str]) -> tuple[int, str, float] | None:
     """Commands that read or write a PVC mount; None when the command touches no volume."""
     data = lab.workloads.state.volume_data
     if cmd in ("echo", "printf") and ">" in args[:-1]:
