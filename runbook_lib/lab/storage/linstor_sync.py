@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..cluster import Lab
 from ..kubernetes.objects import running_by_node
-from ..linstor_model import SatelliteFacts
+from ..linstor_model import DeviceInfo, SatelliteFacts
 from ..workloads.node_facts import node_facts
 from .facts import controller_pod, linstor_service
 from .owned import log_once
@@ -32,8 +32,6 @@ def sync_linstor(lab: Lab, now: float) -> None:
         online = ready and now >= state.ready_since[name] + T_CONNECT
         sat = None
         if online and facts is not None:
-            from ..linstor_model import DeviceInfo
-
             devices = {p: DeviceInfo(p, facts.sizes.get(p, 0), sig, facts.mounted.get(p))
                        for p, sig in facts.partitions.items()}
             drbd = facts.drbd_version if facts.drbd_loaded and facts.usermode_helper_disabled else None
