@@ -1,4 +1,4 @@
-"""What a kubelet reports about its node beyond Ready: resources, pressure conditions, its Lease.
+"""Node objects: each Talos node's kubelet registers and posts status (Ready, resources, pressure, its Lease).
 
 Capacity is a fixed modest machine (4 CPUs, 16 GiB, 110 pods) with the kubelet reservations Talos
 configures by default (``systemReserved``: 50m CPU, 192Mi memory); pressure conditions are False

@@ -1,4 +1,4 @@
-"""linstor-csi in the lab: provisioning, attach/detach, publish, delete.
+"""linstor-csi's controller: provisioning and deleting volumes (attach/publish: :mod:`.csi_attach`).
 
 What the sidecars and the driver do, condensed (linstor-csi ``pkg/driver`` and
 ``pkg/volume/parameter.go``; external-provisioner/attacher; the PV controller):

@@ -1,4 +1,4 @@
-"""The Piraeus operator v2 in the lab: its Helm chart, its CRDs and its reconcilers.
+"""The Piraeus operator v2's LinstorCluster reconciler (its chart: :mod:`.chart`; satellites: :mod:`.satellites`).
 
 Sources (reference notes on Piraeus/LINSTOR §1-§2, piraeus-operator ``internal/controller``
 and ``pkg/resources``, the chart's ``_helpers.tpl``):

@@ -1,4 +1,4 @@
-"""CSI snapshots in the lab: the snapshot-controller chart, the controller and linstor-csi's snapshotter.
+"""CSI snapshots: the snapshot-controller and linstor-csi's snapshotter (the chart: :mod:`.snapshot_chart`).
 
 What is modelled (external-snapshotter v8 split controller + csi-snapshotter sidecar, linstor-csi):
 

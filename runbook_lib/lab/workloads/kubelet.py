@@ -1,4 +1,6 @@
-"""Generic Kubernetes controllers the lab needs: workloads, scheduler, kubelet, events.
+"""The kubelet: volumes, init containers, containers and pod status on each node (controllers, scheduler: siblings).
+
+The workload side as a whole:
 
 What is modelled (enough for the runbooks, not a full Kubernetes):
 
