@@ -20,22 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import yaml
-
-from ..lab_options import LIVE_OPTIONS
-from . import linstor_api, talos_api, tls
+from . import control_api, talos_api, tls
 from .assembly import STATE_FILE
-from .assembly import load_or_create as load_or_create
 from .cluster import Lab
 from .kubernetes import endpoints as kube_endpoints
-from .kubernetes import openapi as kube_openapi
-from .kubernetes import ssa as kube_ssa
-from .kubernetes import streaming
+from .kubernetes import routes, streaming
 from .kubernetes import subresources as kube_subresources
-from .kubernetes import tables as kube_tables
 from .kubernetes.store import ApiError, field_matcher, label_matcher
-from .workloads.fio import model as perf_model
-from .workloads.logs import pod_log
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -111,84 +102,22 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    # -- control
     def _control(self, method: str, path: str, query: dict, body: bytes) -> None:
         lab = self.server.lab
+        if path == "/lab/v1/shutdown" and method == "POST":
+            self._json(200, {"stopping": True})
+            threading.Thread(target=self.server.stop, daemon=True).start()
+            return
         with lab.lock:
             lab.tick()
-            if path == "/lab/v1/status":
-                now = lab.clock.now()
-                nodes = [{"name": n.name, "address": n.address, "role": n.role, "up": n.is_up(now),
-                          "ready": n.kubelet_ready(now), "stage": n.stage, "talos_version": n.talos_version}
-                         for n in lab.talos.nodes.values()]
-                self._json(200, {"pid": os.getpid(), "lab_time": now, "time_scale": lab.clock.scale,
-                                 "nodes": nodes, "faults": lab.faults.to_list(), "stats": lab.stats,
-                                 "etcd_quorum": lab.api_available(),
-                                 "options": {k: lab.options.get(k) for k in LIVE_OPTIONS}})
-            elif path == "/lab/v1/options" and method == "PATCH":
-                req = json.loads(body or b"{}")
-                unknown = sorted(set(req) - set(LIVE_OPTIONS))
-                if unknown:
-                    self._json(400, {"error": f"lab options {', '.join(unknown)} are fixed when the lab is created: "
-                                              "run `runbook lab reset -f <params>` to change them"})
-                    return
-                lab.options.update(req)
-                lab.mark_dirty()
-                self._json(200, {k: lab.options.get(k) for k in LIVE_OPTIONS})
-            elif path == "/lab/v1/faults" and method == "GET":
-                self._json(200, lab.faults.to_list())
-            elif path == "/lab/v1/faults" and method == "POST":
-                req = json.loads(body or b"{}")
-                try:
-                    if req.get("node") and req["node"] not in lab.talos.nodes:
-                        raise ValueError(f"unknown node {req['node']!r}; lab nodes: {', '.join(lab.talos.nodes)}")
-                    if req.get("peer") and req["peer"] not in lab.talos.nodes:
-                        raise ValueError(f"unknown peer {req['peer']!r}; lab nodes: {', '.join(lab.talos.nodes)}")
-                    fault = lab.faults.add(req["kind"], req.get("node"), req.get("peer"), req.get("count"))
-                except ValueError as exc:
-                    self._json(400, {"error": str(exc)})
-                    return
-                lab.mark_dirty()
-                lab.tick()
-                self._json(201, fault.__dict__)
-            elif path == "/lab/v1/faults" and method == "DELETE":
-                cleared = lab.faults.clear()
-                lab.mark_dirty()
-                lab.tick()
-                self._json(200, [f.__dict__ for f in cleared])
-            elif path.startswith("/lab/v1/faults/") and method == "DELETE":
-                fault = lab.faults.remove(int(path.rsplit("/", 1)[1]) if path.rsplit("/", 1)[1].isdigit() else -1)
-                if fault is None:
-                    self._json(404, {"error": f"no fault #{path.rsplit('/', 1)[1]}; see `runbook lab fault list`"})
-                    return
-                lab.mark_dirty()
-                lab.tick()
-                self._json(200, fault.__dict__)
-            elif path.startswith("/lab/v1/nodes/") and path.endswith("/power-on") and method == "POST":
-                node = lab.talos.nodes.get(path.split("/")[4])
-                if node is None:
-                    self._json(404, {"error": f"unknown node; lab nodes: {', '.join(lab.talos.nodes)}"})
-                    return
-                lab.talos.power_on(node, lab.clock.now())
-                lab.mark_dirty()
-                self._json(200, {"node": node.name, "power": node.power})
-            elif path == "/lab/v1/helm/fault" and method == "POST":
-                failed = lab.faults.take("helm-fail")
-                if failed:
-                    lab.mark_dirty()
-                self._json(200, {"fail": failed})
-            elif path == "/lab/v1/perf" and method == "GET":
-                self._json(200, perf_model(lab).truth())
-            elif path == "/lab/v1/stats" and method == "GET":  # benchmarks: calls, tick cost, milestones
-                self._json(200, {**lab.perf_stats(), "rss_bytes": _rss_bytes()})
-            elif path == "/lab/v1/shutdown" and method == "POST":
-                self._json(200, {"stopping": True})
-                threading.Thread(target=self.server.stop, daemon=True).start()
-            else:
-                self._json(404, {"error": f"no such lab endpoint {method} {path}"})
+            code, out = control_api.handle(lab, method, path, body)
+            self._json(code, out)
 
-    # -- Kubernetes API
+    def _reply(self, reply: routes.Reply) -> None:
+        self._send(reply.code, reply.body, reply.content_type, reply.headers)
+
     def _kube(self, method: str, path: str, query: dict, body: bytes) -> None:
+        """The Kubernetes API: public endpoints, then authentication and the API server's gates, then the routes."""
         lab = self.server.lab
         if kube_endpoints.is_public(path) and method == "GET":
             with lab.lock:
@@ -210,133 +139,39 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(500, "InternalError", "Internal error occurred: injected fault (runbook lab fault api-errors)")
             if not lab.api_available():
                 raise ApiError(503, "ServiceUnavailable", "etcdserver: request timed out (etcd has lost quorum)")
-        if path.startswith("/openapi/") and method == "GET":
+        req = routes.KubeRequest(method, path, query, body, self.headers, identity)
+        top = next((route for matches, route in routes.TOP_LEVEL if matches(path, method)), None)
+        if top is not None:
             with lab.lock:
-                code, ctype, out = kube_openapi.serve(lab.kube, path, self.headers.get("Accept", ""))
-            self._send(code, out, ctype)
+                self._reply(top(lab, req))
             return
-        if path in ("/api", "/api/"):
-            self._json(200, lab.kube.discovery_core())
-            return
-        if path in ("/apis", "/apis/"):
+        routes.parse_path(req)
+        if not req.rest:
             with lab.lock:
-                self._json(200, lab.kube.discovery_groups())
+                self._json(200, lab.kube.discovery_resources(req.group, req.version))
             return
-        parts = [p for p in path.split("/") if p]
-        if parts[0] == "api":
-            group, version, rest = "", parts[1] if len(parts) > 1 else "", parts[2:]
-        elif parts[0] == "apis" and len(parts) >= 3:
-            group, version, rest = parts[1], parts[2], parts[3:]
-        else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if not rest:
+        special = next((route for matches, route in routes.SPECIAL if matches(req)), None)
+        if special is not None:
             with lab.lock:
-                self._json(200, lab.kube.discovery_resources(group, version))
+                reply = special(lab, req)
+            self._reply(reply)
             return
-        namespace = None
-        if rest[0] == "namespaces" and len(rest) >= 3:
-            namespace, rest = rest[1], rest[2:]
-        if group == "" and namespace is not None and len(rest) >= 3 and rest[0] == "services" and rest[2] == "proxy":
-            sub_path = path.split("/proxy", 1)[1] if "/proxy/" in path else "/"
-            with lab.lock:
-                code, ctype, out = linstor_api.proxy(lab, method, namespace, rest[1], sub_path, query, body)
-            self._send(code, out, ctype)
-            return
-        if group == "" and namespace is not None and len(rest) == 3 and rest[0] == "pods" and rest[2] == "log" and method == "GET":
-            q = {k: v[-1] for k, v in query.items()}
-            with lab.lock:
-                text = pod_log(lab, namespace, rest[1], q.get("container"),
-                                         int(q["tailLines"]) if q.get("tailLines") else None)
-            if text is None:
-                raise ApiError(404, "NotFound", f'pods "{rest[1]}" not found', kind="pods", name=rest[1])
-            self._send(200, text.encode(), "text/plain")
-            return
-        if group == "" and namespace is not None and len(rest) == 3 and rest[0] == "pods" and rest[2] == "exec":
-            streaming.exec_pod(self, lab, namespace, rest[1], query)
-            return
-        plural, name = rest[0], rest[1] if len(rest) > 1 else None
-        sub = rest[2] if len(rest) > 2 else None
-        if group in ("authorization.k8s.io", "authentication.k8s.io") and method == "POST" and name is None:
-            self._json(201, kube_endpoints.review(group, plural, self._decode(body), identity or ("admin", ["system:masters"])))
+        if req.group == "" and req.namespace is not None and len(req.rest) == 3 and req.plural == "pods" \
+                and req.sub == "exec":
+            assert req.name is not None
+            streaming.exec_pod(self, lab, req.namespace, req.name, query)
             return
         with lab.lock:
-            rt = lab.kube.resolve(group, version, plural)
-        if not rt.namespaced and namespace is not None and plural != "namespaces":
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if method == "GET" and name is None and query.get("watch", ["false"])[0] in ("true", "1"):
-            self._watch(rt, namespace, query)
+            rt = routes.resolve(lab, req)
+        if method == "GET" and req.name is None and query.get("watch", ["false"])[0] in ("true", "1"):
+            self._watch(rt, req.namespace, query)
             return
-        q = {k: v[-1] for k, v in query.items()}
-        warnings: list[str] = []
         with lab.lock:
-            store = lab.kube
-            dry_run = kube_subresources.dry_run(query, body if method == "DELETE" else b"")
-            if method in ("POST", "PUT", "PATCH") and sub is None:
-                warnings = kube_openapi.check_fields(rt, store.crd_of(rt), self._field_body(body), q.get("fieldValidation"))
-            if method in ("POST", "PUT", "PATCH") and sub in (None, "status") and not body.startswith(b"k8s\x00"):
-                current = store.objects.get(store._key(rt, namespace, name)) if name else None
-                body = kube_ssa.stamp(rt, method, self.headers.get("Content-Type", "application/json"), current, body,
-                                      kube_ssa.manager_of(q.get("fieldManager"), self.headers.get("User-Agent", "")),
-                                      q.get("force") == "true", sub)
-            if method == "GET" and sub != "scale":
-                if name is None:
-                    kube_subresources.check_field_selector(rt, store.crd_of(rt), q.get("fieldSelector"))
-                out = store.get(rt, namespace, name) if name else kube_subresources.page(store.list(
-                    rt, namespace, q.get("labelSelector"), q.get("fieldSelector")), q.get("limit"), q.get("continue"))
-                code = 200
-                if kube_tables.wants_table(self.headers.get("Accept", "")):
-                    out = kube_tables.to_table(rt.kind, out, crd=store.crd_of(rt), version=rt.version,
-                                               include_object=q.get("includeObject", "Metadata"))
-            elif method == "POST" and name is None:
-                obj = self._decode(body)
-                code, out = 201, store.create(rt, namespace, obj, dry_run=dry_run)
-            elif method == "POST" and sub in kube_subresources.POST:
-                code, out = kube_subresources.post(store, rt, namespace, name, sub, self._decode(body), dry_run)
-            elif method in ("GET", "PUT", "PATCH") and sub == "scale":
-                code, out = kube_subresources.scale(store, rt, namespace, name, method, self.headers.get("Content-Type", ""),
-                                                    body, dry_run)
-            elif method == "PUT" and name:
-                code, out = 200, store.replace(rt, namespace, name, self._decode(body), subresource=sub, dry_run=dry_run)
-            elif method == "PATCH" and name:
-                code, out = store.patch(rt, namespace, name, self.headers.get("Content-Type", ""), body,
-                                        subresource=sub, field_manager=q.get("fieldManager"), force=q.get("force") == "true",
-                                        dry_run=dry_run)
-            elif method == "DELETE" and name:
-                code, out = 200, store.delete(rt, namespace, name, dry_run=dry_run)
-            else:
-                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
-            if method != "GET" and not dry_run:
+            reply, wrote = routes.serve_object(lab, rt, req)
+            if wrote:
                 lab.mark_dirty()
                 self.server.after_kube_write(lab)
-        self._send(code, json.dumps(out).encode(), "application/json",
-                   {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None)
-
-    @staticmethod
-    def _decode(body: bytes) -> dict:
-        if body.startswith(b"k8s\x00"):  # Kubernetes' protobuf envelope (runtime.protobufSerializer)
-            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
-                           "accepted media types include: application/json, application/yaml")
-        try:
-            obj = json.loads(body.decode() or "null")
-        except ValueError:
-            try:
-                obj = yaml.safe_load(body.decode())
-            except Exception as exc:  # noqa: BLE001 - any decode problem is a 400
-                raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from exc
-        if not isinstance(obj, dict):
-            raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
-        return obj
-
-    def _field_body(self, body: bytes) -> Any:
-        """The sent object or patch, for field validation (JSON patches name no fields: None)."""
-        if "json-patch" in self.headers.get("Content-Type", ""):
-            return None
-        try:
-            return self._decode(body)
-        except ApiError as err:
-            if err.code == 415:
-                raise
-            return None
+        self._reply(reply)
 
     def _watch(self, rt: Any, namespace: str | None, query: dict) -> None:
         lab = self.server.lab
@@ -392,17 +227,6 @@ class Handler(BaseHTTPRequestHandler):
 
 def url_query(raw_path: str) -> str:
     return urlsplit(raw_path).query
-
-
-def _rss_bytes() -> int | None:
-    """Resident memory of the lab process (Linux), for the scale benchmark."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 #: the ticker's period while someone uses the lab (see _tick_loop)
