@@ -26,7 +26,8 @@ from .cluster import Lab
 from .kubernetes import endpoints as kube_endpoints
 from .kubernetes import routes, streaming
 from .kubernetes import subresources as kube_subresources
-from .kubernetes.store import ApiError, field_matcher, label_matcher
+from .kubernetes.selectors import field_matcher, label_matcher
+from .kubernetes.types import ApiError
 
 
 class Handler(BaseHTTPRequestHandler):

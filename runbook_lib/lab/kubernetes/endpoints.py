@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from ..talos_model import KUBERNETES_VERSION
-from .store import ApiError
+from .types import ApiError
 
 GIT_COMMIT = "0" * 40  # no real build: all zeros, so nobody mistakes it for a kubernetes/kubernetes commit
 BUILD_DATE = "1970-01-01T00:00:00Z"

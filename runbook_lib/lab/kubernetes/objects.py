@@ -8,7 +8,9 @@ import hashlib
 from collections.abc import Callable, Iterable
 
 from ..cluster import Lab
-from .store import ApiError, ResourceType, label_matcher, now_iso
+from .selectors import label_matcher
+from .store import now_iso
+from .types import ApiError, ResourceType
 
 # kube-controller-manager's safe encoding alphabet for generated names (rand.SafeEncodeString).
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"

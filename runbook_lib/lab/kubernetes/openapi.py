@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..talos_model import KUBERNETES_VERSION
-from .store import BUILTIN_TYPES, ApiError, ResourceType
+from .types import BUILTIN_TYPES, ApiError, ResourceType
 
 REF = "#/components/schemas/"
 V2_REF = "#/definitions/"

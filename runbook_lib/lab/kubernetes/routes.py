@@ -18,7 +18,7 @@ from .. import linstor_api
 from ..cluster import Lab
 from ..workloads.logs import pod_log
 from . import endpoints, openapi, ssa, subresources, tables
-from .store import ApiError, ResourceType
+from .types import ApiError, ResourceType
 
 PROTOBUF = b"k8s\x00"  # Kubernetes' protobuf envelope (runtime.protobufSerializer)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import linstor_cli
 from ..cluster import Lab
-from .store import ApiError
+from .types import ApiError
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")

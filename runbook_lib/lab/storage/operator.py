@@ -36,7 +36,8 @@ from typing import Any
 from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import owned_by, pod_ready, pods_of, rtype, set_condition
-from ..kubernetes.store import ApiError, strategic_merge
+from ..kubernetes.patches import strategic_merge
+from ..kubernetes.types import ApiError
 from ..linstor_model import (
     CONTROLLER_VERSION,
 )

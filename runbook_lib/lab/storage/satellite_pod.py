@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from ..cluster import Lab
-from ..kubernetes.store import ApiError, json_patch, strategic_merge
+from ..kubernetes.patches import json_patch, strategic_merge
+from ..kubernetes.types import ApiError
 from ..workloads.scheduler import term_matches
 from .chart import IMAGES, PROJECT
 

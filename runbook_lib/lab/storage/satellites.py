@@ -8,7 +8,7 @@ from typing import Any
 from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import pods_of
-from ..kubernetes.store import ApiError
+from ..kubernetes.types import ApiError
 from ..linstor_model import MASK_ERROR, LinstorError, api_rc, ret_code
 from ..workloads.node_facts import set_block_signature
 from .chart import GROUP

@@ -23,7 +23,8 @@ from ..kubernetes.objects import (
     set_status,
     update,
 )
-from ..kubernetes.store import ApiError, ResourceType, now_iso
+from ..kubernetes.store import now_iso
+from ..kubernetes.types import ApiError, ResourceType
 from .kubelet import MAX_EVENTS
 from .scheduler import node_eligible
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..cluster import Lab
 from ..kubernetes.objects import get
-from ..kubernetes.store import ApiError
+from ..kubernetes.types import ApiError
 from .node_facts import node_facts
 from .state import MAX_LOG_LINES
 
