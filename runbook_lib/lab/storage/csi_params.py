@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,10 +62,70 @@ def _aux(values: list[str]) -> list[str]:
     return [v if v.startswith("Aux/") else f"Aux/{v}" for v in values if v]
 
 
+def _layers(value: str) -> list[str]:
+    layers = []
+    for layer in value.split(" "):
+        if layer.lower() not in KNOWN_LAYERS:
+            raise ValueError(f"unknown layer type {layer}, known layer types [{' '.join(KNOWN_LAYERS)}]")
+        layers.append(layer.upper())
+    return layers
+
+
+def _int32(value: str) -> int:
+    try:
+        n = int(value or "1")
+        if not -(2**31) <= n < 2**31:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f'bad parameters: unable to parse "{value}" as a 32 bit integer') from None
+    return n
+
+
+def _remote_access(value: str) -> Any:
+    if value in ("true", "false"):
+        return value == "true"
+    try:
+        rules = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"failed to parse remote access policy: {exc}") from None
+    if not isinstance(rules, list):
+        raise ValueError(f"failed to parse remote access policy: expected a list, got {value!r}")
+    return rules
+
+
+def _placement_policy(value: str) -> str:
+    if value not in PLACEMENT_POLICIES:
+        raise ValueError(f"invalid placement policy: {value} does not belong to PlacementPolicy values")
+    return value
+
+
+#: linstor-csi's parameter keys (lower case) -> (Parameters field or None to only check the value, parser)
+FIELDS: dict[str, tuple[str | None, Callable[[str], Any]]] = {
+    "nodelist": ("node_list", lambda v: v.split(" ")),
+    "clientlist": ("client_list", lambda v: v.split(" ")),
+    "layerlist": ("layers", _layers),
+    "replicasonsame": ("replicas_on_same", lambda v: _aux(v.split(" "))),
+    "replicasondifferent": ("replicas_on_different", lambda v: _aux(v.split(" "))),
+    "storagepool": ("storage_pools", lambda v: [s for s in v.split(" ") if s]),
+    "disklessstoragepool": ("diskless_pool", str),
+    "autoplace": ("placement_count", _int32),
+    "placementcount": ("placement_count", _int32),
+    "encryption": ("encryption", _parse_bool),
+    "disklessonremaining": ("diskless_on_remaining", _parse_bool),
+    "allowremotevolumeaccess": ("remote_access", _remote_access),
+    "placementpolicy": ("placement_policy", _placement_policy),
+    "mountopts": ("mount_opts", str),
+    "fsopts": ("fs_opts", str),
+    "postmountxfsopts": ("post_mount_xfs_opts", str),
+    "resourcegroup": ("resource_group", str),
+    "usepvcname": (None, _parse_bool),
+}
+
+
 def parse_parameters(params: dict[str, str]) -> Parameters:
     """``volume.NewParameters``; raises ValueError with linstor-csi's message."""
     p = Parameters()
-    remote_set = False
+    seen = set()
     for key, value in params.items():
         namespace, _, raw = key.partition("/") if "/" in key else ("", "", key)
         if namespace == "DrbdOptions":
@@ -78,64 +139,13 @@ def parse_parameters(params: dict[str, str]) -> Parameters:
         k = raw.lower()
         if k not in PARAM_KEYS:
             raise ValueError(f"invalid parameter: {k} does not belong to paramKey values")
-        if k == "nodelist":
-            p.node_list = value.split(" ")
-        elif k == "clientlist":
-            p.client_list = value.split(" ")
-        elif k == "layerlist":
-            layers = []
-            for layer in value.split(" "):
-                if layer.lower() not in KNOWN_LAYERS:
-                    raise ValueError(f"unknown layer type {layer}, known layer types [{' '.join(KNOWN_LAYERS)}]")
-                layers.append(layer.upper())
-            p.layers = layers
-        elif k == "replicasonsame":
-            p.replicas_on_same = _aux(value.split(" "))
-        elif k == "replicasondifferent":
-            p.replicas_on_different = _aux(value.split(" "))
-        elif k == "storagepool":
-            p.storage_pools = [s for s in value.split(" ") if s]
-        elif k == "disklessstoragepool":
-            p.diskless_pool = value
-        elif k in ("autoplace", "placementcount"):
-            try:
-                n = int(value or "1")
-                if not -(2**31) <= n < 2**31:
-                    raise ValueError
-            except ValueError:
-                raise ValueError(f'bad parameters: unable to parse "{value}" as a 32 bit integer') from None
-            p.placement_count = n
-        elif k == "encryption":
-            p.encryption = _parse_bool(value)
-        elif k == "disklessonremaining":
-            p.diskless_on_remaining = _parse_bool(value)
-        elif k == "allowremotevolumeaccess":
-            remote_set = True
-            if value in ("true", "false"):
-                p.remote_access = value == "true"
-            else:
-                try:
-                    rules = yaml.safe_load(value)
-                except yaml.YAMLError as exc:
-                    raise ValueError(f"failed to parse remote access policy: {exc}") from None
-                if not isinstance(rules, list):
-                    raise ValueError(f"failed to parse remote access policy: expected a list, got {value!r}")
-                p.remote_access = rules
-        elif k == "placementpolicy":
-            if value not in PLACEMENT_POLICIES:
-                raise ValueError(f"invalid placement policy: {value} does not belong to PlacementPolicy values")
-            p.placement_policy = value
-        elif k == "mountopts":
-            p.mount_opts = value
-        elif k == "fsopts":
-            p.fs_opts = value
-        elif k == "postmountxfsopts":
-            p.post_mount_xfs_opts = value
-        elif k == "resourcegroup":
-            p.resource_group = value
-        elif k == "usepvcname":
-            _parse_bool(value)
-    if not remote_set and not any(layer in ("DRBD", "NVME") for layer in p.layers):
+        seen.add(k)
+        if k in FIELDS:  # keys linstor-csi accepts but the lab does not model are only checked for the name
+            name, parse = FIELDS[k]
+            parsed = parse(value)
+            if name is not None:
+                setattr(p, name, parsed)
+    if "allowremotevolumeaccess" not in seen and not any(layer in ("DRBD", "NVME") for layer in p.layers):
         p.remote_access = False  # default: anywhere only when the stack can serve remote access
     if p.node_list or p.client_list:
         p.placement_count, p.replicas_on_same, p.replicas_on_different, p.placement_policy = 0, [], [], "Manual"
