@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 
 from ..linstor_model import CONTROLLER_VERSION
-from .facts import OPERATOR_NAME
 
+OPERATOR_NAME = "piraeus-operator"  # the operator's component label and its LINSTOR properties' owner
 CHART_REF = "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus"
 
 

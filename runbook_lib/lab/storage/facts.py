@@ -5,17 +5,15 @@ from __future__ import annotations
 from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import pod_ready, pods_of
+from .chart import OPERATOR_NAME
 
 DRIVER = "linstor.csi.linbit.com"
-
-
 MANAGED_BY = "Aux/piraeus.io/managed-by"
 
 
 LAST_APPLIED = "Aux/piraeus.io/last-applied"
 
 
-OPERATOR_NAME = "piraeus-operator"
 
 
 def operator_namespace(lab: Lab) -> str | None:
