@@ -123,7 +123,7 @@ def snapshot_ready(url: str, api: Any, i: int, delay: float) -> float:
 
 def _snapshot_crd(api: Any) -> None:
     from runbook_lib import kube
-    from runbook_lib.lab.snapshots import _crd
+    from runbook_lib.lab.storage.snapshot_chart import crd as _crd
 
     crd = _crd("VolumeSnapshot", "volumesnapshots", True, ["vs"])
     kube.request(api, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=crd)

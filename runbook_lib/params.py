@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import lab_options
 from .approvals import ACTIONS as _APPROVAL_ACTIONS
 from .approvals import CLASS_ACTIONS, RENAMED, meaning, renamed_message
 from .disk_selector import check_disk_selector
@@ -403,9 +404,7 @@ class Node(_Strict):
 
 
 #: The default cluster: three control-plane nodes, as ``talosctl cluster create`` makes them.
-DEFAULT_NODES: tuple[dict[str, str], ...] = tuple(
-    {"name": f"lab-cp-{i}", "address": f"10.5.0.{i + 1}", "role": "controlplane"} for i in (1, 2, 3)
-)
+DEFAULT_NODES: tuple[dict[str, str], ...] = tuple(lab_options.DEFAULT_NODES)
 
 
 def _default_nodes() -> list[Node]:
@@ -479,18 +478,18 @@ class LabOptions(_Strict):
     """How the simulated cluster behaves; ignored against a real cluster."""
 
     nodes: int | None = Field(default=None, ge=1)
-    time_scale: float = Field(default=100.0, gt=0, le=10000)
-    seed: int = 1
-    disk_size: PositiveSize = "500GB"
-    disk_transport: Transport = "nvme"
-    initial_talos_version: TalosVersion = "v1.12.6"
+    time_scale: float = Field(default=lab_options.TIME_SCALE, gt=0, le=10000)
+    seed: int = lab_options.SEED
+    disk_size: PositiveSize = lab_options.DISK_SIZE
+    disk_transport: Transport = lab_options.DISK_TRANSPORT
+    initial_talos_version: TalosVersion = lab_options.INITIAL_TALOS_VERSION
     faults: list[Fault] = Field(default_factory=list)
     #: ask for every approval and apply every rule a real cluster gets (default: relaxed for rehearsal)
-    enforce_safety: bool = False
+    enforce_safety: bool = lab_options.ENFORCE_SAFETY
     #: MiB/s each volume in use changes while a replica is away: what a returning replica must resync
-    workload_write_mib_s: float = Field(default=0.5, ge=0, le=10000)
+    workload_write_mib_s: float = Field(default=lab_options.WORKLOAD_WRITE_MIB_S, ge=0, le=10000)
     #: worker nodes the lab adds beyond ``nodes`` (lab-w-1, ...): unlisted compute-only nodes the runbooks leave alone
-    extra_workers: int = Field(default=0, ge=0, le=8)
+    extra_workers: int = Field(default=lab_options.EXTRA_WORKERS, ge=0, le=8)
     #: official extensions the lab nodes were installed with (an Image Factory installer), e.g. siderolabs/iscsi-tools
     initial_extensions: list[ExtensionName] = Field(default_factory=list)
     #: extra kernel arguments of that installer's schematic, e.g. console=ttyS0

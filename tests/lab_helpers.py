@@ -60,9 +60,10 @@ def serve_lab(nodes: list[dict], d: Path, *, time_scale: float = 2000.0, seed: i
 
     The caller stops it: ``server.stop(); server.server_close()``.
     """
-    from runbook_lib.lab.server import Lab, LabHTTPServer
+    from runbook_lib.lab.assembly import create_lab
+    from runbook_lib.lab.server import LabHTTPServer
 
-    lab = Lab.create({"nodes": nodes, "time_scale": time_scale, "seed": seed})
+    lab = create_lab({"nodes": nodes, "time_scale": time_scale, "seed": seed})
     server = LabHTTPServer(lab, None)
     server.start_background()
     cfg = d / "talosconfig"

@@ -13,7 +13,7 @@ import pytest
 
 from runbook_lib import bench
 from runbook_lib.bench import MATRIX, parse_fio
-from runbook_lib.lab import fio as labfio
+from runbook_lib.lab.workloads import fio as labfio
 from runbook_lib.params import Bench
 
 PERF = labfio.PerfModel.from_seed(1)

@@ -24,7 +24,7 @@ from runbook_lib.drill_records import (
     parse_reader,
     parse_records,
 )
-from runbook_lib.lab.record_writer import RecordReader
+from runbook_lib.lab.workloads.record_writer import RecordReader
 
 
 def record(seq: int, pod: str = "writer-a", stamp: float = 1000.0) -> str:
@@ -132,9 +132,9 @@ def _real_reader(path, digests: str, lines: str) -> str:
 
 
 def _lab_reader(lines: list[str], digests: str, lines_arg: str, monkeypatch) -> str:
-    import runbook_lib.lab.record_writer as rw
+    import runbook_lib.lab.workloads.record_writer as rw
 
-    monkeypatch.setattr(rw.wl, "_resolve", lambda lab, pod, c, path: ("rd", path))
+    monkeypatch.setattr(rw, "resolve_path", lambda lab, pod, c, path: ("rd", path))
     monkeypatch.setattr(rw.drbd, "read", lambda lab, rd, node, path: list(lines))
     container = {"command": ["sh", "-c", READER_SCRIPT], "env": [
         {"name": k, "value": v} for k, v in _reader_env("/data/records.log", digests, lines_arg).items()]}

@@ -15,6 +15,7 @@ from kubernetes import config as k8s_config
 from runbook_lib import machineconfig, upgrade
 from runbook_lib.lab import control, factory_api
 from runbook_lib.lab import server as lab_server
+from runbook_lib.lab.assembly import create_lab
 from runbook_lib.lab.talos_model import v1alpha1_doc
 from runbook_lib.params import parse_params
 from runbook_lib.session import Session
@@ -30,7 +31,7 @@ def start(d: Path, nodes: list[dict]) -> StorageLab:
     d.mkdir(parents=True)
     options = {**control.default_options(), "time_scale": 2000.0, "nodes": nodes,
                "initial_extensions": [ISCSI], "initial_kernel_args": [ARG]}
-    lab = lab_server.Lab.create(options)
+    lab = create_lab(options)
     srv = lab_server.LabHTTPServer(lab, None)
     srv.factory_handler = factory_api.handle
     _write_connection_files(d, srv.url, lab)

@@ -6,14 +6,10 @@ import json
 
 import pytest
 
-from runbook_lib.lab.kubeapi import (
-    ApiError,
-    KubeStore,
-    json_patch,
-    label_matcher,
-    merge_patch,
-    strategic_merge,
-)
+from runbook_lib.lab.kubernetes.patches import json_patch, merge_patch, strategic_merge
+from runbook_lib.lab.kubernetes.selectors import label_matcher
+from runbook_lib.lab.kubernetes.store import KubeStore
+from runbook_lib.lab.kubernetes.types import ApiError
 
 
 @pytest.fixture

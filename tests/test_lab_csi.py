@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client as k8s
 
-from runbook_lib.lab.csi import parse_parameters
+from runbook_lib.lab.storage.csi_params import parse_parameters
 from runbook_lib.linstor import resources_frame, storage_pools_frame
 
 from .test_lab_piraeus import GIB, NODES, StorageLab, ready_lab, wait_for  # noqa: F401 - fixture

@@ -6,7 +6,7 @@ import pytest
 
 from runbook_lib.lab import linstor_api, linstor_views
 from runbook_lib.lab.linstor_model import CONTROLLER_VERSION, DeviceInfo, LinstorError, SatelliteFacts
-from runbook_lib.lab.piraeus import IMAGES
+from runbook_lib.lab.storage.chart import IMAGES
 
 from .test_lab_linstor_api import GIB, _controller, validate
 

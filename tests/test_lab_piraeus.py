@@ -30,10 +30,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from runbook_lib.lab import control, factory_api
-from runbook_lib.lab import helm as lab_helm
 from runbook_lib.lab import server as lab_server
 from runbook_lib.lab import talos_model as tm
-from runbook_lib.lab.piraeus import state_dict as storage_state
+from runbook_lib.lab.assembly import create_lab, load_lab
+from runbook_lib.lab.helm import cli as lab_helm
 
 GIB = 2**30
 NS = "piraeus-datastore"
@@ -136,7 +136,7 @@ def _no_nagle() -> Iterator[None]:
 def start_lab(d: Path, *, scale: float = 2000.0) -> StorageLab:
     d.mkdir(parents=True, exist_ok=True)
     options = {**control.default_options(), "time_scale": scale}
-    lab = lab_server.Lab.create(options)
+    lab = create_lab(options)
     srv = lab_server.LabHTTPServer(lab, None)
     _write_connection_files(d, srv.url, lab)
     srv.start_background()
@@ -471,7 +471,7 @@ def test_kubelet_jobs_logs_and_node_down(ready_lab: StorageLab) -> None:
     # the whole storage stack is part of the lab's saved state
     with s.lab.lock:
         saved = json.loads(json.dumps(s.lab.to_dict()))
-    assert storage_state(lab_server.Lab.from_dict(saved)) == saved["storage"]
+    assert load_lab(saved).storage_dict() == saved["storage"]
     # a node that goes down: its pods turn not ready, LINSTOR sees the satellite offline
     with s.lab.lock:
         s.lab.faults.add("node-down", "lab-cp-3")

@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from runbook_lib.lab import control, drbd, etcd_snapshot, talosctl
+from runbook_lib.lab import control, etcd_snapshot, talosctl
 from runbook_lib.lab.faults import FaultBook
+from runbook_lib.lab.storage import drbd
 from runbook_lib.params import ParamsError, parse_params
 
 from .lab_helpers import serve_lab

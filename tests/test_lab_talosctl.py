@@ -115,7 +115,7 @@ def test_table_json_and_yaml_formats():
 
 def _fake_lab() -> SimpleNamespace:
     talos = TalosCluster.create(NODES[:1] + NODES[3:4], seed=3)
-    return SimpleNamespace(talos=talos, clock=Clock(scale=1000.0), faults=FaultBook(), token="kube-token")
+    return SimpleNamespace(talos=talos, clock=Clock(scale=1000.0), faults=FaultBook(), token="kube-token", schematics={})
 
 
 def _call(lab, method, path, body=None, query=None, call="c1", key=None):

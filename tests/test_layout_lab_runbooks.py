@@ -16,11 +16,19 @@ import yaml
 from runbook_lib import partition, piraeus
 from runbook_lib.lab import control
 from runbook_lib.lab import server as lab_server
+from runbook_lib.lab.assembly import create_lab
 from runbook_lib.params import parse_params
 from runbook_lib.record import RECORD_ENV
 from runbook_lib.session import RUN_ID_ENV, Session
 
-from .test_lab_piraeus import StorageLab, _write_connection_files, install_operator, prepare_node, stop_lab, wait_for
+from .test_lab_piraeus import (
+    StorageLab,
+    _write_connection_files,
+    install_operator,
+    prepare_node,
+    stop_lab,
+    wait_for,
+)
 
 STORAGE_NODES = ("lab-cp-1", "lab-cp-2", "lab-cp-3")
 WORKER = {"name": "lab-w-9", "address": "10.5.0.5", "role": "worker", "storage": False}
@@ -29,12 +37,12 @@ NODES = [*({**n, "storage": True} for n in control.default_options()["nodes"]), 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
-    from kubernetes import config as k8s_config
     import httpx
+    from kubernetes import config as k8s_config
 
     d = tmp_path_factory.mktemp("layout") / "lab"
     d.mkdir(parents=True)
-    srv_lab = lab_server.Lab.create({**control.default_options(), "nodes": NODES, "time_scale": 2000.0})
+    srv_lab = create_lab({**control.default_options(), "nodes": NODES, "time_scale": 2000.0})
     srv = lab_server.LabHTTPServer(srv_lab, None)
     _write_connection_files(d, srv.url, srv_lab)
     srv.start_background()

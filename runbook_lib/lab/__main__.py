@@ -18,7 +18,8 @@ from . import control, factory_api, tls
 
 
 def _serve(d: Path) -> int:
-    from .server import LabHTTPServer, load_or_create
+    from .assembly import load_or_create
+    from .server import LabHTTPServer
 
     options = json.loads((d / "options.json").read_text()) if (d / "options.json").exists() else control.default_options()
     lab = load_or_create(d, options)

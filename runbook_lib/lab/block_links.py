@@ -8,13 +8,14 @@ satellite (``zpool create``, ``pvcreate``) opens such a path like the device it 
 
 from __future__ import annotations
 
-from typing import Any
+from .cluster import Lab
+from .talos_model import TalosNode
 
 BY_PARTLABEL = "/dev/disk/by-partlabel/"
 BY_PARTUUID = "/dev/disk/by-partuuid/"
 
 
-def resolve(node: Any, path: str) -> str:
+def resolve(node: TalosNode, path: str) -> str:
     """The device ``path`` points to on ``node`` (a Talos model node); ``path`` itself when it is no such link
     or points nowhere (then the caller fails as the real tool fails on a missing device)."""
     for prefix, attr in ((BY_PARTLABEL, "label"), (BY_PARTUUID, "part_uuid")):
@@ -27,6 +28,6 @@ def resolve(node: Any, path: str) -> str:
     return path
 
 
-def resolve_on(lab: Any, node_name: str, path: str) -> str:
+def resolve_on(lab: Lab, node_name: str, path: str) -> str:
     node = lab.talos.nodes.get(node_name)
     return resolve(node, path) if node is not None else path

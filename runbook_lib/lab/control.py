@@ -24,17 +24,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
+from .. import lab_options
 from ..errors import LabNotRunning, RunbookError
 from ..processes import alive
-from .fio import NETWORK_RTT_US
+from .workloads.fio import NETWORK_RTT_US
 
 if TYPE_CHECKING:
     from .tls import Pki
-
-DEFAULT_NODES = [
-    {"name": f"lab-cp-{i}", "address": f"10.5.0.{i + 1}", "role": "controlplane"} for i in (1, 2, 3)
-]
-
 
 def lab_dir() -> Path:
     """``$RUNBOOK_LAB_DIR`` when set, otherwise a per-user cache folder."""
@@ -47,9 +43,7 @@ def lab_dir() -> Path:
 
 def default_options() -> dict:
     """What ``runbook lab start`` without a parameter file creates (the same values as ``params.LabOptions``)."""
-    return {"nodes": DEFAULT_NODES, "time_scale": 100.0, "seed": 1, "disk_size": 500_000_000_000,
-            "disk_transport": "nvme", "initial_talos_version": "v1.12.6", "faults": [],
-            "enforce_safety": False, "workload_write_mib_s": 0.5}
+    return lab_options.defaults()
 
 
 def _server_info(d: Path) -> dict | None:

@@ -12,14 +12,14 @@ defaulted to it (siderolabs/talos#12478: "failed to allocate crct10dif for verif
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from . import factory_api
+from .cluster import Lab
 from .talos_model import FACTORY_HOST, TalosNode, v1alpha1_doc
 from .talos_releases import parse_version
 
 
-def install_initial(lab: Any, extensions: list[str], kernel_args: list[str]) -> None:
+def install_initial(lab: Lab, extensions: list[str], kernel_args: list[str]) -> None:
     """Put every node on an Image Factory installer with ``extensions`` and ``kernel_args`` (no-op when both empty)."""
     if not extensions and not kernel_args:
         return
@@ -41,7 +41,7 @@ def install_initial(lab: Any, extensions: list[str], kernel_args: list[str]) -> 
             node.persisted = copy.deepcopy(node.config)
 
 
-def cmdline(lab: Any, node: TalosNode) -> str:
+def cmdline(lab: Lab, node: TalosNode) -> str:
     """``/proc/cmdline``: Talos's metal defaults, then the running schematic's ``extraKernelArgs``."""
     base = ["talos.platform=metal", "console=tty0", "init_on_alloc=1", "slab_nomerge", "pti=on",
             "consoleblank=0", "nvme_core.io_timeout=4294967295", "printk.devkmsg=on", "ima_template=ima-ng",

@@ -29,7 +29,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from . import linstor_views
-from . import workloads as wl
+from .kubernetes import objects as ko
+from .kubernetes.objects import pod_ready
 from .linstor_model import (
     CONTROLLER_VERSION,
     FAIL_NOT_FOUND_NODE,
@@ -44,7 +45,7 @@ from .linstor_model import (
     not_found,
     ret_code,
 )
-from .piraeus import controller_pod
+from .storage.facts import controller_pod
 
 UNKNOWN_API_CALL = ret_code(0x0FFFFFFFFFFFFFFF, MASK_ERROR)
 
@@ -65,7 +66,7 @@ def proxy(lab: Any, method: str, namespace: str, service: str, rest: str, query:
         name, port = parts
     else:
         name, port = parts[0], ""
-    svc = wl.get(lab, "", "services", namespace, name)
+    svc = ko.get(lab, "", "services", namespace, name)
     if svc is None:
         return _status(404, "NotFound", f'services "{name}" not found')
     ports = (svc.get("spec") or {}).get("ports") or []
@@ -76,7 +77,7 @@ def proxy(lab: Any, method: str, namespace: str, service: str, rest: str, query:
     if not is_linstor or controller_pod(lab, namespace) is None:
         if is_linstor:
             return _status(503, "ServiceUnavailable", f'no endpoints available for service "{unquote(service)}"')
-        pods = [p for p in wl.objects(lab, "", "pods", namespace) if wl.pod_ready(p) and all(
+        pods = [p for p in ko.objects(lab, "", "pods", namespace) if pod_ready(p) and all(
             (p["metadata"].get("labels") or {}).get(k) == v for k, v in ((svc.get("spec") or {}).get("selector") or {}).items())]
         if not pods:
             return _status(503, "ServiceUnavailable", f'no endpoints available for service "{unquote(service)}"')

@@ -38,8 +38,10 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
+from itertools import permutations
 from typing import Any
 
+from ..factory import schematic_id
 from . import etcd_snapshot, installed_image
 from .talos_model import (
     EXTENSION_CATALOG,
@@ -108,7 +110,7 @@ def _ok(headers: dict[str, str], result: Any) -> tuple[int, dict[str, str], byte
 
 def _authorized(lab: Any, cluster: TalosCluster, header: str) -> bool:
     """The talosconfig client key travels as a bearer credential (the lab's stand-in for mTLS)."""
-    accepted = {cluster.client_key, getattr(lab, "talos_key", None), getattr(lab, "token", None)} - {None, ""}
+    accepted = {cluster.client_key, lab.token} - {None, ""}
     return header.removeprefix("Bearer ").strip() in accepted
 
 
@@ -140,18 +142,10 @@ def _take_fault(lab: Any, cluster: TalosCluster, node: TalosNode, call: str) -> 
 def schematic_lookup_for(lab: Any) -> Callable[[str], list[str] | None]:
     """Extension list of a schematic ID, as the Image Factory would build it (None: unknown schematic).
 
-    Order: ``lab.schematic_lookup`` if the server provides one; schematics posted to the lab's
-    factory (``lab.schematics``, see :mod:`.factory_api`); then schematics that exist on the real
-    factory whatever this lab saw: every ordering of the official extensions in the model's
+    Order: schematics posted to the lab's factory (``lab.schematics``, see :mod:`.factory_api`); then
+    schematics that exist on the real factory whatever this lab saw: every ordering of the official extensions in the model's
     catalog and the empty schematic, computed with the offline algorithm of :mod:`runbook_lib.factory`.
     """
-    lookup = getattr(lab, "schematic_lookup", None)
-    if callable(lookup):
-        return lookup
-    from itertools import permutations
-
-    from runbook_lib.factory import schematic_id
-
     known: dict[str, list[str]] = {}
     names = list(EXTENSION_CATALOG)
     for r in range(len(names) + 1):
@@ -160,8 +154,8 @@ def schematic_lookup_for(lab: Any) -> Callable[[str], list[str] | None]:
             known[schematic_id(schematic)] = list(combo)
 
     def find(schematic: str) -> list[str] | None:
-        posted = getattr(lab, "schematics", None)
-        if isinstance(posted, dict) and schematic in posted:
+        posted = lab.schematics
+        if schematic in posted:
             data = posted[schematic] or {}
             return list(((data.get("customization") or {}).get("systemExtensions") or {})
                         .get("officialExtensions") or [])

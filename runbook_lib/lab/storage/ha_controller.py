@@ -17,9 +17,12 @@ controller's README: no fast fail-over with fewer than 2 replicas + 1 tie-breake
 
 from __future__ import annotations
 
-from typing import Any
-
-from . import workloads as wl
+from ..cluster import Lab
+from ..kubernetes import objects as ko
+from ..kubernetes.objects import pod_ready, record_event
+from ..kubernetes.store import now_iso
+from ..workloads.node_facts import node_facts
+from .csi_attach import pod_volumes, va_name
 
 TAINT = "drbd.linbit.com/lost-quorum"
 IGNORE = "drbd.linbit.com/ignore-fail-over"
@@ -28,23 +31,21 @@ FAIL_OVER_TIMEOUT = 5.0  # --fail-over-timeout
 COMPONENT = "linstor-ha-controller"
 
 
-def _agents(lab: Any) -> set[str]:
-    pods = wl.objects(lab, "", "pods")
+def _agents(lab: Lab) -> set[str]:
+    pods = ko.objects(lab, "", "pods")
     return {p["spec"]["nodeName"] for p in pods
             if (p["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "ha-controller"
-            and p["spec"].get("nodeName") and wl.pod_ready(p) and lab.node_reachable(p["spec"]["nodeName"])}
+            and p["spec"].get("nodeName") and pod_ready(p) and lab.node_reachable(p["spec"]["nodeName"])}
 
 
-def reconcile(lab: Any, now: float) -> None:
-    from .csi import _pod_volumes, va_name
-
+def reconcile(lab: Lab, now: float) -> None:
     ctl = lab.linstor
     lost: dict[str, float] = lab.drbd.ha_lost
     agents = _agents(lab)
     if not agents:
         return
     seen = set()
-    for pod, node, pv in _pod_volumes(lab):
+    for pod, node, pv in pod_volumes(lab):
         if pod["metadata"].get("deletionTimestamp") or IGNORE in (pod["metadata"].get("annotations") or {}):
             continue
         rd = ctl.rds.get(pv["spec"]["csi"]["volumeHandle"])
@@ -64,34 +65,34 @@ def reconcile(lab: Any, now: float) -> None:
     _untaint_recovered(lab)
 
 
-def _fail_over(lab: Any, pod: dict, node: str, pv: dict, va: str, rd_name: str) -> None:
-    node_obj = wl.get(lab, "", "nodes", None, node)
+def _fail_over(lab: Lab, pod: dict, node: str, pv: dict, va: str, rd_name: str) -> None:
+    node_obj = ko.get(lab, "", "nodes", None, node)
     if node_obj is not None and not any(t.get("key") == TAINT for t in node_obj["spec"].get("taints") or []):
-        wl.update(lab, node_obj, lambda o: o["spec"].setdefault("taints", []).append({"key": TAINT, "effect": "NoSchedule", "timeAdded": wl.now_iso()}))
-        wl.record_event(lab, node_obj, "NodeStorageQuorumLost", f"Resource {rd_name} lost quorum on node {node}",
+        ko.update(lab, node_obj, lambda o: o["spec"].setdefault("taints", []).append({"key": TAINT, "effect": "NoSchedule", "timeAdded": now_iso()}))
+        record_event(lab, node_obj, "NodeStorageQuorumLost", f"Resource {rd_name} lost quorum on node {node}",
                         type_="Warning", component=COMPONENT)
-    wl.record_event(lab, pod, "VolumeWithoutQuorum", "Pod was evicted because attached volume lost quorum",
+    record_event(lab, pod, "VolumeWithoutQuorum", "Pod was evicted because attached volume lost quorum",
                     type_="Warning", component=COMPONENT)
-    wl.delete(lab, pod)
-    attachment = wl.get(lab, "storage.k8s.io", "volumeattachments", None, va)
+    ko.delete(lab, pod)
+    attachment = ko.get(lab, "storage.k8s.io", "volumeattachments", None, va)
     if attachment is not None:
-        wl.record_event(lab, attachment, "VolumeWithoutQuorum",
+        record_event(lab, attachment, "VolumeWithoutQuorum",
                         f"Volume attachment was force-detached from node {node} because the volume lost quorum",
                         type_="Warning", component=COMPONENT)
-        wl.delete(lab, attachment)
+        ko.delete(lab, attachment)
 
 
-def _untaint_recovered(lab: Any) -> None:
+def _untaint_recovered(lab: Lab) -> None:
     ctl = lab.linstor
-    for node_obj in wl.objects(lab, "", "nodes"):
+    for node_obj in ko.objects(lab, "", "nodes"):
         name = node_obj["metadata"]["name"]
         if not any(t.get("key") == TAINT for t in node_obj["spec"].get("taints") or []):
             continue
-        facts = wl.node_facts(lab, name)
+        facts = node_facts(lab, name)
         if facts is None or not facts.ready:
             continue
         if all(ctl.has_quorum(rd, name) for rd in ctl.rds.values() if name in rd.replicas and rd.drbd):
-            wl.update(lab, node_obj, lambda o: o["spec"].__setitem__(
+            ko.update(lab, node_obj, lambda o: o["spec"].__setitem__(
                 "taints", [t for t in o["spec"].get("taints") or [] if t.get("key") != TAINT]))
-            wl.record_event(lab, node_obj, "NodeStorageQuorumRegained", f"Node {name} regained quorum",
+            record_event(lab, node_obj, "NodeStorageQuorumRegained", f"Node {name} regained quorum",
                             component=COMPONENT)

@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .kubeapi import BUILTIN_TYPES, ApiError, ResourceType
-from .talos_model import KUBERNETES_VERSION
+from ..talos_model import KUBERNETES_VERSION
+from .types import BUILTIN_TYPES, ApiError, ResourceType
 
 REF = "#/components/schemas/"
 V2_REF = "#/definitions/"

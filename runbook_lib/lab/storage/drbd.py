@@ -44,11 +44,11 @@ of lines. Other files stay in the shared per-volume model of :mod:`.workloads`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from .faults import SLOW_RESYNC_MIB_S
-from .state import SavedState
+from ..cluster import Lab
+from ..faults import SLOW_RESYNC_MIB_S
+from .state import DrbdState
 
 BLOCK_KIB = 4  # DRBD's bitmap granularity
 # An fsync'ed append dirties the data block, the inode and a few journal blocks.
@@ -56,60 +56,39 @@ BLOCKS_PER_APPEND = 4
 MAX_CHANGED_KIB = 128 * 1024  # the journal wraps: a long outage does not dirty more than this
 
 
-@dataclass
-class DrbdState(SavedState):
-    #: rd -> node -> path -> lines (the content of appended files, per replica)
-    files: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
-    #: "rd|a|b" pairs that detected a split brain (StandAlone)
-    split_brain: list[str] = field(default_factory=list)
-    #: "rd|node" a consumer opened (auto-promote); closing it demotes
-    opened: list[str] = field(default_factory=list)
-    last: float | None = None
-    #: "pv|node" -> lab time the HA controller first saw the pod's node unreachable (:mod:`.ha_controller`)
-    ha_lost: dict[str, float] = field(default_factory=dict)
-    #: pod uid -> the record writer's process state (:mod:`.record_writer`)
-    writers: dict[str, dict] = field(default_factory=dict)
-    #: "rd|node" -> KiB the replica has not received (its peers' bitmaps for it)
-    missed: dict[str, float] = field(default_factory=dict)
-    #: nodes whose DRBD disks attach Diskless (the ``diskless-after-upgrade`` fault fired)
-    detached: list[str] = field(default_factory=list)
-    #: node -> the Talos boot count last seen (to tell an upgrade's boot from a plain one)
-    boots: dict[str, int] = field(default_factory=dict)
-
-
 def _pair(rd: str, a: str, b: str) -> str:
     x, y = sorted((a, b))
     return f"{rd}|{x}|{y}"
 
 
-def node_up(lab: Any, name: str) -> bool:
+def node_up(lab: Lab, name: str) -> bool:
     """DRBD runs on the node: booted and running (the satellite brings resources up with the kubelet)."""
     node = lab.talos.nodes.get(name)
     return bool(node and node.kubelet_ready(lab.clock.now()))
 
 
-def link_up(lab: Any, rd: str, a: str, b: str) -> bool:
+def link_up(lab: Lab, rd: str, a: str, b: str) -> bool:
     """Can the replicas of ``rd`` on ``a`` and ``b`` talk?"""
     if not (node_up(lab, a) and node_up(lab, b)) or lab.faults.partitioned(a, b) or lab.faults.replication_down(a, b):
         return False
     return _pair(rd, a, b) not in lab.drbd.split_brain
 
 
-def split_brain(lab: Any, rd: str, a: str, b: str) -> bool:
+def split_brain(lab: Lab, rd: str, a: str, b: str) -> bool:
     """Did ``a`` and ``b`` refuse each other's data (StandAlone until an operator resolves it)?"""
     return _pair(rd, a, b) in lab.drbd.split_brain
 
 
-def detached(lab: Any, rep: Any) -> bool:
+def detached(lab: Lab, rep: Any) -> bool:
     """A replica LINSTOR keeps diskful whose kernel could not attach its disk."""
     return not rep.diskless and rep.node in lab.drbd.detached
 
 
-def quorum_enforced(lab: Any) -> bool:
+def quorum_enforced(lab: Lab) -> bool:
     return not lab.faults.has("quorum-off")
 
 
-def replica_lines(lab: Any, rd: str, node: str, path: str) -> list[str]:
+def replica_lines(lab: Lab, rd: str, node: str, path: str) -> list[str]:
     return lab.drbd.files.setdefault(rd, {}).setdefault(node, {}).setdefault(path, [])
 
 
@@ -124,7 +103,7 @@ def _is_prefix(short: dict[str, list[str]], long: dict[str, list[str]]) -> bool:
     return all(long.get(p, [])[: len(lines)] == lines for p, lines in short.items())
 
 
-def tick(lab: Any, now: float) -> None:
+def tick(lab: Lab, now: float) -> None:
     """Advance connections, resyncs and roles to lab time ``now``.
 
     Suspended I/O needs no state of its own: :func:`append` asks for quorum at each write.
@@ -163,7 +142,7 @@ def tick(lab: Any, now: float) -> None:
                  if (parts := k.split("|", 1))[0] in ctl.rds and parts[1] in ctl.rds[parts[0]].replicas}
 
 
-def _track_boots(lab: Any, last: float | None, now: float) -> dict[str, float]:
+def _track_boots(lab: Lab, last: float | None, now: float) -> dict[str, float]:
     """Nodes that booted since the last tick: arm ``diskless-after-upgrade`` after an upgrade, or heal it.
 
     Returns, for each node that went down and is up again within this tick (a reboot is shorter than a
@@ -187,7 +166,7 @@ def _track_boots(lab: Any, last: float | None, now: float) -> dict[str, float]:
     return away
 
 
-def _attach_state(lab: Any, rep: Any) -> None:
+def _attach_state(lab: Lab, rep: Any) -> None:
     if detached(lab, rep):
         rep.disk_state, rep.sync = "Diskless", None
     elif not rep.diskless and rep.disk_state == "Diskless":
@@ -198,12 +177,12 @@ def _missed_key(rd_name: str, node: str) -> str:
     return f"{rd_name}|{node}"
 
 
-def missed_kib(lab: Any, rd_name: str, node: str) -> float:
+def missed_kib(lab: Lab, rd_name: str, node: str) -> float:
     """KiB of ``rd`` the replica on ``node`` did not receive while away (0 when in sync)."""
     return float(lab.drbd.missed.get(_missed_key(rd_name, node), 0.0))
 
 
-def _writer(lab: Any, rd: Any) -> Any | None:
+def _writer(lab: Lab, rd: Any) -> Any | None:
     """The Primary whose application writes right now (quorum and UpToDate data within reach), if any."""
     ctl = lab.linstor
     for rep in rd.replicas.values():
@@ -213,13 +192,13 @@ def _writer(lab: Any, rd: Any) -> Any | None:
     return None
 
 
-def _receives_writes(lab: Any, rd: Any, writer: Any, rep: Any) -> bool:
+def _receives_writes(lab: Lab, rd: Any, writer: Any, rep: Any) -> bool:
     if rep.diskless or detached(lab, rep):
         return False
     return rep.node == writer.node or link_up(lab, rd.name, writer.node, rep.node)
 
 
-def _accumulate_missed(lab: Any, rd: Any, dt: float, rebooted: dict[str, float]) -> None:
+def _accumulate_missed(lab: Lab, rd: Any, dt: float, rebooted: dict[str, float]) -> None:
     rate_kib_s = float(lab.options.get("workload_write_mib_s", 0.0)) * 1024
     writer = _writer(lab, rd)
     if writer is None or rate_kib_s <= 0:
@@ -234,7 +213,7 @@ def _accumulate_missed(lab: Any, rd: Any, dt: float, rebooted: dict[str, float])
             lab.drbd.missed[key] = min(float(size_kib), lab.drbd.missed.get(key, 0.0) + rate_kib_s * away)
 
 
-def _reachable(lab: Any, rd: Any, node: str) -> set[str]:
+def _reachable(lab: Lab, rd: Any, node: str) -> set[str]:
     """The replicas' nodes ``node`` reaches over DRBD connections, through other peers too (itself included)."""
     seen, todo = {node}, [node]
     while todo:
@@ -246,7 +225,7 @@ def _reachable(lab: Any, rd: Any, node: str) -> set[str]:
     return seen
 
 
-def _weak(lab: Any, rd: Any, rep: Any) -> bool:
+def _weak(lab: Lab, rd: Any, rep: Any) -> bool:
     """Not connected to a Primary that it still reaches through a peer: DRBD outdates such a node.
 
     A Primary it cannot reach at all (isolated) does not count: that Primary can no longer write
@@ -260,17 +239,17 @@ def _weak(lab: Any, rd: Any, rep: Any) -> bool:
                for r in rd.replicas.values())
 
 
-def _good_source(lab: Any, rd: Any, rep: Any) -> bool:
+def _good_source(lab: Lab, rd: Any, rep: Any) -> bool:
     return (not rep.diskless and not detached(lab, rep) and not rep.sync and rep.disk_state == "UpToDate"
             and missed_kib(lab, rd.name, rep.node) == 0)
 
 
-def _needs_data(lab: Any, rd: Any, rep: Any) -> bool:
+def _needs_data(lab: Lab, rd: Any, rep: Any) -> bool:
     return (not rep.diskless and not detached(lab, rep) and not rep.sync
             and (missed_kib(lab, rd.name, rep.node) > 0 or rep.disk_state in ("Outdated", "Inconsistent")))
 
 
-def _advance_resync(lab: Any, rd: Any, rep: Any, now: float, last: float | None) -> None:
+def _advance_resync(lab: Lab, rd: Any, rep: Any, now: float, last: float | None) -> None:
     """Copy out-of-sync blocks from the SyncSource for the time both were connected in this tick."""
     sync = rep.sync
     if not sync or not link_up(lab, rd.name, rep.node, sync["source"]):
@@ -294,7 +273,7 @@ def _advance_resync(lab: Any, rd: Any, rep: Any, now: float, last: float | None)
     rep.sync, rep.disk_state = None, "UpToDate"
 
 
-def _refuse_diverged(lab: Any, rd: Any, a: str, b: str) -> None:
+def _refuse_diverged(lab: Lab, rd: Any, a: str, b: str) -> None:
     """Record a split brain when neither replica's content extends the other's (they stay StandAlone).
 
     Done before outdating weakly connected nodes: such a pair never becomes Connected, so no
@@ -308,7 +287,7 @@ def _refuse_diverged(lab: Any, rd: Any, a: str, b: str) -> None:
         lab.drbd.split_brain.append(_pair(rd.name, a, b))
 
 
-def _comparable(lab: Any, rd: Any, a: str, b: str) -> tuple[dict, dict] | None:
+def _comparable(lab: Lab, rd: Any, a: str, b: str) -> tuple[dict, dict] | None:
     """Both replicas' content when DRBD would compare them now (both diskful, attached, not resyncing)."""
     ra, rb = rd.replicas[a], rd.replicas[b]
     if ra.diskless or rb.diskless or detached(lab, ra) or detached(lab, rb) or ra.sync or rb.sync:
@@ -317,7 +296,7 @@ def _comparable(lab: Any, rd: Any, a: str, b: str) -> tuple[dict, dict] | None:
     return files.get(a, {}), files.get(b, {})
 
 
-def _connect(lab: Any, rd: Any, a: str, b: str, now: float) -> None:
+def _connect(lab: Lab, rd: Any, a: str, b: str, now: float) -> None:
     """Two replicas see each other again: compare generations (here: content and the peers' bitmaps)."""
     st: DrbdState = lab.drbd
     ra, rb = rd.replicas[a], rd.replicas[b]
@@ -345,7 +324,7 @@ def _connect(lab: Any, rd: Any, a: str, b: str, now: float) -> None:
             return
 
 
-def _start_resync(lab: Any, rd: Any, behind: Any, ahead: Any, now: float) -> None:
+def _start_resync(lab: Lab, rd: Any, behind: Any, ahead: Any, now: float) -> None:
     st: DrbdState = lab.drbd
     files = st.files.get(rd.name, {})
     total = sum(_changed_kib(files.get(behind.node, {}).get(p, []), lines) for p, lines in files.get(ahead.node, {}).items())
@@ -358,7 +337,7 @@ def _start_resync(lab: Any, rd: Any, behind: Any, ahead: Any, now: float) -> Non
                    "started": now, "missed_kib": missed}
 
 
-def append(lab: Any, rd_name: str, node: str, path: str, line: str) -> str:
+def append(lab: Lab, rd_name: str, node: str, path: str, line: str) -> str:
     """A process on ``node`` appends ``line`` and fsyncs: ``ok``, ``blocked`` (suspended) or ``error``."""
     ctl = lab.linstor
     rd = ctl.rds.get(rd_name)
@@ -377,7 +356,7 @@ def append(lab: Any, rd_name: str, node: str, path: str, line: str) -> str:
     return "ok"
 
 
-def read(lab: Any, rd_name: str, node: str, path: str) -> list[str] | None:
+def read(lab: Lab, rd_name: str, node: str, path: str) -> list[str] | None:
     """What a reader on ``node`` sees: its own UpToDate disk, else a connected UpToDate peer's.
 
     An empty list is an empty (or absent) file; None means no UpToDate data is reachable.
@@ -394,11 +373,11 @@ def read(lab: Any, rd_name: str, node: str, path: str) -> list[str] | None:
     return None
 
 
-def holds_files(lab: Any, rd_name: str, path: str) -> bool:
+def holds_files(lab: Lab, rd_name: str, path: str) -> bool:
     return any(path in per_node for per_node in lab.drbd.files.get(rd_name, {}).values())
 
 
-def demote_unused(lab: Any, in_use: set[tuple[str, str]]) -> None:
+def demote_unused(lab: Lab, in_use: set[tuple[str, str]]) -> None:
     """Auto-demote: a device that was opened (``in_use`` = {(rd, node)} now) and is closed goes Secondary.
 
     A node the API cannot reach still has it open (its kubelet has not heard the pod is gone).

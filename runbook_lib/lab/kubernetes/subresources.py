@@ -16,7 +16,8 @@ import json
 import re
 from typing import Any
 
-from .kubeapi import ApiError, ResourceType, merge_patch
+from .patches import merge_patch
+from .types import ApiError, ResourceType
 
 POST = {"eviction"}
 _COMMON_FIELDS = {"metadata.name", "metadata.namespace"}

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .kubeapi import ApiError, ResourceType
+from .types import ApiError, ResourceType
 
 _KEYS = ("name", "containerPort", "mountPath", "devicePath", "type", "ip", "key")
 _SYSTEM_META = {"uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "managedFields",

@@ -16,9 +16,11 @@ import json
 import struct
 from typing import Any
 
-from . import linstor_cli, linstor_model
-from .kubeapi import ApiError
-from .talos_releases import zfs_version
+from .. import linstor_cli
+from ..cluster import Lab
+from ..linstor_model import SATELLITE_ZFS_USERLAND
+from ..talos_releases import zfs_version
+from .types import ApiError
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -47,7 +49,7 @@ def frame(payload: bytes, opcode: int = 2) -> bytes:
     return head + payload
 
 
-def run_in_pod(lab: Any, pod: dict, container: str, command: list[str]) -> tuple[int, str, str]:
+def run_in_pod(lab: Lab, pod: dict, container: str, command: list[str]) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of ``command`` in the pod's container; ApiError when it cannot start."""
     labels = pod["metadata"].get("labels") or {}
     if command and command[0] == "linstor" and labels.get("app.kubernetes.io/component") == "linstor-controller":
@@ -59,10 +61,10 @@ def run_in_pod(lab: Any, pod: dict, container: str, command: list[str]) -> tuple
                    f'process: exec: "{command[0] if command else ""}": executable file not found in $PATH: unknown')
 
 
-def satellite_zfs_version(lab: Any, node_name: str) -> tuple[int, str, str]:
+def satellite_zfs_version(lab: Lab, node_name: str) -> tuple[int, str, str]:
     """``zfs --version`` in a satellite: the image's userland, then the host's module (OpenZFS zfs_main.c
     ``zfs_version_print``: without the module it prints "zfs_version_kernel() failed" and exits 1)."""
-    user = f"zfs-{linstor_model.SATELLITE_ZFS_USERLAND}-1\n"
+    user = f"zfs-{SATELLITE_ZFS_USERLAND}-1\n"
     node = lab.talos.nodes.get(node_name)
     if node is None or node.loaded_module("zfs") is None:
         return 1, user, "zfs_version_kernel() failed: No such file or directory\n"
@@ -77,7 +79,7 @@ def status(code: int) -> dict:
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
 
-def exec_pod(handler: Any, lab: Any, namespace: str, name: str, query: dict[str, list[str]]) -> None:
+def exec_pod(handler: Any, lab: Lab, namespace: str, name: str, query: dict[str, list[str]]) -> None:
     """Answer ``GET|POST .../pods/{name}/exec`` on ``handler`` (a BaseHTTPRequestHandler)."""
     command = query.get("command") or []
     with lab.lock:

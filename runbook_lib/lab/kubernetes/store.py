@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import threading
 import time
 import uuid
@@ -23,7 +22,10 @@ from typing import Any
 
 import yaml
 
-from . import kube_defaults
+from . import defaults as kube_defaults
+from .patches import json_patch, merge_patch, strategic_merge
+from .selectors import field_matcher, label_matcher
+from .types import BUILTIN_TYPES, ApiError, ResourceType, not_found
 
 
 def _condition_true(obj: dict, ctype: str) -> bool:
@@ -68,84 +70,8 @@ class TypedObjects(dict):
         return self._by_type.get((group, plural), {})
 
 
-@dataclass(frozen=True)
-class ResourceType:
-    group: str  # "" for the core group
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool
-    short_names: tuple[str, ...] = ()
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-
-BUILTIN_TYPES = [
-    ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",)),
-    ResourceType("", "v1", "nodes", "Node", False, ("no",)),
-    ResourceType("", "v1", "pods", "Pod", True, ("po",)),
-    ResourceType("", "v1", "events", "Event", True, ("ev",)),
-    ResourceType("", "v1", "services", "Service", True, ("svc",)),
-    ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",)),
-    ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
-    ResourceType("", "v1", "secrets", "Secret", True),
-    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
-    ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",)),
-    ResourceType("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
-    ResourceType("apps", "v1", "deployments", "Deployment", True, ("deploy",)),
-    ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",)),
-    ResourceType("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",)),
-    ResourceType("batch", "v1", "jobs", "Job", True),
-    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
-    ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
-    ResourceType("storage.k8s.io", "v1", "volumeattachments", "VolumeAttachment", False),
-    ResourceType("storage.k8s.io", "v1", "csidrivers", "CSIDriver", False),
-    ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False, ("crd",)),
-    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
-    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
-    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
-    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
-]
-
 # Objects whose spec changes bump metadata.generation (everything but these kinds).
 _NO_GENERATION = {"Namespace", "Node", "Event", "ConfigMap", "Secret", "Endpoints", "ServiceAccount", "Lease"}
-
-
-class ApiError(Exception):
-    """An error the API answers with a ``Status`` body."""
-
-    def __init__(self, code: int, reason: str, message: str, *, kind: str = "", name: str = "", group: str = "") -> None:
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
-        self.kind, self.name, self.group = kind, name, group
-
-    def status(self) -> dict:
-        details: dict[str, Any] = {}
-        if self.name:
-            details["name"] = self.name
-        if self.group:
-            details["group"] = self.group
-        if self.kind:
-            details["kind"] = self.kind
-        body = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if details:
-            body["details"] = details
-        return body
-
-
-def not_found(rt: ResourceType, name: str) -> ApiError:
-    what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-    return ApiError(404, "NotFound", f'{what} "{name}" not found', kind=rt.plural, name=name, group=rt.group)
 
 
 #: Seconds since the epoch on the cluster's clock. The lab sets it to its Talos epoch plus lab seconds, so
@@ -156,207 +82,6 @@ cluster_clock: Callable[[], float] = time.time
 
 def now_iso() -> str:
     return datetime.fromtimestamp(cluster_clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# ---------------------------------------------------------------- selectors
-
-_LABEL_REQ = re.compile(
-    r"\s*(?P<key>[A-Za-z0-9./_-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<val>[A-Za-z0-9._-]*)"
-    r"|\s+(?P<setop>in|notin)\s*\((?P<vals>[^)]*)\))?\s*$"
-)
-
-
-def _split_selector(selector: str) -> list[str]:
-    """Split on commas that are not inside ``( )`` (set-based requirements)."""
-    parts, depth, cur = [], 0, ""
-    for ch in selector:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        parts.append(cur)
-    return parts
-
-
-def label_matcher(selector: str | None):
-    """Compile a label selector (equality- and set-based, ``key``, ``!key``)."""
-    if not selector:
-        return lambda labels: True
-    reqs = []
-    for raw in _split_selector(selector):
-        raw = raw.strip()
-        if raw.startswith("!"):
-            key = raw[1:].strip()
-            reqs.append(lambda labels, k=key: k not in labels)
-            continue
-        m = _LABEL_REQ.match(raw)
-        if not m:
-            raise ApiError(400, "BadRequest", f"unable to parse requirement: invalid label selector {raw!r}")
-        key, op = m["key"], m["op"] or m["setop"]
-        if op is None:
-            reqs.append(lambda labels, k=key: k in labels)
-        elif op in ("=", "=="):
-            reqs.append(lambda labels, k=key, v=m["val"]: labels.get(k) == v)
-        elif op == "!=":
-            reqs.append(lambda labels, k=key, v=m["val"]: labels.get(k) != v)
-        else:
-            values = {v.strip() for v in m["vals"].split(",") if v.strip()}
-            if op == "in":
-                reqs.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                reqs.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
-    return lambda labels: all(r(labels) for r in reqs)
-
-
-def _field_value(obj: dict, path: str) -> str:
-    cur: Any = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return ""
-        cur = cur.get(part)
-    return "" if cur is None else str(cur)
-
-
-def field_matcher(selector: str | None):
-    """Compile a field selector (``a.b=c``, ``a.b==c``, ``a.b!=c``, comma-separated)."""
-    if not selector:
-        return lambda obj: True
-    reqs = []
-    for raw in selector.split(","):
-        m = re.match(r"\s*([A-Za-z0-9._]+)\s*(==|=|!=)\s*(.*?)\s*$", raw)
-        if not m:
-            raise ApiError(400, "BadRequest", f"invalid field selector {raw!r}")
-        path, op, value = m.groups()
-        if op == "!=":
-            reqs.append(lambda o, p=path, v=value: _field_value(o, p) != v)
-        else:
-            reqs.append(lambda o, p=path, v=value: _field_value(o, p) == v)
-    return lambda obj: all(r(obj) for r in reqs)
-
-
-# ---------------------------------------------------------------- patches
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _merge_key(items: list) -> str | None:
-    for key in ("name", "type", "containerPort", "mountPath", "devicePath", "ip"):
-        if items and all(isinstance(i, dict) and key in i for i in items):
-            return key
-    return None
-
-
-def strategic_merge(target: Any, patch: Any) -> Any:
-    """A strategic-merge subset: lists of named objects merge by their key, ``$patch: delete`` removes."""
-    if isinstance(patch, dict) and isinstance(target, dict):
-        result = copy.deepcopy(target)
-        for key, value in patch.items():
-            if value is None:
-                result.pop(key, None)
-            else:
-                result[key] = strategic_merge(result.get(key), value)
-        return result
-    if isinstance(patch, list) and isinstance(target, list):
-        mkey = _merge_key(patch) if patch else None
-        if mkey and (not target or _merge_key(target) == mkey):
-            result = copy.deepcopy(target)
-            for item in patch:
-                idx = next((i for i, t in enumerate(result) if t.get(mkey) == item.get(mkey)), None)
-                if item.get("$patch") == "delete":
-                    if idx is not None:
-                        result.pop(idx)
-                    continue
-                if idx is None:
-                    result.append(copy.deepcopy(item))
-                else:
-                    result[idx] = strategic_merge(result[idx], item)
-            return result
-    return copy.deepcopy(patch)
-
-
-_JSON_POINTER_ESC = (("~1", "/"), ("~0", "~"))
-
-
-def json_patch(doc: Any, ops: list[dict]) -> Any:
-    """RFC 6902 JSON patch (add, remove, replace, test, copy, move)."""
-    doc = copy.deepcopy(doc)
-
-    def parts(path: str) -> list[str]:
-        out = []
-        for p in path.split("/")[1:]:
-            for a, b in _JSON_POINTER_ESC:
-                p = p.replace(a, b)
-            out.append(p)
-        return out
-
-    def walk(path: str):
-        ps = parts(path)
-        cur = doc
-        for p in ps[:-1]:
-            cur = cur[int(p)] if isinstance(cur, list) else cur[p]
-        return cur, ps[-1]
-
-    def get(path: str):
-        parent, last = walk(path)
-        return parent[int(last)] if isinstance(parent, list) else parent[last]
-
-    try:
-        for op in ops:
-            kind, path = op["op"], op["path"]
-            if kind in ("add", "replace"):
-                parent, last = walk(path)
-                if isinstance(parent, list):
-                    if last == "-":
-                        parent.append(op["value"])
-                    elif kind == "add":
-                        parent.insert(int(last), op["value"])
-                    else:
-                        parent[int(last)] = op["value"]
-                else:
-                    if kind == "replace" and last not in parent:
-                        raise KeyError(path)
-                    parent[last] = op["value"]
-            elif kind == "remove":
-                parent, last = walk(path)
-                del parent[int(last) if isinstance(parent, list) else last]
-            elif kind == "test":
-                if get(path) != op["value"]:
-                    raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: test failed at {path}")
-            elif kind in ("copy", "move"):
-                value = copy.deepcopy(get(op["from"]))
-                if kind == "move":
-                    parent, last = walk(op["from"])
-                    del parent[int(last) if isinstance(parent, list) else last]
-                parent, last = walk(path)
-                if isinstance(parent, list):
-                    parent.insert(len(parent) if last == "-" else int(last), value)
-                else:
-                    parent[last] = value
-            else:
-                raise ApiError(400, "BadRequest", f"unknown json patch op {kind!r}")
-    except (KeyError, IndexError, ValueError, TypeError) as exc:
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from exc
-    return doc
-
-
-# ---------------------------------------------------------------- store
 
 
 @dataclass

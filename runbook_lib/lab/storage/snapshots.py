@@ -1,4 +1,4 @@
-"""CSI snapshots in the lab: the snapshot-controller chart, the controller and linstor-csi's snapshotter.
+"""CSI snapshots: the snapshot-controller and linstor-csi's snapshotter (the chart: :mod:`.snapshot_chart`).
 
 What is modelled (external-snapshotter v8 split controller + csi-snapshotter sidecar, linstor-csi):
 
@@ -25,24 +25,18 @@ What is modelled (external-snapshotter v8 split controller + csi-snapshotter sid
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from . import workloads as wl
-from .linstor_model import (
-    FAIL_UNKNOWN_ERROR,
-    MASK_ERROR,
-    LinstorError,
-    api_rc,
-    ret_code,
-)
+from ..cluster import Lab
+from ..kubernetes import objects as ko
+from ..kubernetes.objects import rtype
+from ..kubernetes.store import now_iso
+from ..linstor_model import FAIL_UNKNOWN_ERROR, MASK_ERROR, LinstorError, api_rc, ret_code
+from ..workloads.volume_data import copy_volume_data, snapshot_key
+from .facts import DRIVER, csi_controller_pod
+from .snapshot_chart import GROUP
 
-GROUP = "snapshot.storage.k8s.io"
-CHART_NAME = "snapshot-controller"
-CHART_REF = "oci://ghcr.io/piraeusdatastore/helm-charts/snapshot-controller"
-CHART_VERSIONS = {"5.2.0": "v8.6.0"}  # chart -> snapshot-controller appVersion (reference notes §3)
-DRIVER = "linstor.csi.linbit.com"
 VS_FINALIZERS = ["snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection",
                  "snapshot.storage.kubernetes.io/volumesnapshot-bound-protection"]
 CONTENT_FINALIZER = "snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection"
@@ -52,62 +46,16 @@ DEFAULT_CLASS = "snapshot.storage.kubernetes.io/is-default-class"
 # ----------------------------------------------------------------------------- the chart
 
 
-def _crd(kind: str, plural: str, namespaced: bool, short: list[str]) -> dict:
-    # Written for the lab (schema kept open); the real chart ships the full external-snapshotter CRDs.
-    version = {"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.{GROUP}", "annotations": {"api-approved.kubernetes.io":
-                                                                      "https://github.com/kubernetes-csi/external-snapshotter/pull/1150"}},
-            "spec": {"group": GROUP, "scope": "Namespaced" if namespaced else "Cluster",
-                     "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": plural[:-1],
-                               "shortNames": short},
-                     "versions": [version, {**copy.deepcopy(version), "name": "v1beta1", "served": False, "storage": False}]}}
-
-
-def render_chart(release: str, namespace: str, version: str, values: dict) -> list[dict]:
-    image = f"registry.k8s.io/sig-storage/snapshot-controller:{CHART_VERSIONS[version]}"
-    labels = {"app.kubernetes.io/name": CHART_NAME, "app.kubernetes.io/instance": release}
-    docs: list[dict] = []
-    if str((values.get("controller") or {}).get("enabled", True)).lower() != "false":
-        if str(values.get("installCRDs", True)).lower() != "false":
-            docs += [_crd("VolumeSnapshotClass", "volumesnapshotclasses", False, ["vsclass", "vsclasses"]),
-                     _crd("VolumeSnapshotContent", "volumesnapshotcontents", False, ["vsc", "vscs"]),
-                     _crd("VolumeSnapshot", "volumesnapshots", True, ["vs"])]
-        docs += [
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": f"{release}-controller", "labels": labels}},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-             "metadata": {"name": f"{release}-runner", "labels": labels},
-             "rules": [{"apiGroups": [GROUP], "resources": ["volumesnapshotclasses", "volumesnapshots",
-                                                            "volumesnapshotcontents", "volumesnapshots/status",
-                                                            "volumesnapshotcontents/status"], "verbs": ["*"]},
-                       {"apiGroups": [""], "resources": ["persistentvolumeclaims", "persistentvolumes", "events"],
-                        "verbs": ["get", "list", "watch", "update", "patch", "create"]}]},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-             "metadata": {"name": f"{release}-role", "labels": labels},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"{release}-runner"},
-             "subjects": [{"kind": "ServiceAccount", "name": f"{release}-controller", "namespace": namespace}]},
-            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"{release}-controller", "labels": labels},
-             "spec": {"replicas": int((values.get("controller") or {}).get("replicaCount", 1)),
-                      "selector": {"matchLabels": labels},
-                      "template": {"metadata": {"labels": labels},
-                                   "spec": {"serviceAccountName": f"{release}-controller",
-                                            "containers": [{"name": "snapshot-controller", "image": image,
-                                                            "args": ["--v=2", "--leader-election=true"]}]}}}},
-        ]
-    return docs
-
-
 # ----------------------------------------------------------------------------- controllers
 
 
-def _served(lab: Any) -> bool:
-    return wl.rtype(lab, GROUP, "v1", "volumesnapshots") is not None and \
-        wl.rtype(lab, GROUP, "v1", "volumesnapshotcontents") is not None
+def _served(lab: Lab) -> bool:
+    return rtype(lab, GROUP, "v1", "volumesnapshots") is not None and \
+        rtype(lab, GROUP, "v1", "volumesnapshotcontents") is not None
 
 
-def _controller_ready(lab: Any) -> bool:
-    for dep in wl.objects(lab, "apps", "deployments"):
+def _controller_ready(lab: Lab) -> bool:
+    for dep in ko.objects(lab, "apps", "deployments"):
         image = ((dep["spec"].get("template") or {}).get("spec") or {}).get("containers", [{}])[0].get("image", "")
         if "/snapshot-controller:" in image and int((dep.get("status") or {}).get("readyReplicas") or 0) >= 1:
             return True
@@ -125,36 +73,30 @@ def _quantity(n: int) -> str:
     return str(n)
 
 
-def _error(lab: Any, obj: dict, message: str) -> None:
+def _error(lab: Lab, obj: dict, message: str) -> None:
     status = dict(obj.get("status") or {})
     if (status.get("error") or {}).get("message") == message:
         return
-    status.update({"readyToUse": False, "error": {"message": message, "time": wl.now_iso()}})
-    wl.set_status(lab, obj, status)
+    status.update({"readyToUse": False, "error": {"message": message, "time": now_iso()}})
+    ko.set_status(lab, obj, status)
 
 
-def _class(lab: Any, vs: dict) -> dict | None:
+def _class(lab: Lab, vs: dict) -> dict | None:
     name = vs["spec"].get("volumeSnapshotClassName")
-    classes = wl.objects(lab, GROUP, "volumesnapshotclasses")
+    classes = ko.objects(lab, GROUP, "volumesnapshotclasses")
     if name:
         return next((c for c in classes if c["metadata"]["name"] == name), None)
     defaults = [c for c in classes if (c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS) == "true"]
     return defaults[0] if len(defaults) == 1 else None
 
 
-def reconcile(lab: Any, now: float) -> None:
-    """snapshot-controller and csi-snapshotter, one pass."""
-    if not lab.api_available() or not _served(lab):
-        return
-    try:
+def reconcile(lab: Lab, now: float) -> None:
+    """snapshot-controller and csi-snapshotter, one pass (while the snapshot CRDs are served)."""
+    if _served(lab):
         _reconcile(lab)
-    except Exception:  # noqa: BLE001 - a model bug must not take the whole lab (and its API) down
-        from .piraeus import _report_bug
-
-        _report_bug(lab)
 
 
-def _forget_data(lab: Any) -> None:
+def _forget_data(lab: Lab) -> None:
     """Content of volumes and snapshots LINSTOR no longer has goes with them."""
     ctl, data = lab.linstor, lab.workloads.state.volume_data
     for key in list(data):
@@ -164,18 +106,16 @@ def _forget_data(lab: Any) -> None:
             del data[key]
 
 
-def _reconcile(lab: Any) -> None:
+def _reconcile(lab: Lab) -> None:
     _forget_data(lab)
-    from .csi import _controller_pod
-
     if _controller_ready(lab):
-        for vs in wl.objects(lab, GROUP, "volumesnapshots"):
+        for vs in ko.objects(lab, GROUP, "volumesnapshots"):
             _reconcile_snapshot(lab, vs)
-    if _controller_pod(lab) is not None:
-        for vsc in wl.objects(lab, GROUP, "volumesnapshotcontents"):
+    if csi_controller_pod(lab) is not None:
+        for vsc in ko.objects(lab, GROUP, "volumesnapshotcontents"):
             _reconcile_content(lab, vsc)
     if _controller_ready(lab):
-        for vs in wl.objects(lab, GROUP, "volumesnapshots"):
+        for vs in ko.objects(lab, GROUP, "volumesnapshots"):
             _mirror_status(lab, vs)
 
 
@@ -183,16 +123,16 @@ def _content_name(vs: dict) -> str:
     return f"snapcontent-{vs['metadata']['uid']}"
 
 
-def _reconcile_snapshot(lab: Any, vs: dict) -> None:
+def _reconcile_snapshot(lab: Lab, vs: dict) -> None:
     meta = vs["metadata"]
     ns = meta["namespace"]
-    vsc = wl.get(lab, GROUP, "volumesnapshotcontents", None, _content_name(vs))
+    vsc = ko.get(lab, GROUP, "volumesnapshotcontents", None, _content_name(vs))
     if meta.get("deletionTimestamp"):
         if vsc is not None and vsc["spec"].get("deletionPolicy") == "Delete":
             if not vsc["metadata"].get("deletionTimestamp"):
-                wl.delete(lab, vsc)
+                ko.delete(lab, vsc)
             return  # csi-snapshotter deletes the LINSTOR snapshot, then the content goes
-        wl.update(lab, vs, lambda o: o["metadata"].__setitem__(
+        ko.update(lab, vs, lambda o: o["metadata"].__setitem__(
             "finalizers", [f for f in o["metadata"].get("finalizers") or [] if f not in VS_FINALIZERS]))
         return
     if vsc is not None:
@@ -207,7 +147,7 @@ def _reconcile_snapshot(lab: Any, vs: dict) -> None:
         _error(lab, vs, f'Failed to get snapshot class with error volumesnapshotclass.snapshot.storage.k8s.io "{name}" not found'
                if name else "Failed to set default snapshot class with error cannot find default snapshot class")
         return
-    pvc = wl.get(lab, "", "persistentvolumeclaims", ns, claim_name)
+    pvc = ko.get(lab, "", "persistentvolumeclaims", ns, claim_name)
     if pvc is None:
         _error(lab, vs, f'Failed to create snapshot content with error snapshot controller failed to update {ns}/{meta["name"]} '
                f'on API server: cannot get claim from snapshot: persistentvolumeclaim "{claim_name}" not found')
@@ -216,15 +156,15 @@ def _reconcile_snapshot(lab: Any, vs: dict) -> None:
     if (pvc.get("status") or {}).get("phase") != "Bound" or not pv_name:
         _error(lab, vs, f"the PVC {claim_name} is not yet bound to a PV, will not attempt to take a snapshot")
         return
-    pv = wl.get(lab, "", "persistentvolumes", None, pv_name) or {}
+    pv = ko.get(lab, "", "persistentvolumes", None, pv_name) or {}
     handle = ((pv.get("spec") or {}).get("csi") or {}).get("volumeHandle", pv_name)
     if cls.get("driver") != ((pv.get("spec") or {}).get("csi") or {}).get("driver"):
         _error(lab, vs, f"Failed to create snapshot content with error snapshot controller failed to update {ns}/{meta['name']} "
                f"on API server: the driver of VolumeSnapshotClass {cls['metadata']['name']} does not match the PV's driver")
         return
-    wl.update(lab, vs, lambda o: o["metadata"].__setitem__(
+    ko.update(lab, vs, lambda o: o["metadata"].__setitem__(
         "finalizers", list(dict.fromkeys((o["metadata"].get("finalizers") or []) + VS_FINALIZERS))))
-    wl.apply(lab, GROUP, "v1", "volumesnapshotcontents", {
+    ko.apply(lab, GROUP, "v1", "volumesnapshotcontents", {
         "apiVersion": f"{GROUP}/v1", "kind": "VolumeSnapshotContent",
         "metadata": {"name": _content_name(vs), "finalizers": [CONTENT_FINALIZER]},
         "spec": {"deletionPolicy": cls.get("deletionPolicy", "Delete"), "driver": cls["driver"],
@@ -238,7 +178,7 @@ def _snapshot_name(vsc: dict) -> str:
     return "snapshot-" + vsc["metadata"]["name"].removeprefix("snapcontent-")
 
 
-def _reconcile_content(lab: Any, vsc: dict) -> None:
+def _reconcile_content(lab: Lab, vsc: dict) -> None:
     spec = vsc["spec"]
     if spec.get("driver") != DRIVER:
         return
@@ -248,10 +188,10 @@ def _reconcile_content(lab: Any, vsc: dict) -> None:
     if vsc["metadata"].get("deletionTimestamp") or (spec.get("deletionPolicy") == "Delete" and _orphaned(lab, vsc)):
         if rd_name in ctl.snapshots and snap_name in ctl.snapshots[rd_name]:
             ctl.delete_snapshot(rd_name, snap_name)
-        lab.workloads.state.volume_data.pop(wl.snapshot_key(rd_name, snap_name), None)
-        wl.update(lab, vsc, lambda o: o["metadata"].__setitem__("finalizers", []))
+        lab.workloads.state.volume_data.pop(snapshot_key(rd_name, snap_name), None)
+        ko.update(lab, vsc, lambda o: o["metadata"].__setitem__("finalizers", []))
         if not vsc["metadata"].get("deletionTimestamp"):
-            wl.delete(lab, vsc)
+            ko.delete(lab, vsc)
         return
     if (vsc.get("status") or {}).get("snapshotHandle") or not rd_name:
         return
@@ -271,22 +211,22 @@ def _reconcile_content(lab: Any, vsc: dict) -> None:
     for node in snap.nodes:  # a thick ZFS zvol's snapshot pins what was written (refreservation)
         pool = ctl.pools[node][rd.replicas[node].pool]
         snap.held_kib[node] = 0 if pool.traits.thin else rd.replicas[node].written_kib
-    wl.copy_volume_data(lab, rd_name, wl.snapshot_key(rd_name, snap_name))
+    copy_volume_data(lab, rd_name, snapshot_key(rd_name, snap_name))
     size = snap.sizes_kib[0] * 1024 if snap.sizes_kib else 0
-    wl.set_status(lab, vsc, {"creationTime": snap.create_ms * 1_000_000, "readyToUse": True, "restoreSize": size,
+    ko.set_status(lab, vsc, {"creationTime": snap.create_ms * 1_000_000, "readyToUse": True, "restoreSize": size,
                              "snapshotHandle": snap_name})
 
 
-def _orphaned(lab: Any, vsc: dict) -> bool:
+def _orphaned(lab: Lab, vsc: dict) -> bool:
     ref = vsc["spec"].get("volumeSnapshotRef") or {}
-    vs = wl.get(lab, GROUP, "volumesnapshots", ref.get("namespace"), ref.get("name", ""))
+    vs = ko.get(lab, GROUP, "volumesnapshots", ref.get("namespace"), ref.get("name", ""))
     return vs is None or vs["metadata"].get("uid") != ref.get("uid")
 
 
-def _mirror_status(lab: Any, vs: dict) -> None:
+def _mirror_status(lab: Lab, vs: dict) -> None:
     if vs["metadata"].get("deletionTimestamp"):
         return
-    vsc = wl.get(lab, GROUP, "volumesnapshotcontents", None, _content_name(vs))
+    vsc = ko.get(lab, GROUP, "volumesnapshotcontents", None, _content_name(vs))
     if vsc is None:
         return
     cst = vsc.get("status") or {}
@@ -297,25 +237,25 @@ def _mirror_status(lab: Any, vs: dict) -> None:
         status["restoreSize"] = _quantity(int(cst["restoreSize"]))
     if cst.get("error"):
         status["error"] = cst["error"]
-    wl.set_status(lab, vs, status)
+    ko.set_status(lab, vs, status)
 
 
 # ----------------------------------------------------------------------------- restore (linstor-csi CreateVolume)
 
 
-def restore_source(lab: Any, pvc: dict, size_bytes: int) -> tuple[str, str] | None:
+def restore_source(lab: Lab, pvc: dict, size_bytes: int) -> tuple[str, str] | None:
     """(resource, LINSTOR snapshot) a claim restores from, or None; ValueError when it cannot be used yet."""
     src = (pvc.get("spec") or {}).get("dataSourceRef") or (pvc.get("spec") or {}).get("dataSource") or {}
     if src.get("kind") != "VolumeSnapshot" or src.get("apiGroup") != GROUP:
         return None
     ns = pvc["metadata"]["namespace"]
-    vs = wl.get(lab, GROUP, "volumesnapshots", ns, src.get("name", "")) if _served(lab) else None
+    vs = ko.get(lab, GROUP, "volumesnapshots", ns, src.get("name", "")) if _served(lab) else None
     if vs is None:
         raise ValueError(f'error getting handle for DataSource Type VolumeSnapshot by Name {src.get("name")}: error getting '
                          f'snapshot {src.get("name")} from api server: volumesnapshots.snapshot.storage.k8s.io '
                          f'"{src.get("name")}" not found')
     status = vs.get("status") or {}
-    vsc = wl.get(lab, GROUP, "volumesnapshotcontents", None, status.get("boundVolumeSnapshotContentName") or "")
+    vsc = ko.get(lab, GROUP, "volumesnapshotcontents", None, status.get("boundVolumeSnapshotContentName") or "")
     if not status.get("readyToUse") or vsc is None:
         raise ValueError(f"error getting handle for DataSource Type VolumeSnapshot by Name {src['name']}: "
                          f"snapshot {src['name']} is not Ready")
@@ -325,7 +265,7 @@ def restore_source(lab: Any, pvc: dict, size_bytes: int) -> tuple[str, str] | No
     return vsc["spec"]["source"]["volumeHandle"], vsc["status"]["snapshotHandle"]
 
 
-def restored(lab: Any, source: tuple[str, str], rd_name: str) -> None:
+def restored(lab: Lab, source: tuple[str, str], rd_name: str) -> None:
     """The new volume's content is the snapshot's."""
     rd, snap = source
-    wl.copy_volume_data(lab, wl.snapshot_key(rd, snap), rd_name)
+    copy_volume_data(lab, snapshot_key(rd, snap), rd_name)

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
 
-from ..drill_records import (  # the script's marker line: the drill and the lab agree on one string
-    MARKER,
-    READER_MARKER,
-)
-from . import drbd
-from . import workloads as wl
+from ...drill_records import MARKER, READER_MARKER
+from ..cluster import Lab
+from ..kubernetes import objects as ko
+from ..storage import drbd
+from .logs import append_log
+from .state import RunResult
+from .volume_data import resolve_path
 
 RESTART_BACKOFF = 10.0  # lab seconds before a crashed container runs again
 MAX_WRITES_PER_TICK = 5000
@@ -51,14 +51,14 @@ def checksum(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def _cluster_time(lab: Any, t: float) -> float:
+def _cluster_time(lab: Lab, t: float) -> float:
     """Lab time ``t`` on the cluster's clock (what ``date +%s`` prints on a lab node)."""
     return lab.talos.epoch + t
 
 
-def tick(lab: Any, now: float) -> None:
+def tick(lab: Lab, now: float) -> None:
     writers: dict[str, dict] = lab.drbd.writers
-    pods = {p["metadata"]["uid"]: p for p in wl.objects(lab, "", "pods")}
+    pods = {p["metadata"]["uid"]: p for p in ko.objects(lab, "", "pods")}
     for uid, pod in pods.items():
         if uid in writers or pod["metadata"].get("deletionTimestamp"):
             continue
@@ -67,7 +67,7 @@ def tick(lab: Any, now: float) -> None:
         if c is None or rt is None or rt.stage != "running" or rt.started.get(c["name"], now + 1) > now:
             continue
         path = _env(c, "RECORDS", "/data/records.log")
-        target = wl._resolve(lab, pod, c, path)
+        target = resolve_path(lab, pod, c, path)
         if target is None:
             continue
         node = lab.talos.nodes[rt.node]
@@ -84,7 +84,7 @@ def tick(lab: Any, now: float) -> None:
         _run(lab, w, now)
 
 
-def _run(lab: Any, w: dict, now: float) -> None:
+def _run(lab: Lab, w: dict, now: float) -> None:
     acks: list[str] = []
     for _ in range(MAX_WRITES_PER_TICK):
         if w["next_at"] > now:
@@ -112,7 +112,7 @@ def _run(lab: Any, w: dict, now: float) -> None:
         # after a freeze the loop sleeps from the moment the write returned
         w["next_at"] = (now if w.pop("blocked", False) else w["next_at"]) + w["interval"]
     if acks:
-        wl.append_log(lab, w["namespace"], w["pod"], w["container"], "\n".join(acks))
+        append_log(lab, w["namespace"], w["pod"], w["container"], "\n".join(acks))
 
 
 def _interval(container: dict) -> float:
@@ -135,14 +135,14 @@ class RecordReader:
     """Plays :data:`~runbook_lib.drill_records.READER_SCRIPT`: the replica's lines as DRBD serves them on the
     pod's node, digested block by block (``DIGESTS``) and printed for the ranges in ``LINES``."""
 
-    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> wl.RunResult | None:
+    def run(self, lab: Lab, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
         if not any(READER_MARKER in str(w) for w in (container.get("command") or []) + (container.get("args") or [])):
             return None
         path = _env(container, "RECORDS", "/data/records.log")
-        target = wl._resolve(lab, pod, container, path)
+        target = resolve_path(lab, pod, container, path)
         lines = drbd.read(lab, target[0], node, target[1]) if target else None
         if lines is None:
-            return wl.RunResult(1, f"grep: {path}: Input/output error", 0.5)  # no UpToDate data reachable
+            return RunResult(1, f"grep: {path}: Input/output error", 0.5)  # no UpToDate data reachable
         out = [f"lines {len(lines)}"]
         max_blocks = int(_env(container, "MAX_BLOCKS", "1000"))
         for r in _env(container, "DIGESTS", "").split():
@@ -157,4 +157,4 @@ class RecordReader:
         for r in _env(container, "LINES", "").split():
             a, b = (int(x) for x in r.split("-", 1))
             out += [f"line {i} {lines[i - 1]}" for i in range(a, min(b, len(lines)) + 1)]
-        return wl.RunResult(0, "\n".join(out), 0.5 + len(lines) / 200_000)  # sha256sum at ~20 MB/s of busybox
+        return RunResult(0, "\n".join(out), 0.5 + len(lines) / 200_000)  # sha256sum at ~20 MB/s of busybox

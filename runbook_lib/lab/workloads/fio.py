@@ -26,9 +26,11 @@ import shlex
 import time
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any
 
-from . import workloads as wl
+from ..cluster import Lab
+from ..kubernetes import objects as ko
+from ..kubernetes.quantity import quantity_bytes
+from .state import RunResult
 
 FIO_VERSION = "fio-3.33"
 GBE_PAYLOAD = 0.9415  # TCP payload share of Ethernet line rate at MTU 1500
@@ -82,7 +84,7 @@ class PerfModel:
                 "local_qd1_read_4k_us": self.disk_read_lat_us + 4096 / self.disk_read_bw * 1e6}
 
 
-def model(lab: Any) -> PerfModel:
+def model(lab: Lab) -> PerfModel:
     cached = lab.workloads.cache.get("perf")
     if cached is None:
         cached = lab.workloads.cache["perf"] = PerfModel.from_seed(int(lab.options.get("seed", 1)))
@@ -100,19 +102,17 @@ class Volume:
     local_replica: bool  # the consumer's node holds a diskful replica
 
 
-def volume_of(lab: Any, pod: dict, container: dict, node: str, path: str) -> Volume:
+def volume_of(lab: Lab, pod: dict, container: dict, node: str, path: str) -> Volume:
     mounts = {m.get("mountPath", "").rstrip("/"): m.get("name") for m in container.get("volumeMounts") or []}
     name = next((v for m, v in sorted(mounts.items(), key=lambda kv: -len(kv[0])) if path.startswith(m + "/")), None)
     vol = next((v for v in pod["spec"].get("volumes") or [] if v.get("name") == name), None)
     claim = (vol or {}).get("persistentVolumeClaim")
     if not claim:
         return Volume(None, False, 0, True)
-    pvc = wl.get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim["claimName"]) or {}
+    pvc = ko.get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim["claimName"]) or {}
     cap = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
-    from .csi import _quantity_bytes
-
-    size = _quantity_bytes(cap) if cap else None
-    pv = wl.get(lab, "", "persistentvolumes", None, (pvc.get("spec") or {}).get("volumeName", "")) or {}
+    size = quantity_bytes(cap) if cap else None
+    pv = ko.get(lab, "", "persistentvolumes", None, (pvc.get("spec") or {}).get("volumeName", "")) or {}
     handle = ((pv.get("spec") or {}).get("csi") or {}).get("volumeHandle")
     rd = lab.linstor.rds.get(handle) if handle else None
     if rd is None:
@@ -193,7 +193,7 @@ def fio_argv(container: dict) -> list[str] | None:
 class FioRunner:
     """Answers ``fio`` from the performance model; anything else goes to the next runner."""
 
-    def run(self, lab: Any, pod: dict, container: dict, node: str, now: float) -> wl.RunResult | None:
+    def run(self, lab: Lab, pod: dict, container: dict, node: str, now: float) -> RunResult | None:
         argv = fio_argv(container)
         if argv is None:
             return None
@@ -201,15 +201,15 @@ class FioRunner:
             glob, jobs = parse_args(argv[1:])
             return self._run(lab, pod, container, node, glob, jobs)
         except FioUsageError as exc:
-            return wl.RunResult(1, str(exc), 0.5)
+            return RunResult(1, str(exc), 0.5)
 
-    def _run(self, lab: Any, pod: dict, container: dict, node: str, glob: dict, jobs: list[dict]) -> wl.RunResult:
+    def _run(self, lab: Lab, pod: dict, container: dict, node: str, glob: dict, jobs: list[dict]) -> RunResult:
         first = {**glob, **jobs[0]}
         path = first.get("filename") or (first.get("directory", "/") + "/" + first["name"])
         vol = volume_of(lab, pod, container, node, path)
         seed = f"{lab.options.get('seed', 1)}/{pod['metadata']['name']}"
         code, text, took = render(model(lab), vol, glob, jobs, seed)
-        return wl.RunResult(code, text, took)
+        return RunResult(code, text, took)
 
 
 def render(perf: PerfModel, vol: Volume, glob: dict, jobs: list[dict], seed: str) -> tuple[int, str, float]:

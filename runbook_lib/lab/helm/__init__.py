@@ -1,0 +1,1 @@
+"""The lab's helm: a helm CLI the lab installs as bin/helm, with the charts it serves."""

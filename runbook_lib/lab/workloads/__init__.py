@@ -1,0 +1,1 @@
+"""The lab's workload side: controllers, scheduler, kubelet and the pod runners."""
