@@ -32,11 +32,12 @@ import pandas as pd
 from kubernetes import client as k8s
 from kubernetes.stream import stream
 
-from . import kube
+from . import kinds, kube
 from .errors import PreconditionFailed, RunbookError, TalosError
 from .manifests import VERIFY_ALG, VERIFY_ALG_KEY
+from .services.clients import linstor as linstor_client
 from .session import Session
-from .storage_gates import linstor_client, linstor_installed
+from .storage_gates import linstor_installed
 
 #: the first Talos release whose kernel (Linux 6.18) lacks crct10dif, LINSTOR's automatic choice (talos#12478)
 NO_CRCT10DIF_FROM = (1, 12)
@@ -117,7 +118,7 @@ def preflight(session: Session, *, before_upgrade: bool = False) -> pd.DataFrame
             for nc in rows.values():  # what 02 installs (the drbd and zfs modules) is checked again after it
                 nc.problems.clear()
         if before_upgrade and params.talos_version_tuple[:2] >= NO_CRCT10DIF_FROM:
-            pinned = linstor.get("/v1/controller/properties").get(VERIFY_ALG_KEY)
+            pinned = linstor.controller_properties().get(VERIFY_ALG_KEY)
             ok = session.check(f"{VERIFY_ALG_KEY} pinned before the upgrade to {params.talos_version}",
                                pinned is not None, pinned or "unset (LINSTOR picks crct10dif)", f"set ({VERIFY_ALG})")
             if not ok:
@@ -177,7 +178,7 @@ def satellite_zfs_versions(session: Session, nodes: list[str]) -> dict[str, str]
     """``zfs --version`` (stdout and stderr) in each node's ``linstor-satellite`` container."""
     ns = session.params.piraeus.namespace
     api = session.kube()
-    pods = kube.list_objects(api, f"/api/v1/namespaces/{ns}/pods", "app.kubernetes.io/component=linstor-satellite")
+    pods = kube.list_objects(api, kinds.POD.collection(ns), "app.kubernetes.io/component=linstor-satellite")
     by_node = {(p.get("spec") or {}).get("nodeName"): p["metadata"]["name"] for p in pods
                if (p.get("status") or {}).get("phase") == "Running"}
     out = {}
