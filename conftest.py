@@ -51,12 +51,14 @@ def _layer(item: pytest.Item) -> str | None:
     return next((p for p in reversed(parts) if p in ("unit", "lab", "e2e")), None) if "tests" in parts else None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list) -> None:
-    """Mark tests by their layer's folder, and keep the notebooks with the tests that read them.
+    """Mark tests by their layer's folder, and group them for xdist (``--dist loadgroup``).
 
     tests/lab and tests/e2e (and the notebooks) start labs: ``lab``; tests/e2e and the notebooks
-    run real ``runbook``/kernel processes: ``e2e``. Tests marked ``after_notebooks`` read the
-    notebooks nbmake executed: they run last, and under xdist in the notebooks' worker.
+    run real ``runbook``/kernel processes: ``e2e``. A module's tests stay together in one worker
+    (several share a module-scoped lab and build on each other's objects). Tests marked
+    ``after_notebooks`` read the notebooks nbmake executed: they run last, in the notebooks' worker.
     """
     for item in items:
         layer = _layer(item)
@@ -66,6 +68,8 @@ def pytest_collection_modifyitems(items: list) -> None:
             item.add_marker(pytest.mark.e2e)
         if Path(str(item.path)).suffix == ".ipynb" or item.get_closest_marker("after_notebooks"):
             item.add_marker(pytest.mark.xdist_group("notebooks"))
+        elif not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
 
 

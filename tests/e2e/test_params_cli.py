@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 
+from tests.lab_helpers import runbook
 from tests.unit.test_params import (
     LAB_FILE,
     PATH_RE,
@@ -19,10 +21,6 @@ from tests.unit.test_params import (
 
 def _expect_refused(path: Path, *extra: str) -> None:
     """``params check`` and ``run`` both exit 2 listing every problem with its path; ``run`` starts nothing."""
-    import tempfile
-
-    from .lab_helpers import runbook
-
     expected = [] if extra else load_problems(path)
     with tempfile.TemporaryDirectory() as tmp:
         lab_dir, out = Path(tmp) / "lab", Path(tmp) / "out"
@@ -41,8 +39,6 @@ def _expect_refused(path: Path, *extra: str) -> None:
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(broken_lab())
 def test_broken_files_are_refused_by_the_command(data: dict[str, Any]) -> None:
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "broken.yaml"
         path.write_text(yaml.safe_dump(data))

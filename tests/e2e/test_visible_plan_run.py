@@ -18,7 +18,7 @@ def test_runbook_run_in_plan_mode_shows_commands_summary_and_plan(tmp_path, capf
 
     from runbook_lib import cli
 
-    from .lab_helpers import LAB_PARAMS
+    from tests.lab_helpers import LAB_PARAMS
 
     monkeypatch.chdir(tmp_path)
     code = cli.main(["run", "-f", str(LAB_PARAMS), "01", "--out", "outputs", "-p", "dry_run", "true",
