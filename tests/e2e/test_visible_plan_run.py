@@ -17,7 +17,6 @@ def test_runbook_run_in_plan_mode_shows_commands_summary_and_plan(tmp_path, capf
     import nbformat
 
     from runbook_lib import cli
-
     from tests.lab_helpers import LAB_PARAMS
 
     monkeypatch.chdir(tmp_path)

@@ -25,8 +25,8 @@ import pytest
 from runbook_lib.lab import control, drbd, etcd_snapshot, talosctl
 from runbook_lib.lab.faults import FaultBook
 from runbook_lib.params import ParamsError, parse_params
-from tests.lab.test_lab_linstor_api import validate
 from tests.lab_helpers import serve_lab
+from tests.linstor_checks import validate
 from tests.reference import REFERENCE
 from tests.storage_lab import NODES, StorageLab, bound_claim, pod_doc, pvc_doc, running_pod, wait_for
 

@@ -7,7 +7,8 @@ import pytest
 from runbook_lib.lab import linstor_api, linstor_views
 from runbook_lib.lab.linstor_model import CONTROLLER_VERSION, DeviceInfo, LinstorError, SatelliteFacts
 from runbook_lib.lab.piraeus import IMAGES
-from tests.lab.test_lab_linstor_api import GIB, _controller, validate
+from tests.linstor_checks import linstor_controller, validate
+from tests.storage_lab import GIB
 
 
 def _get(ctl, path: str, **query: str):
@@ -15,7 +16,7 @@ def _get(ctl, path: str, **query: str):
 
 
 def test_volume_groups_of_the_default_and_a_csi_group() -> None:
-    ctl = _controller()
+    ctl = linstor_controller()
     ctl.create_resource_group("sc-fast", {"storage_pool": "zfs"}, {})
     assert _get(ctl, "/v1/resource-groups/DfltRscGrp/volume-groups") == (200, [])
     code, vgs = _get(ctl, "/v1/resource-groups/SC-FAST/volume-groups")  # names are case-insensitive
@@ -26,7 +27,7 @@ def test_volume_groups_of_the_default_and_a_csi_group() -> None:
 
 
 def test_a_failed_pool_creation_leaves_an_error_report_with_its_id() -> None:
-    ctl = _controller(kinds=())
+    ctl = linstor_controller(kinds=())
     ctl.now_ms = lambda: 1_700_000_000_000
     with pytest.raises(LinstorError) as failed:
         ctl.create_device_pool("a", "LVM", "vg", ["/dev/sdc"], "vg", {})
@@ -40,7 +41,7 @@ def test_a_failed_pool_creation_leaves_an_error_report_with_its_id() -> None:
 
 
 def test_physical_storage_lists_only_devices_a_pool_could_take() -> None:
-    ctl = _controller(kinds=())
+    ctl = linstor_controller(kinds=())
     ctl.set_online("a", True, SatelliteFacts("9.2.16", True, {
         "/dev/nvme1n1": DeviceInfo("/dev/nvme1n1", 200 * GIB, None),
         "/dev/sdc": DeviceInfo("/dev/sdc", 100 * GIB, "xfs")}))
