@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 import pytest
+
+from runbook_lib import cli
+from tests.lab_helpers import LAB_PARAMS
 
 
 def test_runbook_run_in_plan_mode_shows_commands_summary_and_plan(tmp_path, capfd: pytest.CaptureFixture[str],
@@ -14,11 +18,6 @@ def test_runbook_run_in_plan_mode_shows_commands_summary_and_plan(tmp_path, capf
     ``--out`` is relative, as in the README's first command (default ``outputs/``): the kernel, which runs in
     ``notebooks/``, must still write its record into the run directory.
     """
-    import nbformat
-
-    from runbook_lib import cli
-    from tests.lab_helpers import LAB_PARAMS
-
     monkeypatch.chdir(tmp_path)
     code = cli.main(["run", "-f", str(LAB_PARAMS), "01", "--out", "outputs", "-p", "dry_run", "true",
                      "-p", "storage.ephemeral_max_size", "90GiB"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +25,10 @@ def test_no_child_process_starts() -> None:
         subprocess.run(["true"], check=False)
     with pytest.raises(LayerViolation, match="os.execv"):
         os.execv("/bin/true", ["true"])
+
+
+def test_every_test_module_is_in_a_layer_folder() -> None:
+    """The folder gives a test its markers (root conftest.py): a module outside the three would get none."""
+    tests = Path(__file__).resolve().parents[1]
+    assert not sorted(p.name for p in tests.glob("test_*.py"))
+    assert {p.parent.name for p in tests.rglob("test_*.py")} == {"unit", "lab", "e2e"}
