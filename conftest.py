@@ -1,16 +1,21 @@
 """Test-session set-up shared by tests/ and the nbmake run over notebooks/.
 
-Every test session gets its own lab directory, so tests never touch a developer's
-lab, and the lab servers it started are stopped at the end.
+Every test session (every xdist worker) gets its own lab directory, so tests never touch a
+developer's lab, and the lab servers it started are stopped at the end. Each notebook nbmake
+runs gets a lab of its own, set up as the notebooks before it leave the cluster (see
+``notebook_lab``), so a notebook passes alone, in any order and beside a rehearsal.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from tests import executed
 
@@ -20,6 +25,10 @@ os.environ["RUNBOOK_STATE_DIR"] = str(_SESSION_LAB / "state")  # run journals: n
 # a notebook nbmake runs is an interactive run: its record goes to a private folder, not the project's outputs/
 os.environ["RUNBOOK_OUT"] = tempfile.mkdtemp(prefix="runbook-test-outputs-")
 
+NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
+_NOTEBOOK_LABS = _SESSION_LAB / "notebooks"  # <name>/: a notebook's own lab; after-<name>/: the lab it left
+_LAB_FILES_NOT_COPIED = ("server.json", "server.log")  # a stopped lab's address and log belong to its own run
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_session_lab():
@@ -27,11 +36,100 @@ def _stop_session_lab():
     from runbook_lib.lab import control
 
     control.remove(_SESSION_LAB)
+    for d in sorted(_NOTEBOOK_LABS.glob("*")):
+        control.remove(d)
 
 
 executed.keep_nbmake_outputs()
 
 
+def _layer(item: pytest.Item) -> str | None:
+    path = Path(str(item.path))
+    if path.suffix == ".ipynb":
+        return "e2e"  # a notebook runs in a real kernel
+    parts = path.parts[:-1]
+    return next((p for p in reversed(parts) if p in ("unit", "lab", "e2e")), None) if "tests" in parts else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list) -> None:
-    """Tests marked ``after_notebooks`` read the notebooks nbmake executed: run them last."""
+    """Mark tests by their layer's folder, and group them for xdist (``--dist loadgroup``).
+
+    tests/lab and tests/e2e (and the notebooks) start labs: ``lab``; tests/e2e and the notebooks
+    run real ``runbook``/kernel processes: ``e2e``. A module's tests stay together in one worker
+    (several share a module-scoped lab and build on each other's objects). Tests marked
+    ``after_notebooks`` read the notebooks nbmake executed: they run last, in the notebooks' worker.
+    """
+    for item in items:
+        layer = _layer(item)
+        if layer in ("lab", "e2e"):
+            item.add_marker(pytest.mark.lab)
+        if layer == "e2e":
+            item.add_marker(pytest.mark.e2e)
+        if Path(str(item.path)).suffix == ".ipynb" or item.get_closest_marker("after_notebooks"):
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
+        elif not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
+
+
+def _run_notebook(path: Path) -> None:
+    nb = nbformat.read(str(path), as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+
+
+def notebook_lab(name: str) -> Path:
+    """A lab of its own for notebook ``name``, left as the notebooks before it leave the cluster.
+
+    When the notebook before it ran in this session, its lab is copied (stopped, so its state is
+    saved); otherwise the earlier notebooks are executed here first, in this lab, by the same engine.
+    """
+    from runbook_lib.lab import control
+
+    d = _NOTEBOOK_LABS / name
+    control.remove(d)
+    shutil.rmtree(d, ignore_errors=True)
+    earlier = [n for n in executed.NOTEBOOKS if n < name]
+    left = _NOTEBOOK_LABS / f"after-{earlier[-1]}" if earlier else None
+    if left is not None and left.is_dir():
+        shutil.copytree(left, d, ignore=shutil.ignore_patterns(*_LAB_FILES_NOT_COPIED))
+        return d
+    d.mkdir(parents=True)
+    os.environ["RUNBOOK_LAB_DIR"] = str(d)
+    try:
+        for n in earlier:
+            _run_notebook(NOTEBOOK_DIR / f"{n}.ipynb")
+    finally:
+        os.environ["RUNBOOK_LAB_DIR"] = str(_SESSION_LAB)
+        control.stop(d)
+    return d
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if Path(str(item.path)).suffix == ".ipynb":
+        os.environ["RUNBOOK_LAB_DIR"] = str(notebook_lab(Path(str(item.path)).stem))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call" and Path(str(item.path)).suffix == ".ipynb":
+        item.stash[_PASSED] = report.passed
+    return report
+
+
+_PASSED = pytest.StashKey[bool]()
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if Path(str(item.path)).suffix != ".ipynb":
+        return
+    from runbook_lib.lab import control
+
+    d = Path(os.environ["RUNBOOK_LAB_DIR"])
+    os.environ["RUNBOOK_LAB_DIR"] = str(_SESSION_LAB)
+    control.stop(d)  # saves its state for the next notebook's copy
+    if item.stash.get(_PASSED, False):
+        left = _NOTEBOOK_LABS / f"after-{d.name}"
+        shutil.rmtree(left, ignore_errors=True)
+        shutil.copytree(d, left, ignore=shutil.ignore_patterns(*_LAB_FILES_NOT_COPIED))

@@ -1,8 +1,8 @@
 """Suite time: every notebook on a fresh lab through ``runbook run``, against a floor measured in the same run.
 
-The floor is what no runbook can avoid: N papermill runs (N = the suite's notebooks) of a notebook
-that only imports what the runbooks import, in the same kernel through the same engine. The ratio
-suite / floor is the runbooks' own cost; the slowest cells show where it goes.
+The floor is what no runbook can avoid: N papermill runs (N = the suite's notebooks) of a bare
+one-cell notebook with no imports, in the same kernel through the same engine. The ratio
+suite / floor is the runbooks' own cost, their imports included; the slowest cells show where it goes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class SuiteResult:
     notebooks: list[str]
     suite_s: float  # wall time of `runbook run`, lab start and lock included
     per_notebook_s: dict[str, float]
-    floor_s: float  # N papermill runs of the import-only notebook
+    floor_s: float  # N papermill runs of the bare one-cell notebook
     floor_runs_s: list[float]
     slowest_cells: list[dict] = field(default_factory=list)
     lab_stats: dict = field(default_factory=dict)
@@ -41,34 +41,23 @@ class SuiteResult:
         return self.suite_s / self.floor_s
 
 
-def import_lines(names: list[str]) -> list[str]:
-    """The import statements of the suite's notebooks, in first-seen order (the floor imports exactly these)."""
-    lines: list[str] = []
-    for name in names:
-        nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
-            for line in cell.source.splitlines():
-                if IMPORT_LINE.match(line.strip()) and line.strip() not in lines:
-                    lines.append(line.strip())
-    return lines
+FLOOR_CELL = "1 + 1"  # a cell that imports nothing: what the kernel and engine cost alone
 
 
-def floor_notebook(lines: list[str]) -> nbformat.NotebookNode:
+def floor_notebook() -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("\n".join(lines))]
+    nb.cells = [nbformat.v4.new_code_cell(FLOOR_CELL)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
 
 def measure_floor(names: list[str], work: Path) -> list[float]:
-    """One papermill run of the import-only notebook per suite notebook, same kernel and engine."""
+    """One papermill run of the bare one-cell notebook per suite notebook, same kernel and engine."""
     import papermill as pm
 
     _register_engine()
     src = work / "floor.ipynb"
-    nbformat.write(floor_notebook(import_lines(names)), src)
+    nbformat.write(floor_notebook(), src)
     times = []
     for i in range(len(names)):
         t0 = time.monotonic()
@@ -127,12 +116,12 @@ def stop_lab(lab_dir: Path) -> None:
 
 
 def measure(echo=print, top_cells: int = 10, names: list[str] | None = None) -> SuiteResult:
-    """The suite (every notebook, or ``names``) against its floor (as many import-only runs as notebooks)."""
+    """The suite (every notebook, or ``names``) against its floor (as many bare-kernel runs as notebooks)."""
     names = resolve_names(list(names or []))
     with tempfile.TemporaryDirectory(prefix="runbook-bench-suite-") as tmp:
         work = Path(tmp)
         echo(f"suite: {len(names)} notebooks: {', '.join(names)}")
-        echo(f"floor: {len(names)} papermill runs of an import-only notebook ...")
+        echo(f"floor: {len(names)} papermill runs of a one-cell notebook with no imports ...")
         floor = measure_floor(names, work)
         echo(f"floor: {sum(floor):.1f}s ({', '.join(f'{t:.1f}' for t in floor)})")
         try:
@@ -148,7 +137,8 @@ def measure(echo=print, top_cells: int = 10, names: list[str] | None = None) -> 
 def report(res: SuiteResult) -> list[str]:
     floor_each = res.floor_s / len(res.floor_runs_s)
     out = [f"Suite: {len(res.notebooks)} notebooks in {res.suite_s:.1f}s; floor {res.floor_s:.1f}s "
-           f"({len(res.floor_runs_s)} x {floor_each:.1f}s); ratio {res.ratio:.2f} (target <= 1.5)",
+           f"({len(res.floor_runs_s)} x {floor_each:.1f}s, bare kernels)",
+           f"ratio {res.ratio:.2f}",
            "  notebook                      seconds  over floor"]
     for name, sec in res.per_notebook_s.items():
         out.append(f"  {name:<28} {sec:7.1f}  {sec - floor_each:+7.1f}")

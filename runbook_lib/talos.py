@@ -91,6 +91,9 @@ def _resource(item: object, i: int) -> dict:
     return item
 
 
+_RELEASE_TAG = re.compile(r"v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")  # Talos tags are semver with a leading v
+
+
 def parse_version(text: str) -> dict[str, str]:
     """``talosctl version`` output → ``{"client": tag, "server": tag}`` (server absent with --client)."""
     if not isinstance(text, str):
@@ -100,11 +103,18 @@ def parse_version(text: str) -> dict[str, str]:
     for line in text.splitlines():
         if line.strip() in ("Client:", "Server:"):
             section = line.strip()[:-1].lower()
-        m = re.match(r"\s+Tag:\s+(\S+)", line)
+        m = re.match(r"\s+Tag:\s*(.*)", line)
         if m and section:
-            tags[section] = m.group(1)
+            tag = m.group(1).strip()
+            if not _RELEASE_TAG.fullmatch(tag):  # a truncated or garbled line must not pass for a version
+                raise ParseError("talosctl", f"{section.title()} Tag {tag!r} is not a Talos release tag (vX.Y.Z)",
+                                 field=f"{section.title()}.Tag")
+            tags[section] = tag
     if "client" not in tags:
         raise ParseError("talosctl", "no 'Client: Tag:' line in `talosctl version` output", field="Client.Tag")
+    if section == "server" and "server" not in tags:  # the output ends inside the Server section: cut short
+        raise ParseError("talosctl", "a 'Server:' section without its 'Tag:' line in `talosctl version` output",
+                         field="Server.Tag")
     return tags
 
 

@@ -1,0 +1,144 @@
+"""Crash-safe records (issue 14, item 2): Ctrl-C, kill -9 and a full output disk, on real ``runbook run`` processes.
+
+Each run is stopped right after its first change (the first ``apply-config`` line), so each costs
+one kernel start and one node's change. Afterwards the run directory must hold a readable notebook
+whose record lists the change, and a ``run.json`` that ``runbook verify`` finds intact and not
+succeeded (exit 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runbook_lib.cli import main
+from runbook_lib.runs import RUN_INDEX, verify_run
+from tests.lab_helpers import LAB_PARAMS, ROOT
+
+
+def start_run(lab_dir: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "RUNBOOK_LAB_DIR": str(lab_dir)}
+    return subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "run", "-f", str(LAB_PARAMS), "01", "--out",
+                             str(out), "-p", "lab", "{time_scale: 400}"], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def read_until(proc: subprocess.Popen, marker: str) -> str:
+    seen = ""
+    for line in proc.stdout:  # type: ignore[union-attr]
+        seen += line
+        if marker in line:
+            return seen
+    raise AssertionError(f"the run ended before {marker!r}:\n{seen}\n{proc.stderr.read()}")  # type: ignore[union-attr]
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def the_runs(out: Path) -> list[Path]:
+    return sorted(p for p in (out / "lab").iterdir() if p.is_dir())
+
+
+def actions(run: Path) -> list[tuple[str, str]]:
+    nb = json.loads((run / "01-partition.ipynb").read_text())
+    return [(a["step"], a["outcome"]) for a in nb["metadata"]["runbook"]["actions"]]
+
+
+def kill_machine(proc: subprocess.Popen) -> None:
+    """kill -9 of the runner and its kernel, as when the machine dies; waits until they are gone."""
+    tree = [proc.pid, *children(proc.pid)]
+    for pid in tree:
+        os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    for _ in range(100):
+        if not any(Path(f"/proc/{pid}").exists() for pid in tree):
+            return
+        time.sleep(0.1)
+
+
+def fill(path: Path) -> None:
+    try:
+        with path.open("wb") as fh:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+    except OSError:
+        pass  # full
+
+
+def test_kill_9_then_ctrl_c_then_a_full_disk_each_leave_a_verifiable_record(lab_dir: Path, tmp_path: Path,
+                                                                           capsys) -> None:
+    # Three runs of 01 on one lab, each stopped right after a change (the next run has changes left to make).
+    out = tmp_path / "out"
+
+    # 1. kill -9: nobody seals the run; its run.json says running and its record holds the change
+    proc = start_run(lab_dir, out)
+    try:
+        read_until(proc, "| applied")
+        kill_machine(proc)
+    finally:
+        proc.kill()
+    killed = the_runs(out)[0]
+    assert json.loads((killed / RUN_INDEX).read_text())["status"] == "running"
+
+    # 2. the next run says the previous one was interrupted, where, and what it had started; then Ctrl-C
+    proc = start_run(lab_dir, out)
+    try:
+        seen = read_until(proc, "| applied")
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert f"the previous run {killed.name} of 'lab' was interrupted during 01-partition" in seen, seen
+    assert "  01-partition: apply-config lab-cp-1 [lab-cp-1] applied" in seen, seen
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("runbook: interrupted during 01-partition"), err
+    for run in the_runs(out):
+        index = json.loads((run / RUN_INDEX).read_text())
+        assert index["status"] == index["notebooks"][0]["status"] == "interrupted", run
+        assert [o for _, o in actions(run)][-1] in ("applied", "started", "interrupted")
+        assert not list(run.glob(".*.record.json"))  # folded into the notebook
+        assert main(["verify", str(run)]) == 3  # intact, but it did not succeed
+    assert ("apply-config lab-cp-1", "applied") in actions(killed)
+    assert "NOT SUCCEEDED" in capsys.readouterr().err
+
+    # 3. a full output disk: the run stops at the first record it cannot write, with a readable record
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)]).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        proc = start_run(lab_dir, small)
+        try:
+            read_until(proc, "| applied")
+            fill(small / "filler")  # the disk fills up while the run changes the cluster
+            stdout, err = proc.communicate(timeout=300)
+        finally:
+            proc.kill()
+        assert proc.returncode == 1, stdout + err
+        assert "Traceback" not in err, err
+        assert "cannot write the run record" in err and "No space left on device" in err, stdout + err
+        assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+        (run,) = the_runs(small)
+        index = json.loads((run / RUN_INDEX).read_text())
+        assert index["status"] == "failed" and index["notebooks"][0]["status"] == "failed"
+        steps = actions(run)
+        # the last change is there; "started" when the disk filled between the call and the record of its end
+        assert steps and steps[-1][1] in ("applied", "failed", "started"), steps
+        assert verify_run(run).ok
+    finally:
+        subprocess.run(["umount", "-l", str(small)])

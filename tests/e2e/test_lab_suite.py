@@ -1,0 +1,176 @@
+"""01-04 on a fresh lab through ``runbook run``, then everything a record must satisfy.
+
+One module-scoped run serves several checks: the outcome, the manifests in the records
+against the real schemas (piraeus.io CRDs from ``../shared/reference``, Talos's machine
+config schema, and ``kubernetes-validate`` for core types), a second run of 01-03 that
+changes nothing, and ``runbook verify``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from runbook_lib.lab import control
+from tests.lab_helpers import LAB_PARAMS, record, run_dir_of, runbook, write_params
+from tests.reference import reference_path, talos_schema_def
+
+NOTEBOOKS = ["01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes"]
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    base = tmp_path_factory.mktemp("suite")
+    lab_dir, out = base / "lab", base / "out"
+    first = runbook("run", "-f", str(LAB_PARAMS), "01", "02", "03", "04", "--out", str(out), lab_dir=lab_dir, check=True)
+    yield lab_dir, out, run_dir_of(first)
+    control.remove(lab_dir)
+
+
+def manifests_of(run_dir: Path) -> list[dict]:
+    docs = []
+    for name in NOTEBOOKS:
+        for action in record(run_dir, name)["actions"]:
+            if action["manifest"]:
+                docs += [d for d in yaml.safe_load_all(action["manifest"]) if d]
+    return docs
+
+
+def test_every_notebook_succeeds_with_all_checks(suite) -> None:
+    _, _, run = suite
+    index = json.loads((run / "run.json").read_text())
+    assert index["status"] == "succeeded" and [n["status"] for n in index["notebooks"]] == ["succeeded"] * 4
+    for name in NOTEBOOKS:
+        rec = record(run, name)
+        assert rec["status"] == "succeeded" and rec["checks"] and all(c["ok"] for c in rec["checks"]), name
+    actions = record(run, "03-piraeus-install")["actions"]
+    helm = next(a for a in actions if a["kind"] == "helm")
+    assert "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus" in helm["command"]
+    assert "installCRDs=true" in helm["command"]
+    kinds = {d.get("kind"): d for d in manifests_of(run)}
+    override = [d for d in manifests_of(run) if d.get("metadata", {}).get("name") == "talos-loader-override"][0]
+    volumes = {v["name"]: v for v in override["spec"]["podTemplate"]["spec"]["volumes"]}
+    assert volumes["etc-lvm-backup"]["hostPath"]["path"] == "/var/etc/lvm/backup"
+    assert {"LinstorCluster", "StorageClass", "VolumeConfig", "UserVolumeConfig"} <= set(kinds)
+
+
+@pytest.mark.reference
+def test_record_manifests_validate_against_real_schemas(suite) -> None:
+    _, _, run = suite
+    crds = {}
+    for path in reference_path("crds", "piraeus").glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        for ver in crd["spec"]["versions"]:
+            crds[(f"{crd['spec']['group']}/{ver['name']}", crd["spec"]["names"]["kind"])] = ver["schema"]["openAPIV3Schema"]
+    talos_defs = {"VolumeConfig": "block.VolumeConfigV1Alpha1", "UserVolumeConfig": "block.UserVolumeConfigV1Alpha1"}
+    checked = 0
+    for doc in manifests_of(run):
+        key = (doc.get("apiVersion"), doc.get("kind"))
+        if doc.get("apiVersion") == "v1alpha1" and doc.get("kind") in talos_defs:
+            jsonschema.Draft202012Validator(talos_schema_def("v1.12.11", talos_defs[doc["kind"]])).validate(doc)
+        elif key in crds:
+            jsonschema.Draft7Validator(crds[key]).validate(doc)
+        elif "machine" in doc:  # 02's machine-config patch: its kernel modules against Talos's schema
+            for module in doc["machine"]["kernel"]["modules"]:
+                jsonschema.Draft202012Validator(talos_schema_def("v1.12.11", "v1alpha1.KernelModuleConfig")).validate(module)
+        else:
+            kubernetes_validate.validate(doc, "1.33", strict=True)
+        checked += 1
+    assert checked >= 15
+
+
+def test_helm_failure_stops_03_before_anything_else_and_rerun_recovers(suite) -> None:
+    lab_dir, out, _ = suite
+    control.fault_add("helm-fail", count=1, d=lab_dir)
+    failed = runbook("run", "-f", str(LAB_PARAMS), "03", "--out", str(out), lab_dir=lab_dir)
+    assert failed.returncode == 1 and "helm" in failed.stdout.lower()
+    rec = record(run_dir_of(failed), "03-piraeus-install")
+    assert rec["status"] == "failed"
+    assert not [a for a in rec["actions"] if a["step"].startswith(("wipe", "apply Linstor"))]
+    control.fault_clear(lab_dir)
+    again = runbook("run", "-f", str(LAB_PARAMS), "03", "--out", str(out), lab_dir=lab_dir, check=True)
+    assert record(run_dir_of(again), "03-piraeus-install")["status"] == "succeeded"
+
+
+def test_second_run_of_01_to_03_applies_nothing_and_verifies(suite) -> None:
+    """Runs last in this module: it ends by tampering with the first run's record."""
+    lab_dir, out, first = suite
+    again = runbook("run", "-f", str(LAB_PARAMS), "01", "02", "03", "--out", str(out), lab_dir=lab_dir, check=True)
+    run = run_dir_of(again)
+    for name in NOTEBOOKS[:3]:
+        outcomes = {a["outcome"] for a in record(run, name)["actions"]}
+        assert outcomes == {"unchanged"}, (name, outcomes)
+    assert runbook("verify", str(run), lab_dir=lab_dir).returncode == 0
+    assert json.loads((run / "run.json").read_text())["previous_run_sha256"]
+    nb = first / "03-piraeus-install.ipynb"
+    nb.write_text(nb.read_text().replace("LINSTOR node", "LINSTOR n0de"))
+    bad = runbook("verify", str(run), lab_dir=lab_dir)
+    assert bad.returncode != 0 and "03-piraeus-install.ipynb" in bad.stderr
+
+
+# --- 06-failover-drill on the same lab (needs only 03's HA controller and 04's replicated class)
+
+
+def test_failover_drill_times_the_phases_and_loses_nothing(suite) -> None:
+    lab_dir, out, _ = suite
+    proc = runbook("run", "-f", str(LAB_PARAMS), "06", "--out", str(out), lab_dir=lab_dir)
+    rec = record(run_dir_of(proc), "06-failover-drill")
+    failed = [c for c in rec["checks"] if not c["ok"]]
+    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stderr[-3000:]}"
+    phases = {p["phase"]: p["seconds"] for p in rec["results"]["phases"] if p["scenario"] == "failover"}
+    for phase in ("node NotReady", "pod running elsewhere", "writes acknowledged again", "node back", "resync done"):
+        assert phase in phases, phases
+    # the HA controller moved the pod within seconds, not Kubernetes' ~15 minutes (lab.time_scale applied)
+    assert phases["pod running elsewhere"] < 60 and phases["lost-quorum taint"] <= phases["pod running elsewhere"]
+    quorum = [p["phase"] for p in rec["results"]["phases"] if p["scenario"] == "quorum-loss"]
+    assert {"quorum lost", "nodes back", "writes resumed", "resync done"} <= set(quorum)
+    assert any(c["name"].startswith("no write completed while quorum was lost") for c in rec["checks"])
+    integrity = rec["results"]["integrity"]
+    assert integrity["ok"] and integrity["acknowledged"] > 50
+    summary = {s["scenario"]: s for s in rec["results"]["summary"]}
+    assert summary["quorum-loss"]["I/O stall (s)"] >= 10  # frozen for the whole outage
+    lab_faults = [a for a in rec["actions"] if a["kind"] == "lab"]
+    assert [a["command"][2:4] for a in lab_faults][:2] == [["fault", "add"], ["fault", "remove"]]
+    assert not control.fault_list(lab_dir)  # every fault the drill injected is gone
+
+
+def test_drill_names_lost_and_diverged_records_when_drbd_ignores_quorum(suite, tmp_path) -> None:
+    """A cut-off node that keeps writing (quorum not enforced) diverges from the failed-over copy."""
+    lab_dir, out, _ = suite
+    params = write_params(tmp_path / "isolate.yaml", failover={"fault": "isolate", "quorum_loss": False, "steady_s": 10})
+    control.fault_add("quorum-off", d=lab_dir)
+    try:
+        proc = runbook("run", "-f", str(params), "06", "--out", str(out), lab_dir=lab_dir)
+    finally:
+        control.fault_clear(lab_dir)
+    assert proc.returncode != 0
+    rec = record(run_dir_of(proc), "06-failover-drill")
+    failed = {c["name"]: c["observed"] for c in rec["checks"] if not c["ok"]}
+    assert "failover: resync completes" in failed and "StandAlone" in str(failed["failover: resync completes"])
+    lost = failed["every acknowledged record on every replica, unchanged"]
+    diverged = failed["replicas hold identical records"]
+    assert " on lab-cp-" in str(lost) and "differ between replicas" in str(diverged), failed
+    assert not rec["results"]["integrity"]["ok"]
+    # the test volume (and its split brain) is cleaned up with it
+    assert any(a["step"].startswith("delete PersistentVolumeClaim") and a["outcome"] == "applied" for a in rec["actions"])
+
+
+def test_a_partitioned_writer_freezes_and_fails_over_without_divergence(suite, tmp_path) -> None:
+    """The fault matrix's network partition: the cut-off node loses quorum, its writes freeze (suspend-io), the
+    HA controller moves the pod, the frozen primary demotes itself on reconnect and resyncs; nothing diverges."""
+    lab_dir, out, _ = suite
+    params = write_params(tmp_path / "partition.yaml", failover={"fault": "isolate", "quorum_loss": False, "steady_s": 10})
+    proc = runbook("run", "-f", str(params), "06", "--out", str(out), lab_dir=lab_dir)
+    rec = record(run_dir_of(proc), "06-failover-drill")
+    failed = [c for c in rec["checks"] if not c["ok"]]
+    assert proc.returncode == 0 and not failed, failed
+    phases = [p["phase"] for p in rec["results"]["phases"]]
+    assert {"node NotReady", "pod running elsewhere", "node back", "resync done"} <= set(phases)
+    adds = [a for a in rec["actions"] if a["kind"] == "lab" and a["command"][2:4] == ["fault", "add"]]
+    assert len(adds) == 2 and all("partition" in a["command"] for a in adds)  # cut off from both peers
+    assert not control.fault_list(lab_dir)

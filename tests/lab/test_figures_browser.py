@@ -1,0 +1,88 @@
+"""Static figure images drawn by the system Chromium (kaleido)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+
+from runbook_lib import figure_export, viz
+from tests.figure_checks import needs_browser, png_size
+from tests.lab_helpers import ROOT
+
+POOLS = pd.DataFrame({
+    "node": ["lab-cp-1", "lab-cp-2", "lab-cp-3"], "pool": ["linstor-pool"] * 3, "provider_kind": ["ZFS"] * 3,
+    "supports_snapshots": [True] * 3, "total_bytes": [400 * 2**30] * 3,
+    "used_bytes": [10 * 2**30, 12 * 2**30, 0], "free_bytes": [390 * 2**30, 388 * 2**30, 400 * 2**30],
+})
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+@needs_browser
+def test_the_browser_drawing_figures_does_not_inherit_the_runbook_secrets(monkeypatch) -> None:
+    figure_export.stop()  # the next figure starts a browser, inside the environment set here
+    monkeypatch.setenv("RUNBOOK_SECRETS", '{"token": "F2SENTINEL"}')
+    figure_export.png({"data": [{"type": "bar", "y": [1]}], "layout": {}})
+    assert os.environ["RUNBOOK_SECRETS"] == '{"token": "F2SENTINEL"}'  # the kernel keeps it
+    browsers = []
+    for pid in descendants(os.getpid()):
+        try:
+            cmdline, environ = Path(f"/proc/{pid}/cmdline").read_bytes(), Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if b"chrom" in cmdline:
+            browsers.append(pid)
+            assert b"F2SENTINEL" not in environ and b"RUNBOOK_SECRETS" not in environ, cmdline[:200]
+    assert browsers, "no browser process found under this process"
+
+
+@needs_browser
+def test_a_figure_output_has_plotly_json_and_a_png_at_its_layout_size() -> None:
+    fig = viz.pool_capacity_figure(POOLS)
+    data, metadata = viz.figure_bundle(fig)
+    assert data[viz.PLOTLY_MIMETYPE]["layout"]["title"]["text"] == "Storage pool capacity"
+    width, height = png_size(base64.b64decode(data["image/png"]))
+    assert (width, height) == (900 * figure_export.PNG_SCALE, 380 * figure_export.PNG_SCALE)
+    assert metadata["image/png"]["width"] == 900
+    # No text/html: a renderer that prefers HTML (nbconvert, GitHub) must fall back to the PNG.
+    assert set(data) == {viz.PLOTLY_MIMETYPE, "image/png", "text/plain"}
+
+
+def test_a_browser_that_cannot_start_leaves_the_json_and_says_why_there_is_no_image() -> None:
+    script = textwrap.dedent("""
+        import warnings
+        from runbook_lib import viz
+        import plotly.graph_objects as go
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data, _ = viz.figure_bundle(go.Figure(go.Bar(y=[1]), layout_title_text="t"))
+            again, _ = viz.figure_bundle(go.Figure(go.Bar(y=[2]), layout_title_text="u"))
+        assert "image/png" not in data and viz.PLOTLY_MIMETYPE in data, data.keys()
+        assert "no static image: the browser could not be started" in data["text/plain"], data["text/plain"]
+        assert "no static image" in again["text/plain"]
+        assert any("no static image" in str(w.message) for w in caught)
+    """)
+    env = {**os.environ, "BROWSER_PATH": "/nonexistent/chromium", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
