@@ -14,7 +14,7 @@ import yaml
 
 from runbook_lib.cli import main
 from runbook_lib.lab.faults import FaultBook
-from runbook_lib.lab.talos_model import GIB, TalosCluster, dump_config
+from runbook_lib.lab.talos.cluster import GIB, TalosCluster, dump_config
 from runbook_lib.layout_fit import layout_misfit
 from runbook_lib.params import MAX_PARAMS_FILE_BYTES, Storage
 

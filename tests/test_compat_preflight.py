@@ -8,9 +8,10 @@ import pytest
 
 from runbook_lib import compat, manifests
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.lab import installed_image, linstor_model
-from runbook_lib.lab.linstor_model import LinstorController, SatelliteFacts
-from runbook_lib.lab.talos_model import TalosCluster
+from runbook_lib.lab.linstor import model as linstor_model
+from runbook_lib.lab.linstor.model import LinstorController, SatelliteFacts
+from runbook_lib.lab.talos import installed_image
+from runbook_lib.lab.talos.cluster import TalosCluster
 from runbook_lib.params import parse_params
 from runbook_lib.session import Session
 

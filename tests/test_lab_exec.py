@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.lab import control, linstor_cli, tls
+from runbook_lib.lab import control, tls
+from runbook_lib.lab.linstor import cli as linstor_cli
 
 from .test_lab_kubectl import KUBECTLS
 from .test_lab_piraeus import NS, StorageLab, ready_lab  # noqa: F401 - fixture

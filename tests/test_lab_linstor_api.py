@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from runbook_lib.lab.linstor_model import (
+from runbook_lib.lab.linstor.model import (
     DeviceInfo,
     LinstorController,
     LinstorError,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.lab import linstor_api, linstor_views
-from runbook_lib.lab.linstor_model import CONTROLLER_VERSION, DeviceInfo, LinstorError, SatelliteFacts
+from runbook_lib.lab.linstor import api as linstor_api
+from runbook_lib.lab.linstor import views as linstor_views
+from runbook_lib.lab.linstor.model import CONTROLLER_VERSION, DeviceInfo, LinstorError, SatelliteFacts
 from runbook_lib.lab.piraeus import IMAGES
 
 from .test_lab_linstor_api import GIB, _controller, validate

@@ -29,11 +29,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from runbook_lib.lab import control, factory_api
+from runbook_lib.lab import control
 from runbook_lib.lab import helm as lab_helm
 from runbook_lib.lab import server as lab_server
-from runbook_lib.lab import talos_model as tm
 from runbook_lib.lab.piraeus import state_dict as storage_state
+from runbook_lib.lab.talos import cluster as tm
+from runbook_lib.lab.talos import factory_api
 
 GIB = 2**30
 NS = "piraeus-datastore"

@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from runbook_lib.lab import control, drbd, etcd_snapshot, talosctl
+from runbook_lib.lab import control, drbd
 from runbook_lib.lab.faults import FaultBook
+from runbook_lib.lab.talos import etcd_snapshot, talosctl
 from runbook_lib.params import ParamsError, parse_params
 
 from .lab_helpers import serve_lab
@@ -340,7 +341,7 @@ def talos_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, P
 
 
 def _talosctl(cfg: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runbook_lib.lab.talosctl", "--talosconfig", str(cfg), *args],
+    return subprocess.run([sys.executable, "-m", "runbook_lib.lab.talos.talosctl", "--talosconfig", str(cfg), *args],
                           capture_output=True, text=True, timeout=60, check=False)
 
 

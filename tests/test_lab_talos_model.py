@@ -1,4 +1,4 @@
-"""Unit tests of the lab's Talos model (runbook_lib.lab.talos_model): layout, volumes, reset, timing."""
+"""Unit tests of the lab's Talos model (runbook_lib.lab.talos.cluster): layout, volumes, reset, timing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from runbook_lib.lab.faults import FaultBook
-from runbook_lib.lab.talos_model import (
+from runbook_lib.lab.talos.cluster import (
     GIB,
     MIB,
     TalosAPIError,

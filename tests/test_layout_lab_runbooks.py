@@ -20,7 +20,14 @@ from runbook_lib.params import parse_params
 from runbook_lib.record import RECORD_ENV
 from runbook_lib.session import RUN_ID_ENV, Session
 
-from .test_lab_piraeus import StorageLab, _write_connection_files, install_operator, prepare_node, stop_lab, wait_for
+from .test_lab_piraeus import (
+    StorageLab,
+    _write_connection_files,
+    install_operator,
+    prepare_node,
+    stop_lab,
+    wait_for,
+)
 
 STORAGE_NODES = ("lab-cp-1", "lab-cp-2", "lab-cp-3")
 WORKER = {"name": "lab-w-9", "address": "10.5.0.5", "role": "worker", "storage": False}
@@ -29,8 +36,8 @@ NODES = [*({**n, "storage": True} for n in control.default_options()["nodes"]), 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
-    from kubernetes import config as k8s_config
     import httpx
+    from kubernetes import config as k8s_config
 
     d = tmp_path_factory.mktemp("layout") / "lab"
     d.mkdir(parents=True)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from runbook_lib.lab import control
-from runbook_lib.lab.talos_model import TalosCluster
+from runbook_lib.lab.talos.cluster import TalosCluster
 
 from .lab_helpers import run_dir_of, runbook, write_params
 

@@ -37,7 +37,7 @@ import yaml
 
 from . import drbd
 from . import workloads as wl
-from .linstor_model import (
+from .linstor.model import (
     DISKLESS_POOL,
     FAIL_NOT_ENOUGH_NODES,
     FAIL_NOT_FOUND_RSC_DFN,

@@ -38,10 +38,10 @@ from typing import Any
 
 import yaml
 
-from . import block_links, drbd
+from . import drbd
 from . import workloads as wl
 from .kubeapi import ApiError, strategic_merge
-from .linstor_model import (
+from .linstor.model import (
     CONTROLLER_VERSION,
     MASK_ERROR,
     LinstorController,
@@ -51,6 +51,7 @@ from .linstor_model import (
     ret_code,
 )
 from .state import SavedState
+from .talos import block_links
 
 CHART_REF = "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus"
 CHART_NAME = "piraeus"
@@ -376,7 +377,7 @@ def sync_linstor(lab: Any, now: float) -> None:
         online = ready and now >= state.ready_since[name] + T_CONNECT
         sat = None
         if online and facts is not None:
-            from .linstor_model import DeviceInfo
+            from .linstor.model import DeviceInfo
 
             devices = {p: DeviceInfo(p, facts.sizes.get(p, 0), sig, facts.mounted.get(p))
                        for p, sig in facts.partitions.items()}

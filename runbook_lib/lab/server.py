@@ -31,19 +31,20 @@ from . import (
     kube_tables,
     kubeapi,
     streaming,
-    talos_api,
     tls,
 )
 from .clock import Clock
 from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher, now_iso
-from .talos_model import T_KUBELET, TalosCluster, rfc3339
+from .talos import api as talos_api
+from .talos.cluster import T_KUBELET, TalosCluster, rfc3339
 
 # --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
 # isort: split
-from . import drbd, linstor_api, record_writer, workloads
+from . import drbd, record_writer, workloads
 from .fio import FioRunner  # --- benchmarks (07)
 from .fio import model as perf_model  # --- benchmarks (07)
+from .linstor import api as linstor_api
 from .piraeus import attach as attach_storage
 from .piraeus import reconcile_cluster
 from .piraeus import state_dict as storage_state
@@ -51,9 +52,9 @@ from .piraeus import state_dict as storage_state
 # --- end piraeus/linstor
 # isort: split
 from . import (
-    installed_image,  # nodes installed from an Image Factory installer (lab.initial_extensions)
     snapshots,  # --- CSI snapshots (05): snapshot-controller + csi-snapshotter
 )
+from .talos import installed_image  # nodes installed from an Image Factory installer (lab.initial_extensions)
 
 KUBERNETES_VERSION = kube_endpoints.KUBERNETES_VERSION
 STATE_FILE = "state.json"

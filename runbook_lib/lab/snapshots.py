@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import workloads as wl
-from .linstor_model import (
+from .linstor.model import (
     FAIL_UNKNOWN_ERROR,
     MASK_ERROR,
     LinstorError,

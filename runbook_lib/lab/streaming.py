@@ -16,9 +16,10 @@ import json
 import struct
 from typing import Any
 
-from . import linstor_cli, linstor_model
 from .kubeapi import ApiError
-from .talos_releases import zfs_version
+from .linstor import cli as linstor_cli
+from .linstor import model as linstor_model
+from .talos.releases import zfs_version
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")

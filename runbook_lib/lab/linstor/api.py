@@ -28,9 +28,10 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from . import linstor_views
-from . import workloads as wl
-from .linstor_model import (
+from .. import workloads as wl
+from ..piraeus import controller_pod
+from . import views as linstor_views
+from .model import (
     CONTROLLER_VERSION,
     FAIL_NOT_FOUND_NODE,
     FAIL_NOT_FOUND_RSC_DFN,
@@ -44,7 +45,6 @@ from .linstor_model import (
     not_found,
     ret_code,
 )
-from .piraeus import controller_pod
 
 UNKNOWN_API_CALL = ret_code(0x0FFFFFFFFFFFFFFF, MASK_ERROR)
 

@@ -15,8 +15,8 @@ import copy
 from typing import Any
 
 from . import factory_api
-from .talos_model import FACTORY_HOST, TalosNode, v1alpha1_doc
-from .talos_releases import parse_version
+from .cluster import FACTORY_HOST, TalosNode, v1alpha1_doc
+from .releases import parse_version
 
 
 def install_initial(lab: Any, extensions: list[str], kernel_args: list[str]) -> None:

@@ -50,8 +50,8 @@ from typing import Any
 
 import yaml
 
-from .talos_errors import TalosAPIError
-from .talos_releases import drbd_version, kernel_version, parse_version, zfs_version
+from .errors import TalosAPIError
+from .releases import drbd_version, kernel_version, parse_version, zfs_version
 
 # ----------------------------------------------------------------------------- constants
 
@@ -1840,7 +1840,7 @@ class TalosCluster:
             version, schematic = parse_installer_image(image)
         except ValueError as exc:
             raise TalosAPIError("Unknown", f'error validating installer image "{image}": {exc}') from None
-        from .talos_releases import TALOS_VERSIONS
+        from .releases import TALOS_VERSIONS
 
         not_found = TalosAPIError("Unknown", f'error validating installer image "{image}": failed to resolve '
                                   f'reference "{image}": {image}: not found')

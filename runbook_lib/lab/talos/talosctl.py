@@ -1,6 +1,6 @@
 """The lab's ``talosctl``: same flags, output and exit codes as the real CLI, against the lab.
 
-``python -m runbook_lib.lab.talosctl ...`` (the lab installs a ``talosctl`` wrapper script
+``python -m runbook_lib.lab.talos.talosctl ...`` (the lab installs a ``talosctl`` wrapper script
 that runs it). It reads the talosconfig like the real tool (``--talosconfig``, else
 ``$TALOSCONFIG``, else ``~/.talos/config``), sends each call to the first endpoint of
 the context over HTTP (the lab writes ``127.0.0.1:<port>`` there) and prints what the
@@ -20,7 +20,7 @@ It starts as a fresh process for every call (the runbooks make hundreds), so it 
 only what a call needs: no ``urllib``/``http.client`` (a few lines of HTTP/1.1 over a
 socket), no ``dataclasses`` or ``typing``, and the Talos model (machine-config parsing,
 go-yaml output) only for the commands that use it (``apply-config``, ``patch``, ``-o yaml``).
-``python -X importtime -m runbook_lib.lab.talosctl version --client`` shows what is left.
+``python -X importtime -m runbook_lib.lab.talos.talosctl version --client`` shows what is left.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import sys
 import time
 from urllib.parse import quote
 
-from .talos_errors import TalosAPIError
+from .errors import TalosAPIError
 
 # Not imported here, to keep the start of each call short (see the module docstring):
 # yaml (when the talosconfig is read), .talos_model (apply-config, patch, -o yaml), datetime.
@@ -50,7 +50,7 @@ POLL_INTERVAL = 0.02  # real seconds between --wait / health polls
 
 def _model():
     """The Talos model module, imported on first use (it is the slowest import of the lab)."""
-    from . import talos_model
+    from . import cluster as talos_model
 
     return talos_model
 

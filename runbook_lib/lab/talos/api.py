@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import etcd_snapshot, installed_image
-from .talos_model import (
+from .cluster import (
     EXTENSION_CATALOG,
     GO_VERSIONS,
     RESOURCE_DEFS,
