@@ -16,7 +16,7 @@ from runbook_lib import machineconfig, upgrade
 from runbook_lib.lab import control
 from runbook_lib.lab import server as lab_server
 from runbook_lib.lab.talos import factory_api
-from runbook_lib.lab.talos.cluster import v1alpha1_doc
+from runbook_lib.lab.talos.machine_config import v1alpha1_doc
 from runbook_lib.params import parse_params
 from runbook_lib.session import Session
 

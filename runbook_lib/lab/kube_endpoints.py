@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from .kubeapi import ApiError
-from .talos.cluster import KUBERNETES_VERSION
+from .talos.constants import KUBERNETES_VERSION
 
 GIT_COMMIT = "0" * 40  # no real build: all zeros, so nobody mistakes it for a kubernetes/kubernetes commit
 BUILD_DATE = "1970-01-01T00:00:00Z"

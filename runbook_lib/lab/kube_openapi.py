@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .kubeapi import BUILTIN_TYPES, ApiError, ResourceType
-from .talos.cluster import KUBERNETES_VERSION
+from .talos.constants import KUBERNETES_VERSION
 
 REF = "#/components/schemas/"
 V2_REF = "#/definitions/"

@@ -37,7 +37,9 @@ from .clock import Clock
 from .faults import FaultBook
 from .kubeapi import ApiError, KubeStore, field_matcher, label_matcher, now_iso
 from .talos import api as talos_api
-from .talos.cluster import T_KUBELET, TalosCluster, rfc3339
+from .talos.cluster import TalosCluster
+from .talos.constants import T_KUBELET
+from .talos.seeded import rfc3339
 
 # --- piraeus/linstor: workload controllers, Piraeus operator, LINSTOR, linstor-csi
 # isort: split

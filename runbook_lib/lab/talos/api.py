@@ -41,16 +41,12 @@ from collections.abc import Callable
 from typing import Any
 
 from . import etcd_snapshot, installed_image
-from .cluster import (
-    EXTENSION_CATALOG,
-    GO_VERSIONS,
-    RESOURCE_DEFS,
-    TalosAPIError,
-    TalosCluster,
-    TalosNode,
-    parse_version,
-    resolve_resource_type,
-)
+from .cluster import TalosCluster
+from .constants import EXTENSION_CATALOG, GO_VERSIONS
+from .errors import TalosAPIError
+from .node import TalosNode
+from .releases import parse_version
+from .resource_types import RESOURCE_DEFS, resolve_resource_type
 
 _HTTP_STATUS = {"NotFound": 404, "Unavailable": 503, "InvalidArgument": 400, "FailedPrecondition": 412,
                 "Unauthenticated": 401, "PermissionDenied": 403, "Unimplemented": 501, "AlreadyExists": 409,

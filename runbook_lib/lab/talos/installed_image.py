@@ -15,7 +15,9 @@ import copy
 from typing import Any
 
 from . import factory_api
-from .cluster import FACTORY_HOST, TalosNode, v1alpha1_doc
+from .constants import FACTORY_HOST
+from .machine_config import v1alpha1_doc
+from .node import TalosNode
 from .releases import parse_version
 
 

@@ -33,10 +33,14 @@ import sys
 import time
 from urllib.parse import quote
 
+from .constants import DEFAULT_TALOS_VERSION, GO_VERSIONS
 from .errors import TalosAPIError
+from .go_yaml import EMPTY, Raw, dump_config, go_yaml_dump
+from .releases import parse_version
+from .resource_types import go_duration, resolve_resource_type
 
 # Not imported here, to keep the start of each call short (see the module docstring):
-# yaml (when the talosconfig is read), .talos_model (apply-config, patch, -o yaml), datetime.
+# yaml (when the talosconfig is read), .machine_config (apply-config, patch), datetime.
 # Annotations are not evaluated (``from __future__ import annotations``): typing is for checkers only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,11 +52,11 @@ POLL_INTERVAL = 0.02  # real seconds between --wait / health polls
 
 
 
-def _model():
-    """The Talos model module, imported on first use (it is the slowest import of the lab)."""
-    from . import cluster as talos_model
+def _config():
+    """The machine-configuration module, imported on first use by ``apply-config`` and ``patch`` (it needs yaml)."""
+    from . import machine_config
 
-    return talos_model
+    return machine_config
 
 
 class CLIError(Exception):
@@ -230,7 +234,7 @@ def _flag_lines(flags: list[Flag]) -> list[str]:
         elif f.kind == "string" and f.default:
             default = f' (default "{f.default}")'
         elif f.kind == "duration":
-            default = f" (default {_model().go_duration(f.default)})"
+            default = f" (default {go_duration(f.default)})"
         rows.append((left, f.usage + default))
     width = max((len(r[0]) for r in rows), default=0)
     return [f"  {left.ljust(width)}   {text}" for left, text in rows]
@@ -473,7 +477,7 @@ class Client:
     def info(self) -> None:
         data = self.call("GET", "/info")
         self.lab_time, self.scale = float(data["now"]), float(data["scale"])
-        self.client_version = str(data.get("talosctl_version") or "") or _model().DEFAULT_TALOS_VERSION
+        self.client_version = str(data.get("talosctl_version") or "") or DEFAULT_TALOS_VERSION
         self.client_go_version = str(data.get("talosctl_go_version") or "")
         self.client_sha = str(data.get("talosctl_sha") or "")
 
@@ -559,15 +563,13 @@ def format_json(obj: Any) -> str:
 
 
 def resource_yaml(node: str, res: dict) -> str:
-    m = _model()
-    Raw, EMPTY = m.Raw, m.EMPTY  # noqa: N806 - the model's names
     md = res["metadata"]
     meta: dict[str, Any] = {k: Raw(str(md[k])) for k in ("namespace", "type", "id", "version")}
     meta["owner"] = Raw(md["owner"]) if md.get("owner") else EMPTY
     meta.update({k: Raw(str(md[k])) for k in ("phase", "created", "updated")})
     if md.get("labels"):
         meta["labels"] = {k: (EMPTY if v == "" else Raw(v)) for k, v in md["labels"].items()}
-    return f"node: {node}\n" + m.go_yaml_dump({"metadata": meta, "spec": res["spec"]})
+    return f"node: {node}\n" + go_yaml_dump({"metadata": meta, "spec": res["spec"]})
 
 
 def format_resources(output: str, definition: dict, items: list[tuple[str, dict]]) -> str:
@@ -688,8 +690,8 @@ class Talosctl:
         except OSError as exc:
             raise CLIError(f"failed to read configuration from {o['file']!r}: {exc.strerror}") from None
         if o["config_patch"]:
-            m = _model()
-            text = m.dump_config(m.apply_config_patches(m.parse_config(text), [_read_patch(p) for p in o["config_patch"]]))
+            m = _config()
+            text = dump_config(m.apply_config_patches(m.parse_config(text), [_read_patch(p) for p in o["config_patch"]]))
         errors = []
         for node in self.nodes():
             try:
@@ -701,9 +703,9 @@ class Talosctl:
 
     def cmd_patch(self) -> None:
         o = self.opts
-        m = _model()
+        m = _config()
 
-        if m.resolve_resource_type(self.args[0]) != "MachineConfigs.config.talos.dev":
+        if resolve_resource_type(self.args[0]) != "MachineConfigs.config.talos.dev":
             raise CLIError(f"patching {self.args[0]!r} is not supported: only machineconfig can be patched")
         patches = [_read_patch(p) for p in o["patch"]]
         if o["patch_file"]:
@@ -719,7 +721,7 @@ class Talosctl:
                     patched = m.apply_config_patches(current, patches)
                 except ValueError as exc:
                     raise CLIError(str(exc)) from None
-                resp = self._apply(node, m.dump_config(patched), o["mode"], o["dry_run"])
+                resp = self._apply(node, dump_config(patched), o["mode"], o["dry_run"])
                 if not o["dry_run"]:
                     self.out(f"patched MachineConfigs.config.talos.dev/v1alpha1 at the node {node}\n")
                 self._print_apply(resp)
@@ -898,7 +900,7 @@ class Talosctl:
             tag = self.client.client_version
             client = {"go_version": self.client.client_go_version, "sha": self.client.client_sha}
         except (TalosAPIError, CLIError):
-            tag = _model().DEFAULT_TALOS_VERSION
+            tag = DEFAULT_TALOS_VERSION
         lines = ["Client:"]
         lines += [f"\tTag:         {tag}"] if o["short"] else _version_block(tag, client)
         self.out("\n".join(lines) + "\n")
@@ -1040,7 +1042,7 @@ def _errno_text(exc: OSError) -> str:
 def _version_block(tag: str, server: dict | None = None) -> list[str]:
     """``Tag``/``SHA``/``Go version`` lines; the values come from the lab (``/info`` for the client,
     the node's version answer for a server), else are derived from the tag as the model does."""
-    go = (server or {}).get("go_version") or _model().GO_VERSIONS.get(_model().parse_version(tag)[:2], "go1.25.5")
+    go = (server or {}).get("go_version") or GO_VERSIONS.get(parse_version(tag)[:2], "go1.25.5")
     sha = (server or {}).get("sha") or __import__("hashlib").sha1(tag.encode()).hexdigest()[:8]
     return [f"\tTag:         {tag}", f"\tSHA:         {sha}", "\tBuilt:       ", f"\tGo version:  {go}",
             "\tOS/Arch:     linux/amd64"]
