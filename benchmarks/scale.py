@@ -88,7 +88,7 @@ def _objects(n: int) -> list[tuple[str, str, str | None, dict]]:
 def build_state(n: int, lab_dir: Path) -> dict:
     """A lab of ``n`` Ready nodes with LINSTOR online on each; written to ``lab_dir`` like a stopped lab."""
     from runbook_lib.lab import control
-    from runbook_lib.lab.linstor.model import SatelliteFacts
+    from runbook_lib.lab.linstor.providers import SatelliteFacts
     from runbook_lib.lab.server import STATE_FILE, Lab
 
     options = {**control.default_options(), "nodes": node_list(n)}

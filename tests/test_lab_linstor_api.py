@@ -15,13 +15,9 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from runbook_lib.lab.linstor.model import (
-    DeviceInfo,
-    LinstorController,
-    LinstorError,
-    SatelliteFacts,
-    drbd_md_kib,
-)
+from runbook_lib.lab.linstor.controller import LinstorController
+from runbook_lib.lab.linstor.providers import DeviceInfo, SatelliteFacts, drbd_md_kib
+from runbook_lib.lab.linstor.return_codes import LinstorError
 from runbook_lib.linstor import resources_frame, storage_pools_frame
 
 from .reference import reference_path

@@ -6,7 +6,9 @@ import pytest
 
 from runbook_lib.lab.linstor import api as linstor_api
 from runbook_lib.lab.linstor import views as linstor_views
-from runbook_lib.lab.linstor.model import CONTROLLER_VERSION, DeviceInfo, LinstorError, SatelliteFacts
+from runbook_lib.lab.linstor.constants import CONTROLLER_VERSION
+from runbook_lib.lab.linstor.providers import DeviceInfo, SatelliteFacts
+from runbook_lib.lab.linstor.return_codes import LinstorError
 from runbook_lib.lab.piraeus import IMAGES
 
 from .test_lab_linstor_api import GIB, _controller, validate

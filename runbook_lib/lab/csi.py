@@ -37,8 +37,8 @@ import yaml
 
 from . import drbd
 from . import workloads as wl
-from .linstor.model import (
-    DISKLESS_POOL,
+from .linstor.constants import DISKLESS_POOL
+from .linstor.return_codes import (
     FAIL_NOT_ENOUGH_NODES,
     FAIL_NOT_FOUND_RSC_DFN,
     FAIL_UNKNOWN_ERROR,

@@ -41,15 +41,10 @@ import yaml
 from . import drbd
 from . import workloads as wl
 from .kubeapi import ApiError, strategic_merge
-from .linstor.model import (
-    CONTROLLER_VERSION,
-    MASK_ERROR,
-    LinstorController,
-    LinstorError,
-    SatelliteFacts,
-    api_rc,
-    ret_code,
-)
+from .linstor.constants import CONTROLLER_VERSION
+from .linstor.controller import LinstorController
+from .linstor.providers import SatelliteFacts
+from .linstor.return_codes import MASK_ERROR, LinstorError, api_rc, ret_code
 from .state import SavedState
 from .talos import block_links
 
@@ -377,7 +372,7 @@ def sync_linstor(lab: Any, now: float) -> None:
         online = ready and now >= state.ready_since[name] + T_CONNECT
         sat = None
         if online and facts is not None:
-            from .linstor.model import DeviceInfo
+            from .linstor.providers import DeviceInfo
 
             devices = {p: DeviceInfo(p, facts.sizes.get(p, 0), sig, facts.mounted.get(p))
                        for p, sig in facts.partitions.items()}

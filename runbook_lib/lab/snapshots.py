@@ -30,13 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import workloads as wl
-from .linstor.model import (
-    FAIL_UNKNOWN_ERROR,
-    MASK_ERROR,
-    LinstorError,
-    api_rc,
-    ret_code,
-)
+from .linstor.return_codes import FAIL_UNKNOWN_ERROR, MASK_ERROR, LinstorError, api_rc, ret_code
 
 GROUP = "snapshot.storage.k8s.io"
 CHART_NAME = "snapshot-controller"

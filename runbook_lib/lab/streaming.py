@@ -18,7 +18,7 @@ from typing import Any
 
 from .kubeapi import ApiError
 from .linstor import cli as linstor_cli
-from .linstor import model as linstor_model
+from .linstor import providers as linstor_providers
 from .talos.releases import zfs_version
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -63,7 +63,7 @@ def run_in_pod(lab: Any, pod: dict, container: str, command: list[str]) -> tuple
 def satellite_zfs_version(lab: Any, node_name: str) -> tuple[int, str, str]:
     """``zfs --version`` in a satellite: the image's userland, then the host's module (OpenZFS zfs_main.c
     ``zfs_version_print``: without the module it prints "zfs_version_kernel() failed" and exits 1)."""
-    user = f"zfs-{linstor_model.SATELLITE_ZFS_USERLAND}-1\n"
+    user = f"zfs-{linstor_providers.SATELLITE_ZFS_USERLAND}-1\n"
     node = lab.talos.nodes.get(node_name)
     if node is None or node.loaded_module("zfs") is None:
         return 1, user, "zfs_version_kernel() failed: No such file or directory\n"

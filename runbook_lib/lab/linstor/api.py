@@ -31,8 +31,8 @@ from urllib.parse import unquote
 from .. import workloads as wl
 from ..piraeus import controller_pod
 from . import views as linstor_views
-from .model import (
-    CONTROLLER_VERSION,
+from .constants import CONTROLLER_VERSION
+from .return_codes import (
     FAIL_NOT_FOUND_NODE,
     FAIL_NOT_FOUND_RSC_DFN,
     FAIL_NOT_FOUND_RSC_GRP,

@@ -2,7 +2,7 @@
 
 A pure, JSON-serializable model (no I/O, no threads, no wall clock): the lab server
 owns one :class:`TalosCluster`, calls :meth:`TalosCluster.advance` with lab time
-before each request, and :mod:`.talos_api` turns requests into the operations below.
+before each request, and :mod:`.api` turns requests into the operations below.
 
 What is modelled, and where the behaviour comes from (the Talos sources are cited in
 the comments next to each rule; "notes" means the project's reference notes on Talos):
