@@ -24,7 +24,8 @@ import pytest
 
 from runbook_lib.lab import control, drbd
 from runbook_lib.lab.faults import FaultBook
-from runbook_lib.lab.talos import etcd_snapshot, talosctl
+from runbook_lib.lab.talos import etcd_snapshot
+from runbook_lib.lab.talos.talosctl.main import main as talosctl_main
 from runbook_lib.params import ParamsError, parse_params
 
 from .lab_helpers import serve_lab
@@ -370,7 +371,7 @@ def test_etcd_snapshot_fails_the_talos_way(talos_lab, tmp_path: Path, capsys: py
     path = tmp_path / "snap.db"
 
     def snapshot(node: str, target: Path = path) -> str:  # the shim's main, in this process (no interpreter start-up)
-        code = talosctl.main(["--talosconfig", str(cfg), "-n", node, "etcd", "snapshot", str(target)])
+        code = talosctl_main(["--talosconfig", str(cfg), "-n", node, "etcd", "snapshot", str(target)])
         err = capsys.readouterr().err
         assert code == 1, err
         return err

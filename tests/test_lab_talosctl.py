@@ -19,18 +19,11 @@ from runbook_lib.lab.clock import Clock
 from runbook_lib.lab.faults import FaultBook
 from runbook_lib.lab.talos import api as talos_api
 from runbook_lib.lab.talos.cluster import TalosCluster
-from runbook_lib.lab.talos.talosctl import (
-    COMMANDS,
-    GLOBAL_FLAGS,
-    CLIError,
-    append_errors,
-    format_json,
-    main,
-    parse_flags,
-    resource_json,
-    resource_yaml,
-    tabwrite,
-)
+from runbook_lib.lab.talos.talosctl.args import parse_flags
+from runbook_lib.lab.talos.talosctl.commands import COMMANDS, GLOBAL_FLAGS, CLIError
+from runbook_lib.lab.talos.talosctl.main import COMMAND_CLASSES, command_class, main
+from runbook_lib.lab.talos.talosctl.output import format_json, resource_json, resource_yaml, tabwrite
+from runbook_lib.lab.talos.talosctl.transport import append_errors
 
 from .lab_helpers import VOLUME_DOCS, serve_lab
 
@@ -266,3 +259,11 @@ def test_upgrade_waits_for_the_new_boot(lab_env):
     assert res.stderr.splitlines()[-2:] == ['"10.5.0.6": events check condition met', '"10.5.0.6": post check passed']
     ext = decode_stream(talosctl(lab_env, "-n", "10.5.0.6", "get", "extensions", "-o", "json").stdout)
     assert [(e["metadata"]["id"], e["spec"]["metadata"]["name"]) for e in ext] == [(0, "drbd"), (1, "schematic")]
+
+
+def test_every_command_has_the_class_that_runs_it():
+    """The entry point imports a command's module only when it runs (a talosctl call stays cheap)."""
+    assert sorted(COMMAND_CLASSES) == sorted(c.path for c in COMMANDS)
+    for cmd in COMMANDS:
+        handler = "cmd_" + cmd.path.replace(" ", "_").replace("-", "_")
+        assert callable(getattr(command_class(cmd.path), handler)), cmd.path
