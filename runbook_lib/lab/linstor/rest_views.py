@@ -1,4 +1,4 @@
-"""The LINSTOR controller's objects as REST API JSON (nodes, pools, resources, definitions, snapshots)."""
+"""The LINSTOR controller's objects as REST API JSON (REST API 1.27 shapes: nodes, pools, resources, snapshots)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from .providers import drbd_md_kib, round_up
 class RestViews:
     """The LINSTOR controller's objects as REST API JSON (nodes, pools, resources, definitions, snapshots). (a part of :class:`.controller.LinstorController`)."""
 
-    # -- JSON views (REST API 1.27 shapes)
     def node_json(self, node: Node) -> dict:
         facts = node.facts or {}
         providers = ["DISKLESS", "LVM", "LVM_THIN", "FILE", "FILE_THIN"] + (["ZFS", "ZFS_THIN"] if facts.get("zfs") else [])

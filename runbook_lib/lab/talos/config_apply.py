@@ -16,7 +16,6 @@ from .resource_types import go_duration
 class ConfigApplication:
     """Applying machine configuration to a node (a part of :class:`.cluster.TalosCluster`)."""
 
-    # -- operations
     def apply_config(self, node: TalosNode, text: str, mode: str, now: float, *, dry_run: bool = False,
                      insecure: bool = False, try_timeout: float = T_TRY_DEFAULT,
                      schematic_lookup: Callable[[str], list[str] | None] | None = None) -> dict:

@@ -11,7 +11,6 @@ from .seeded import _Rand
 class Etcd:
     """etcd on the control planes (a part of :class:`.cluster.TalosCluster`)."""
 
-    # -- etcd
     def etcd_members(self) -> list[TalosNode]:
         return [n for n in self.nodes.values() if n.role == "controlplane" and n.etcd_member]
 

@@ -46,7 +46,6 @@ def _selector(expression: str) -> Any:
 class VolumeManager:
     """The Talos volume manager (a part of :class:`.cluster.TalosCluster`)."""
 
-    # -- the volume manager
     def _disk_context(self, node: TalosNode, disk: Disk) -> dict:
         return disk.spec()
 
