@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
@@ -62,9 +63,6 @@ class EtcdCommands(Talosctl):
 
     def cmd_etcd_snapshot(self) -> None:
         """talosctl ``cmd/talos/etcd.go``: stream to ``<path>.part`` (0600), check etcd's trailer, rename, report."""
-        import base64
-
-
         node = self.single_node("etcd snapshot")
         db_path = self.args[0]
         part_path = db_path + ".part"
