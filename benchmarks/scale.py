@@ -89,7 +89,7 @@ def build_state(n: int, lab_dir: Path) -> dict:
     """A lab of ``n`` Ready nodes with LINSTOR online on each; written to ``lab_dir`` like a stopped lab."""
     from runbook_lib.lab import control
     from runbook_lib.lab.assembly import STATE_FILE, create_lab
-    from runbook_lib.lab.linstor_model import SatelliteFacts
+    from runbook_lib.lab.linstor.providers import SatelliteFacts
 
     options = {**control.default_options(), "nodes": node_list(n)}
     lab = create_lab(options)

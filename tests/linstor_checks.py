@@ -7,7 +7,8 @@ from functools import cache
 import jsonschema
 import yaml
 
-from runbook_lib.lab.linstor_model import DeviceInfo, LinstorController, SatelliteFacts
+from runbook_lib.lab.linstor.controller import LinstorController
+from runbook_lib.lab.linstor.providers import DeviceInfo, SatelliteFacts
 from tests.reference import reference_path
 from tests.storage_lab import GIB
 

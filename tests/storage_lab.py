@@ -24,11 +24,13 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from runbook_lib.lab import control, factory_api
+from runbook_lib.lab import control
 from runbook_lib.lab import server as lab_server
-from runbook_lib.lab import talos_model as tm
 from runbook_lib.lab.assembly import create_lab
 from runbook_lib.lab.helm import cli as lab_helm
+from runbook_lib.lab.talos import factory_api
+from runbook_lib.lab.talos.go_yaml import dump_config
+from runbook_lib.lab.talos.machine_config import v1alpha1_doc
 
 GIB = 2**30
 NS = "piraeus-datastore"
@@ -152,7 +154,7 @@ def prepare_node(s: StorageLab, name: str, *, drbd: bool = True, helper: bool = 
         node.schematic = factory_api.schematic_id(schematic)
         lab.schematics[node.schematic] = factory_api.canonical_dict(schematic)
         docs = json.loads(json.dumps(node.config))
-        v1 = tm.v1alpha1_doc(docs)
+        v1 = v1alpha1_doc(docs)
         mods: list[dict] = []
         if drbd:
             mods += [{"name": "drbd", **({"parameters": ["usermode_helper=disabled"]} if helper else {})},
@@ -167,7 +169,7 @@ def prepare_node(s: StorageLab, name: str, *, drbd: bool = True, helper: bool = 
                          "provisioning": {"diskSelector": {"match": "system_disk"}, "maxSize": "100GiB"}})
             docs.append({"apiVersion": "v1alpha1", "kind": "UserVolumeConfig", "name": "linstor-storage",
                          "provisioning": {"diskSelector": {"match": "system_disk"}, "minSize": "200GiB", "maxSize": "200GiB"}})
-        lab.talos.apply_config(node, tm.dump_config(docs), "no-reboot", lab.clock.now())
+        lab.talos.apply_config(node, dump_config(docs), "no-reboot", lab.clock.now())
         if volume:
             assert node.volumes["u-linstor-storage"]["location"] == DEVICE
 

@@ -9,9 +9,8 @@ Parts:
 - :mod:`.clock`: accelerated lab time.
 - :mod:`.faults`: fault injection book-keeping.
 - :mod:`.kubeapi`: a Kubernetes API object store with real HTTP semantics.
-- :mod:`.talos_model`: Talos nodes, disks, partitions, volumes and machine config.
-- :mod:`.talos_api`: the lab's Talos endpoint used by the ``talosctl`` shim.
+- :mod:`.talos`: Talos nodes, disks, volumes, machine config, the Talos endpoint and the ``talosctl`` shim.
+- :mod:`.linstor`: the LINSTOR controller model, its REST API and the ``linstor`` CLI.
 - :mod:`.server`: the HTTP server tying it together, and persistence.
 - :mod:`.control`: start/stop/status/reset of the server process.
-- :mod:`.talosctl`: the ``talosctl`` executable for the lab.
 """

@@ -14,7 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
-from . import control, factory_api, tls
+from . import control, tls
+from .talos import factory_api
 
 
 def _serve(d: Path) -> int:

@@ -9,18 +9,18 @@ import time
 from pathlib import Path
 
 from ..lab_options import with_defaults
-from . import installed_image
 from .clock import Clock
 from .cluster import Controller, Lab, PodRunner, Step, VolumeHook, Workloads
 from .faults import FaultBook
 from .kubernetes.nodes import sync_nodes
 from .kubernetes.store import KubeStore
-from .linstor_model import LinstorController
+from .linstor.controller import LinstorController
 from .storage import csi, drbd, ha_controller, linstor_sync, operator, snapshots
 from .storage.csi_attach import volume_hook
 from .storage.runner import PiraeusRunner
 from .storage.state import CsiState, DrbdState, OperatorState
-from .talos_model import TalosCluster
+from .talos import installed_image
+from .talos.cluster import TalosCluster
 from .workloads import controllers, kubelet, record_writer, scheduler
 from .workloads.controllers import register_types
 from .workloads.fio import FioRunner

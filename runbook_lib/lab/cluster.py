@@ -20,9 +20,9 @@ from .clock import Clock
 from .faults import FaultBook
 from .kubernetes import store as kube_store
 from .kubernetes.store import KubeStore
-from .linstor_model import LinstorController
+from .linstor.controller import LinstorController
 from .storage.state import CsiState, DrbdState, OperatorState
-from .talos_model import TalosCluster
+from .talos.cluster import TalosCluster
 from .workloads.state import RunResult, WorkloadState
 
 MAX_CALL_KEYS = 5000  # distinct "METHOD path" counters kept; the rest are lumped together

@@ -219,9 +219,9 @@ def write_connection_files(d: Path, url: str, token: str, nodes: list[dict], pki
         path.chmod(0o600)
     bindir = d / "bin"
     bindir.mkdir(exist_ok=True)
-    for tool in ("talosctl", "helm"):
+    for tool, module in (("talosctl", "talos.talosctl"), ("helm", "helm")):
         shim = bindir / tool
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runbook_lib.lab.{tool} "$@"\n')
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runbook_lib.lab.{module} "$@"\n')
         shim.chmod(0o755)
 
 

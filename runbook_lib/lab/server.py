@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import control_api, talos_api, tls
+from . import control_api, tls
 from .assembly import STATE_FILE
 from .cluster import Lab
 from .kubernetes import endpoints as kube_endpoints
@@ -28,6 +28,7 @@ from .kubernetes import routes, streaming
 from .kubernetes import subresources as kube_subresources
 from .kubernetes.selectors import field_matcher, label_matcher
 from .kubernetes.types import ApiError
+from .talos import api as talos_api
 
 
 class Handler(BaseHTTPRequestHandler):

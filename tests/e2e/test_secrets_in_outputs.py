@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from runbook_lib.lab import control
-from runbook_lib.lab.talos_model import TalosCluster
+from runbook_lib.lab.talos.cluster import TalosCluster
 from tests.lab_helpers import run_dir_of, runbook, write_params
 
 PLANTED = "planted-S3cret-passphrase-4711"

@@ -8,9 +8,11 @@ import pytest
 
 from runbook_lib import compat, manifests
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.lab import installed_image, linstor_model
-from runbook_lib.lab.linstor_model import LinstorController, SatelliteFacts
-from runbook_lib.lab.talos_model import TalosCluster
+from runbook_lib.lab.linstor import providers as linstor_providers
+from runbook_lib.lab.linstor.controller import LinstorController
+from runbook_lib.lab.linstor.providers import SatelliteFacts
+from runbook_lib.lab.talos import installed_image
+from runbook_lib.lab.talos.cluster import TalosCluster
 from runbook_lib.params import parse_params
 from runbook_lib.session import Session
 from tests.storage_lab import StorageLab
@@ -80,7 +82,7 @@ def test_preflight_on_the_lab(ready_lab: StorageLab, tmp_path: Path, monkeypatch
     with pytest.raises(PreconditionFailed, match=r"talos#12478.*set-property DrbdOptions/Net/verify-alg crc32c"):
         compat.preflight(rb, before_upgrade=True)
 
-    monkeypatch.setattr(linstor_model, "SATELLITE_ZFS_USERLAND", "2.1.11")
+    monkeypatch.setattr(linstor_providers, "SATELLITE_ZFS_USERLAND", "2.1.11")
     rb = _session(ready_lab, tmp_path, "03-piraeus-install")
     with pytest.raises(PreconditionFailed, match=r"lab-cp-1: the satellite's ZFS userland 2.1.11 does not match .* "
                                                  r"2.3.4.*piraeus-operator#635"):

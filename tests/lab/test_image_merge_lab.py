@@ -13,10 +13,11 @@ import yaml
 from kubernetes import config as k8s_config
 
 from runbook_lib import machineconfig, upgrade
-from runbook_lib.lab import control, factory_api
+from runbook_lib.lab import control
 from runbook_lib.lab import server as lab_server
 from runbook_lib.lab.assembly import create_lab
-from runbook_lib.lab.talos_model import v1alpha1_doc
+from runbook_lib.lab.talos import factory_api
+from runbook_lib.lab.talos.machine_config import v1alpha1_doc
 from runbook_lib.params import parse_params
 from runbook_lib.session import Session
 from tests.storage_lab import StorageLab, _write_connection_files, stop_lab

@@ -11,8 +11,8 @@ import yaml
 from runbook_lib import cli, machineconfig, schematics, upgrade
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.factory import FactoryError, ImageFactory, SchematicError, installer_image, schematic_id
-from runbook_lib.lab import factory_api
-from runbook_lib.lab.talos_model import _merge
+from runbook_lib.lab.talos import factory_api
+from runbook_lib.lab.talos.machine_config import _merge
 from runbook_lib.params import Storage, parse_params
 from tests.lab_helpers import serve_lab, write_params
 

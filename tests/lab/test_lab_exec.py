@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.lab import control, linstor_cli, tls
+from runbook_lib.lab import control, tls
+from runbook_lib.lab.linstor import cli as linstor_cli
 from tests.lab.test_lab_kubectl import KUBECTLS
 from tests.storage_lab import NS, StorageLab
 

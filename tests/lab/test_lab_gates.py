@@ -24,8 +24,8 @@ from runbook_lib import bench as benchmarks
 from runbook_lib import failover, kube, partition, piraeus, storage_classes, storage_gates, upgrade
 from runbook_lib import health_report as health
 from runbook_lib.errors import ApprovalRequired, GateRefused, PreconditionFailed
-from runbook_lib.lab import factory_api
 from runbook_lib.lab.storage import drbd
+from runbook_lib.lab.talos import factory_api
 from runbook_lib.params import parse_params
 from runbook_lib.record import RECORD_ENV
 from runbook_lib.session import RUN_ID_ENV, Session

@@ -22,9 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
-from runbook_lib.lab import control, etcd_snapshot, talosctl
+from runbook_lib.lab import control
 from runbook_lib.lab.faults import FaultBook
 from runbook_lib.lab.storage import drbd
+from runbook_lib.lab.talos import etcd_snapshot
+from runbook_lib.lab.talos.talosctl.main import main as talosctl_main
 from runbook_lib.params import ParamsError, parse_params
 from tests.lab_helpers import serve_lab
 from tests.linstor_checks import validate
@@ -339,7 +341,7 @@ def talos_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, P
 
 
 def _talosctl(cfg: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runbook_lib.lab.talosctl", "--talosconfig", str(cfg), *args],
+    return subprocess.run([sys.executable, "-m", "runbook_lib.lab.talos.talosctl", "--talosconfig", str(cfg), *args],
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -368,7 +370,7 @@ def test_etcd_snapshot_fails_the_talos_way(talos_lab, tmp_path: Path, capsys: py
     path = tmp_path / "snap.db"
 
     def snapshot(node: str, target: Path = path) -> str:  # the shim's main, in this process (no interpreter start-up)
-        code = talosctl.main(["--talosconfig", str(cfg), "-n", node, "etcd", "snapshot", str(target)])
+        code = talosctl_main(["--talosconfig", str(cfg), "-n", node, "etcd", "snapshot", str(target)])
         err = capsys.readouterr().err
         assert code == 1, err
         return err

@@ -1,7 +1,7 @@
 """The lab's talosctl shim: flag parsing and output formats, the Talos RPC, and the real CLI path.
 
 The end-to-end tests start a lab server in this process and run the shim as a real
-subprocess (``python -m runbook_lib.lab.talosctl``), the way the runbooks call it.
+subprocess (``python -m runbook_lib.lab.talos.talosctl``), the way the runbooks call it.
 """
 
 from __future__ import annotations
@@ -15,22 +15,15 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from runbook_lib.lab import talos_api
 from runbook_lib.lab.clock import Clock
 from runbook_lib.lab.faults import FaultBook
-from runbook_lib.lab.talos_model import TalosCluster
-from runbook_lib.lab.talosctl import (
-    COMMANDS,
-    GLOBAL_FLAGS,
-    CLIError,
-    append_errors,
-    format_json,
-    main,
-    parse_flags,
-    resource_json,
-    resource_yaml,
-    tabwrite,
-)
+from runbook_lib.lab.talos import api as talos_api
+from runbook_lib.lab.talos.cluster import TalosCluster
+from runbook_lib.lab.talos.talosctl.args import parse_flags
+from runbook_lib.lab.talos.talosctl.commands import COMMANDS, GLOBAL_FLAGS, CLIError
+from runbook_lib.lab.talos.talosctl.main import main
+from runbook_lib.lab.talos.talosctl.output import format_json, resource_json, resource_yaml, tabwrite
+from runbook_lib.lab.talos.talosctl.transport import append_errors
 from tests.lab_helpers import VOLUME_DOCS, serve_lab
 
 NODES = [
@@ -174,7 +167,7 @@ def lab_env(tmp_path_factory):
 
 
 def talosctl(env, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runbook_lib.lab.talosctl", "--talosconfig", env.talosconfig, *args],
+    return subprocess.run([sys.executable, "-m", "runbook_lib.lab.talos.talosctl", "--talosconfig", env.talosconfig, *args],
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 

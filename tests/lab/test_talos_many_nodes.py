@@ -129,7 +129,7 @@ def lab(tmp_path_factory):
     d: Path = tmp_path_factory.mktemp("talos-many")
     lab, server, cfg = serve_lab(LAB_NODES, d)
     exe = d / "talosctl"
-    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runbook_lib.lab.talosctl "$@"\n')
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runbook_lib.lab.talos.talosctl "$@"\n')
     exe.chmod(0o755)
     talos = Talosctl(Executor(Record(notebook="t", run_id="r", parameters={}), dry_run=False, approve=None),
                      str(exe), str(cfg))

@@ -14,7 +14,9 @@ import yaml
 
 from runbook_lib.cli import main
 from runbook_lib.lab.faults import FaultBook
-from runbook_lib.lab.talos_model import GIB, TalosCluster, dump_config
+from runbook_lib.lab.talos.cluster import TalosCluster
+from runbook_lib.lab.talos.constants import GIB
+from runbook_lib.lab.talos.go_yaml import dump_config
 from runbook_lib.layout_fit import layout_misfit
 from runbook_lib.params import MAX_PARAMS_FILE_BYTES, Storage
 from tests.lab_helpers import LAB_PARAMS

@@ -6,11 +6,9 @@ import json
 
 import pytest
 
-from runbook_lib.lab.linstor_model import (
-    LinstorController,
-    LinstorError,
-    drbd_md_kib,
-)
+from runbook_lib.lab.linstor.controller import LinstorController
+from runbook_lib.lab.linstor.providers import drbd_md_kib
+from runbook_lib.lab.linstor.return_codes import LinstorError
 from tests.linstor_checks import RC_NOT_ENOUGH_NODES, linstor_controller, validate
 from tests.reference import reference_path
 from tests.storage_lab import GIB

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.lab import linstor_api, linstor_views
-from runbook_lib.lab.linstor_model import CONTROLLER_VERSION, DeviceInfo, LinstorError, SatelliteFacts
+from runbook_lib.lab.linstor import api as linstor_api
+from runbook_lib.lab.linstor import views as linstor_views
+from runbook_lib.lab.linstor.constants import CONTROLLER_VERSION
+from runbook_lib.lab.linstor.providers import DeviceInfo, SatelliteFacts
+from runbook_lib.lab.linstor.return_codes import LinstorError
 from runbook_lib.lab.storage.chart import IMAGES
 from tests.linstor_checks import linstor_controller, validate
 from tests.storage_lab import GIB

@@ -1,4 +1,4 @@
-"""Unit tests of the lab's Talos model (runbook_lib.lab.talos_model): layout, volumes, reset, timing."""
+"""Unit tests of the lab's Talos model (runbook_lib.lab.talos): layout, volumes, reset, timing."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ import json
 import pytest
 
 from runbook_lib.lab.faults import FaultBook
-from runbook_lib.lab.talos_model import (
-    GIB,
-    MIB,
-    TalosAPIError,
-    TalosCluster,
-    TalosNode,
-    apply_config_patches,
-    dump_config,
-    efi_size,
-    go_yaml_dump,
-    parse_config,
-)
+from runbook_lib.lab.talos.cluster import TalosCluster
+from runbook_lib.lab.talos.constants import GIB, MIB
+from runbook_lib.lab.talos.errors import TalosAPIError
+from runbook_lib.lab.talos.go_yaml import dump_config, go_yaml_dump
+from runbook_lib.lab.talos.gpt import efi_size
+from runbook_lib.lab.talos.machine_config import apply_config_patches, parse_config
+from runbook_lib.lab.talos.node import TalosNode
 from tests.lab_helpers import VOLUME_DOCS
 
 NODES = [

@@ -6,9 +6,11 @@ the filesystem (the old layout). The satellite opens ``/dev/disk/by-partlabel/r-
 
 from __future__ import annotations
 
-from runbook_lib.lab import block_links
 from runbook_lib.lab.faults import FaultBook
-from runbook_lib.lab.talos_model import TalosCluster, apply_config_patches, dump_config
+from runbook_lib.lab.talos import block_links
+from runbook_lib.lab.talos.cluster import TalosCluster
+from runbook_lib.lab.talos.go_yaml import dump_config
+from runbook_lib.lab.talos.machine_config import apply_config_patches
 from runbook_lib.machineconfig import documents_patch
 from runbook_lib.manifests import user_volume_config, volume_documents
 from runbook_lib.params import Storage

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..talos_model import KUBERNETES_VERSION
+from ..talos.constants import KUBERNETES_VERSION
 from .types import ApiError
 
 GIT_COMMIT = "0" * 40  # no real build: all zeros, so nobody mistakes it for a kubernetes/kubernetes commit

@@ -13,7 +13,9 @@ import copy
 from typing import Any
 
 from ..cluster import Lab
-from ..talos_model import KUBERNETES_VERSION, T_KUBELET, TalosNode, rfc3339
+from ..talos.constants import KUBERNETES_VERSION, T_KUBELET
+from ..talos.node import TalosNode
+from ..talos.seeded import rfc3339
 from .store import now_iso
 
 CAPACITY = {"cpu": "4", "memory": "16374044Ki", "pods": "110", "ephemeral-storage": "104806400Ki",

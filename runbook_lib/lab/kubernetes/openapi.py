@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..talos_model import KUBERNETES_VERSION
+from ..talos.constants import KUBERNETES_VERSION
 from .types import BUILTIN_TYPES, ApiError, ResourceType
 
 REF = "#/components/schemas/"

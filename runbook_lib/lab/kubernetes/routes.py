@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from .. import linstor_api
 from ..cluster import Lab
+from ..linstor import api as linstor_api
 from ..workloads.logs import pod_log
 from . import endpoints, openapi, ssa, subresources, tables
 from .types import ApiError, ResourceType

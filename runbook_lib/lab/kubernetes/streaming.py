@@ -16,10 +16,10 @@ import json
 import struct
 from typing import Any
 
-from .. import linstor_cli
 from ..cluster import Lab
-from ..linstor_model import SATELLITE_ZFS_USERLAND
-from ..talos_releases import zfs_version
+from ..linstor import cli as linstor_cli
+from ..linstor.providers import SATELLITE_ZFS_USERLAND
+from ..talos.releases import zfs_version
 from .types import ApiError
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

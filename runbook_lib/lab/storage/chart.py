@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ..linstor_model import CONTROLLER_VERSION
+from ..linstor.constants import CONTROLLER_VERSION
 
 OPERATOR_NAME = "piraeus-operator"  # the operator's component label and its LINSTOR properties' owner
 CHART_REF = "oci://ghcr.io/piraeusdatastore/piraeus-operator/piraeus"

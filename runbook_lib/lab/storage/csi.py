@@ -34,7 +34,7 @@ from ..kubernetes import objects as ko
 from ..kubernetes.objects import owner_ref, record_event
 from ..kubernetes.quantity import quantity_bytes
 from ..kubernetes.store import now_iso
-from ..linstor_model import (
+from ..linstor.return_codes import (
     FAIL_NOT_ENOUGH_NODES,
     FAIL_UNKNOWN_ERROR,
     MASK_ERROR,

@@ -9,7 +9,7 @@ from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import record_event, running_on
 from ..kubernetes.store import now_iso
-from ..linstor_model import (
+from ..linstor.return_codes import (
     FAIL_NOT_ENOUGH_NODES,
     FAIL_NOT_FOUND_RSC_DFN,
     MASK_ERROR,

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ..linstor_model import DISKLESS_POOL
+from ..linstor.constants import DISKLESS_POOL
 
 # paramKey values of linstor-csi v1.12 (parameter.go + paramkey_enumer.go, reference notes §5).
 PARAM_KEYS = frozenset({

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..cluster import Lab
 from ..kubernetes.objects import running_by_node
-from ..linstor_model import DeviceInfo, SatelliteFacts
+from ..linstor.providers import DeviceInfo, SatelliteFacts
 from ..workloads.node_facts import node_facts
 from .facts import controller_pod, linstor_service
 from .owned import log_once

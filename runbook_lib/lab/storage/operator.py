@@ -38,9 +38,7 @@ from ..kubernetes import objects as ko
 from ..kubernetes.objects import owned_by, pod_ready, pods_of, rtype, set_condition
 from ..kubernetes.patches import strategic_merge
 from ..kubernetes.types import ApiError
-from ..linstor_model import (
-    CONTROLLER_VERSION,
-)
+from ..linstor.constants import CONTROLLER_VERSION
 from ..workloads.scheduler import term_matches
 from .chart import GROUP, IMAGES
 from .facts import (

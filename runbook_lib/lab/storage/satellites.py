@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import block_links
 from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import pods_of
 from ..kubernetes.types import ApiError
-from ..linstor_model import MASK_ERROR, LinstorError, api_rc, ret_code
+from ..linstor.return_codes import MASK_ERROR, LinstorError, api_rc, ret_code
+from ..talos import block_links
 from ..workloads.node_facts import set_block_signature
 from .chart import GROUP
 from .facts import LAST_APPLIED, MANAGED_BY, OPERATOR_NAME, api_reachable

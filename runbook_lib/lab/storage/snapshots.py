@@ -32,7 +32,7 @@ from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.objects import rtype
 from ..kubernetes.store import now_iso
-from ..linstor_model import FAIL_UNKNOWN_ERROR, MASK_ERROR, LinstorError, api_rc, ret_code
+from ..linstor.return_codes import FAIL_UNKNOWN_ERROR, MASK_ERROR, LinstorError, api_rc, ret_code
 from ..workloads.volume_data import copy_volume_data, snapshot_key
 from .facts import DRIVER, csi_controller_pod
 from .snapshot_chart import GROUP

@@ -41,18 +41,14 @@ from collections.abc import Callable
 from itertools import permutations
 from typing import Any
 
-from ..factory import schematic_id
+from ...factory import schematic_id
 from . import etcd_snapshot, installed_image
-from .talos_model import (
-    EXTENSION_CATALOG,
-    GO_VERSIONS,
-    RESOURCE_DEFS,
-    TalosAPIError,
-    TalosCluster,
-    TalosNode,
-    parse_version,
-    resolve_resource_type,
-)
+from .cluster import TalosCluster
+from .constants import EXTENSION_CATALOG, GO_VERSIONS
+from .errors import TalosAPIError
+from .node import TalosNode
+from .releases import parse_version
+from .resource_types import RESOURCE_DEFS, resolve_resource_type
 
 _HTTP_STATUS = {"NotFound": 404, "Unavailable": 503, "InvalidArgument": 400, "FailedPrecondition": 412,
                 "Unauthenticated": 401, "PermissionDenied": 403, "Unimplemented": 501, "AlreadyExists": 409,

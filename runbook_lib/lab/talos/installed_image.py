@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import copy
 
+from ..cluster import Lab
 from . import factory_api
-from .cluster import Lab
-from .talos_model import FACTORY_HOST, TalosNode, v1alpha1_doc
-from .talos_releases import parse_version
+from .constants import FACTORY_HOST
+from .machine_config import v1alpha1_doc
+from .node import TalosNode
+from .releases import parse_version
 
 
 def install_initial(lab: Lab, extensions: list[str], kernel_args: list[str]) -> None:

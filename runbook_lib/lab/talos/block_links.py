@@ -8,8 +8,8 @@ satellite (``zpool create``, ``pvcreate``) opens such a path like the device it 
 
 from __future__ import annotations
 
-from .cluster import Lab
-from .talos_model import TalosNode
+from ..cluster import Lab
+from .node import TalosNode
 
 BY_PARTLABEL = "/dev/disk/by-partlabel/"
 BY_PARTUUID = "/dev/disk/by-partuuid/"

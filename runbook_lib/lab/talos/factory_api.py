@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .talos_releases import TALOS_VERSIONS, drbd_version, zfs_version
+from .releases import TALOS_VERSIONS, drbd_version, zfs_version
 
 # Struct field order of the factory's Schematic type (pkg/schematic/schematic.go).
 _ORDER = {

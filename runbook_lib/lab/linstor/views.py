@@ -15,7 +15,7 @@ import re
 import uuid
 from typing import Any
 
-from .linstor_model import CONTROLLER_VERSION, DEFAULT_RG
+from .constants import CONTROLLER_VERSION, DEFAULT_RG
 
 
 def _page(items: list, query: dict[str, list[str]]) -> list:

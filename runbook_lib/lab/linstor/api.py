@@ -28,11 +28,12 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from . import linstor_views
-from .kubernetes import objects as ko
-from .kubernetes.objects import pod_ready
-from .linstor_model import (
-    CONTROLLER_VERSION,
+from ..kubernetes import objects as ko
+from ..kubernetes.objects import pod_ready
+from ..storage.facts import controller_pod
+from . import views as linstor_views
+from .constants import CONTROLLER_VERSION
+from .return_codes import (
     FAIL_NOT_FOUND_NODE,
     FAIL_NOT_FOUND_RSC_DFN,
     FAIL_NOT_FOUND_RSC_GRP,
@@ -45,7 +46,6 @@ from .linstor_model import (
     not_found,
     ret_code,
 )
-from .storage.facts import controller_pod
 
 UNKNOWN_API_CALL = ret_code(0x0FFFFFFFFFFFFFFF, MASK_ERROR)
 
