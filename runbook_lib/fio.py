@@ -54,9 +54,6 @@ _PERCENTILES: tuple[tuple[str, float], ...] = (
 _JSON_START = re.compile(r"^[ \t]*\{", re.MULTILINE)
 
 
-# --------------------------------------------------------------------------- locating the JSON
-
-
 def _line_col(text: str, pos: int) -> str:
     line = text.count("\n", 0, pos) + 1
     return f"line {line}"
@@ -101,9 +98,6 @@ def extract_fio_json(output: str) -> dict[str, Any]:
         _TOOL,
         f"no JSON result object with 'jobs' found (first line: {first!r}); run fio with --output-format=json",
     )
-
-
-# --------------------------------------------------------------------------- the wire model
 
 
 def _percentile_table(value: Any) -> dict[float, float]:
