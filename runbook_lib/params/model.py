@@ -84,8 +84,6 @@ class Params(StrictModel):
             raise ParamsError(render(problems, PARAMETER_KEYS))
         return self
 
-    # -- derived values ---------------------------------------------------------
-
     @property
     def enforces_safety(self) -> bool:
         """Approvals and every real-cluster rule apply: a real cluster, or the lab with ``enforce_safety``."""
@@ -161,8 +159,6 @@ class Params(StrictModel):
         values += [v for v in url_credentials(self.model_dump(mode="json")) if v not in values]
         return values
 
-    # -- approvals ---------------------------------------------------------------
-
     def approves(self, action: str, node_name: str) -> bool:
         """True if ``confirm`` holds ``"<action> <node_name>"``."""
         return f"{action} {node_name}" in self.confirm
@@ -173,8 +169,6 @@ class Params(StrictModel):
             raise ValueError(f"unknown action {action!r}; approvals are for {', '.join(ACTIONS)}")
         if not self.approves(action, node_name):
             raise ApprovalRequired(f"{action} {node_name}", step, meaning(action))
-
-    # -- records -------------------------------------------------------------------
 
     def redacted(self) -> dict[str, Any]:
         """All parameters as JSON-able data, with every secret value replaced by ``"***"``."""
