@@ -35,8 +35,9 @@ from kubernetes.stream import stream
 from . import kube
 from .errors import PreconditionFailed, RunbookError, TalosError
 from .manifests import VERIFY_ALG, VERIFY_ALG_KEY
+from .services.clients import linstor as linstor_client
 from .session import Session
-from .storage_gates import linstor_client, linstor_installed
+from .storage_gates import linstor_installed
 
 #: the first Talos release whose kernel (Linux 6.18) lacks crct10dif, LINSTOR's automatic choice (talos#12478)
 NO_CRCT10DIF_FROM = (1, 12)
