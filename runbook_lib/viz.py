@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import figure_export
+from .bench_analysis import HEADLINE
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 
@@ -239,8 +240,6 @@ def throughput_table(summary: pd.DataFrame, limits: pd.DataFrame | None, metric:
 
 def spread_figure(results: pd.DataFrame) -> go.Figure:
     """Every run's headline figure as % of the median of its class and pattern: the run-to-run spread."""
-    from .bench import HEADLINE
-
     frame = results.copy()
     frame["value"] = [row[HEADLINE[row["metric"]]] for _, row in frame.iterrows()]
     frame["pct"] = frame["value"] / frame.groupby(["storage_class", "pattern"])["value"].transform("median") * 100

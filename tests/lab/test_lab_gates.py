@@ -202,8 +202,8 @@ def test_replication_down_refuses_01_02_and_06_before_they_change_anything(lab: 
 
         rb = session(lab, "06-failover-drill", tmp_path)
         with pytest.raises(GateRefused, match="lab-cp-3 may go down: no"):
-            failover._before_fault(rb, "failover", "node-down", [failover._node(rb, "lab-cp-3")], home="lab-cp-3",
-                                   exempt=[])
+            failover.before_fault(rb, "failover", "node-down", [failover.node_ref(rb, "lab-cp-3")], home="lab-cp-3",
+                                  exempt=[])
         assert not rb.record.actions
     finally:
         clear_faults(lab)
@@ -330,6 +330,6 @@ def test_quorum_loss_refuses_to_take_down_two_of_three_etcd_members(lab: Storage
     assert not rb.record.actions
     # the same scenario without the preflight (its own check right before the faults) refuses as well
     with pytest.raises(PreconditionFailed, match="etcd members"):
-        failover._before_fault(rb, "quorum-loss", "reboot", [failover._node(rb, n) for n in ("lab-cp-1", "lab-cp-2")],
-                               home="lab-cp-3", exempt=[])
+        failover.before_fault(rb, "quorum-loss", "reboot", [failover.node_ref(rb, n) for n in ("lab-cp-1", "lab-cp-2")],
+                              home="lab-cp-3", exempt=[])
     assert not rb.record.actions
