@@ -97,8 +97,8 @@ def test_node_down_mid_reset_stops_at_that_node_and_rerun_resumes(lab_dir: Path,
     assert not [a for a in rec["actions"] if a["target"] == "lab-cp-3"]
     # the cluster is consistent: etcd keeps quorum, lab-cp-1 is done, lab-cp-3 still has the installer's layout
     assert control.status(lab_dir)["etcd_quorum"] is True
-    assert _volumes(lab_dir, "10.5.0.2")["u-linstor-storage"]["phase"] == "ready"
-    assert "u-linstor-storage" not in _volumes(lab_dir, "10.5.0.4")
+    assert _volumes(lab_dir, "10.5.0.2")["r-linstor-storage"]["phase"] == "ready"
+    assert "r-linstor-storage" not in _volumes(lab_dir, "10.5.0.4")
 
     control.fault_clear(lab_dir)  # power back on: the node boots and the run resumes where it stopped
     again = runbook("run", "-f", str(LAB_PARAMS), "01", "--out", str(out), lab_dir=lab_dir, check=True)

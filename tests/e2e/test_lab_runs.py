@@ -47,7 +47,7 @@ def test_dry_run_records_the_plan_and_changes_nothing(lab_dir: Path, tmp_path: P
     out = subprocess.run([info["talosctl"], "--talosconfig", info["talosconfig"], "-n", "10.5.0.2", "get",
                           "volumestatus", "-o", "json"], capture_output=True, text=True, check=True).stdout
     vols = {r["metadata"]["id"]: r["spec"] for r in parse_resources(out)}
-    assert "u-linstor-storage" not in vols and vols["EPHEMERAL"]["size"] > 400 * 10**9
+    assert not {"u-linstor-storage", "r-linstor-storage"} & set(vols) and vols["EPHEMERAL"]["size"] > 400 * 10**9
 
 
 def test_real_cluster_mode_stops_for_missing_approval_before_any_change(lab_dir: Path, tmp_path: Path) -> None:
