@@ -98,7 +98,8 @@ def pod_running(url: str, api: Any, i: int) -> float:
 
 
 def snapshot_ready(url: str, api: Any, i: int, delay: float) -> float:
-    from runbook_lib import kube, snapshots
+    from runbook_lib import kube
+    from runbook_lib.steps import nb05_snapshots as snapshots
 
     vs = {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
           "metadata": {"name": f"reaction-{i}", "namespace": "default"},

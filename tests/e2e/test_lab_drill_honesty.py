@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from runbook_lib.lab import control
-from runbook_lib.storage_classes import PROVISIONER, storage_class
+from runbook_lib.steps.nb04_storage_classes import PROVISIONER, storage_class
 from tests.lab_helpers import LAB_PARAMS, record, run_dir_of, runbook, write_params
 from tests.storage_lab import bootstrap, cluster_ready, start_lab, stop_lab, wait_for
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.bench import extract_fio_json, parse_fio
+from runbook_lib.bench import parse_fio
+from runbook_lib.fio import extract_fio_json
 
 
 @pytest.mark.timeout(60)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes import config as k8s_config
 
-from runbook_lib import machineconfig, upgrade
+from runbook_lib import machineconfig
 from runbook_lib.lab import control
 from runbook_lib.lab import server as lab_server
 from runbook_lib.lab.assembly import create_lab
@@ -20,6 +20,7 @@ from runbook_lib.lab.talos import factory_api
 from runbook_lib.lab.talos.machine_config import v1alpha1_doc
 from runbook_lib.params import parse_params
 from runbook_lib.session import Session
+from runbook_lib.steps import nb02_extensions_and_upgrade as upgrade
 from tests.storage_lab import StorageLab, _write_connection_files, stop_lab
 
 pytestmark = pytest.mark.lab

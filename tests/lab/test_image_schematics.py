@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook_lib import cli, machineconfig, schematics, upgrade
+from runbook_lib import cli, machineconfig, schematics
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.factory import FactoryError, ImageFactory, SchematicError, installer_image, schematic_id
 from runbook_lib.lab.talos import factory_api
 from runbook_lib.lab.talos.machine_config import _merge
 from runbook_lib.params import Storage, parse_params
+from runbook_lib.steps import nb02_extensions_and_upgrade as upgrade
 from tests.lab_helpers import serve_lab, write_params
 
 DRBD_ZFS = ["siderolabs/drbd", "siderolabs/zfs"]

@@ -20,15 +20,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib import bench as benchmarks
-from runbook_lib import failover, kube, partition, piraeus, storage_classes, storage_gates, upgrade
-from runbook_lib import health_report as health
+from runbook_lib import kube, storage_gates
 from runbook_lib.errors import ApprovalRequired, GateRefused, PreconditionFailed
 from runbook_lib.lab.storage import drbd
 from runbook_lib.lab.talos import factory_api
 from runbook_lib.params import parse_params
 from runbook_lib.record import RECORD_ENV
 from runbook_lib.session import RUN_ID_ENV, Session
+from runbook_lib.steps import nb01_partition as partition
+from runbook_lib.steps import nb02_extensions_and_upgrade as upgrade
+from runbook_lib.steps import nb03_piraeus_install as piraeus
+from runbook_lib.steps import nb04_storage_classes as storage_classes
+from runbook_lib.steps import nb06_failover_drill as failover
+from runbook_lib.steps import nb07_benchmarks as benchmarks
+from runbook_lib.steps import nb08_storage_health as health
 from tests.storage_lab import (
     NODES,
     StorageLab,

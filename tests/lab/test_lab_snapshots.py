@@ -10,9 +10,9 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from runbook_lib import snapshots as snap
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.params import parse_params
+from runbook_lib.steps import nb05_snapshots as snap
 from tests.reference import reference_path
 from tests.storage_lab import StorageLab, helm_inproc, wait_for
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook_lib import partition, piraeus
 from runbook_lib.lab import control
 from runbook_lib.lab import server as lab_server
 from runbook_lib.lab.assembly import create_lab
 from runbook_lib.params import parse_params
 from runbook_lib.record import RECORD_ENV
 from runbook_lib.session import RUN_ID_ENV, Session
+from runbook_lib.steps import nb01_partition as partition
+from runbook_lib.steps import nb03_piraeus_install as piraeus
 from tests.storage_lab import (
     StorageLab,
     _write_connection_files,

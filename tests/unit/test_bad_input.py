@@ -124,7 +124,7 @@ def test_min_size_that_cannot_fit_is_named_and_agrees_with_the_lab() -> None:
 
 def test_a_device_path_from_a_node_never_becomes_a_shell_command() -> None:
     from runbook_lib.errors import RunbookError
-    from runbook_lib.piraeus import wipe_pod
+    from runbook_lib.steps.nb03_piraeus_install import wipe_pod
 
     script = wipe_pod("n1", "/dev/nvme0n1p5", "/var/mnt/linstor-storage", "ns")["spec"]["containers"][0]["command"]
     assert script == ["sh", "-c", "umount /host/var/mnt/linstor-storage || true; wipefs --all /dev/nvme0n1p5"]
@@ -134,7 +134,7 @@ def test_a_device_path_from_a_node_never_becomes_a_shell_command() -> None:
 
 def test_01s_plan_blocks_a_misfit_before_the_first_apply_config() -> None:
     from runbook_lib.params import parse_params
-    from runbook_lib.partition import NodeLayout, plan_node
+    from runbook_lib.steps.nb01_partition import NodeLayout, plan_node
     from runbook_lib.storage_layout import node_volume
     from runbook_lib.talos import NodeRef
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runbook_lib.bench import FIO_COLUMNS, extract_fio_json, parse_fio
+from runbook_lib.bench import parse_fio
 from runbook_lib.errors import ParseError
+from runbook_lib.fio import FIO_COLUMNS, extract_fio_json
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "fio"
 FILES = sorted(p.name for p in DATA.glob("*.json"))

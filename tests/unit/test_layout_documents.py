@@ -135,8 +135,8 @@ def test_preflight_names_a_selector_that_matches_no_disk_and_sizes_that_cannot_f
 
 
 def test_an_old_layout_node_is_left_alone_and_only_old_user_volumes_are_ever_wiped() -> None:
-    from runbook_lib import piraeus
-    from runbook_lib.partition import NodeLayout, plan_node
+    from runbook_lib.steps import nb03_piraeus_install as piraeus
+    from runbook_lib.steps.nb01_partition import NodeLayout, plan_node
     from runbook_lib.talos import NodeRef
 
     p = parse_params({"nodes": [{"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"}]})

@@ -9,7 +9,7 @@ import json
 
 from runbook_lib.params import merge_secrets, parse_params, split_secrets
 from runbook_lib.redact import Redactor, move_secret_bearing
-from runbook_lib.upgrade import factory_host
+from runbook_lib.steps.nb02_extensions_and_upgrade import factory_host
 
 SECRET = "kernel-only-S3cret-99"
 

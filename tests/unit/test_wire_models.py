@@ -1,12 +1,12 @@
-"""Wire models (runbook_lib.wire and the models in linstor, bench, helm): what fits, what is refused, and the path named."""
+"""Wire models (runbook_lib.wire and the models in linstor, fio, helm): what fits, what is refused, and the path named."""
 
 from __future__ import annotations
 
 import pytest
 
 from runbook_lib import wire
-from runbook_lib.bench import FioResult
 from runbook_lib.errors import ParseError
+from runbook_lib.fio import FioResult
 from runbook_lib.helm import Release
 from runbook_lib.linstor import Layer, Resource, StoragePool
 

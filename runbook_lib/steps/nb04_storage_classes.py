@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import kinds, kube, manifests
-from .csi import PROVISIONER
-from .errors import PreconditionFailed
-from .linstor import resources_frame, storage_pools_frame
-from .services.clients import linstor
-from .services.objects import apply, create, delete
-from .session import Session
-from .sizes import parse_size
-from .waiting import wait_until
+from .. import kinds, kube, manifests
+from ..csi import PROVISIONER
+from ..errors import PreconditionFailed
+from ..linstor import resources_frame, storage_pools_frame
+from ..services.clients import linstor
+from ..services.objects import apply, create, delete
+from ..session import Session
+from ..sizes import parse_size
+from ..waiting import wait_until
 
 DEFAULT_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 CSI_KEYS = {

@@ -1,14 +1,14 @@
 """Notebook 01: carve the storage partition out of each storage node's system disk.
 
 Per storage node, in order: add the ``VolumeConfig`` and ``RawVolumeConfig`` documents
-(``UserVolumeConfig`` before Talos v1.11, :mod:`.storage_layout`) to the running machine
+(``UserVolumeConfig`` before Talos v1.11, :mod:`..storage_layout`) to the running machine
 configuration (``talosctl patch machineconfig``: only the missing documents, so a re-run
 patches nothing), *then* reset EPHEMERAL so Talos re-creates it at the capped size and
 gives the freed space to the new partition.
 Resetting first would re-create EPHEMERAL from the old configuration and leave no
 room for the user volume (the seed article's ordering trap). Nodes go one at a time
 and the cluster must be healthy before each one; on a cluster that already runs LINSTOR
-the storage gates decide too (:mod:`.storage_gates`), and etcd is snapshotted before a
+the storage gates decide too (:mod:`..storage_gates`), and etcd is snapshotted before a
 control-plane node is reset.
 """
 
@@ -18,19 +18,19 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import machineconfig, storage_gates, storage_layout
-from .errors import PreconditionFailed
-from .etcd_backup import snapshot_before
-from .kube import node_states
-from .layout_fit import layout_misfit
-from .manifests import to_yaml, volume_documents
-from .params import Params, Storage, supports_ephemeral_resize_by_reset
-from .services.health import cluster_healthy
-from .session import Session
-from .sizes import format_iec
-from .talos import NodeRef
-from .volume_rules import validate_documents
-from .waiting import wait_until
+from .. import machineconfig, storage_gates, storage_layout
+from ..errors import PreconditionFailed
+from ..etcd_backup import snapshot_before
+from ..kube import node_states
+from ..layout_fit import layout_misfit
+from ..manifests import to_yaml, volume_documents
+from ..params import Params, Storage, supports_ephemeral_resize_by_reset
+from ..services.health import cluster_healthy
+from ..session import Session
+from ..sizes import format_iec
+from ..talos import NodeRef
+from ..volume_rules import validate_documents
+from ..waiting import wait_until
 
 
 @dataclass

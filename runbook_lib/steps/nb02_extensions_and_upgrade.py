@@ -1,13 +1,13 @@
 """Notebook 02: Image Factory installers with DRBD (and ZFS), kernel modules, rolling upgrade.
 
-Each storage node's current schematic is merged with the wanted extensions (:mod:`.schematics`:
+Each storage node's current schematic is merged with the wanted extensions (:mod:`..schematics`:
 nothing already there is dropped), its ID predicted offline and checked against the factory's
 answer; the node's installer image (``<talos_platform>-installer[-secureboot]``) is built from
-that ID. The machine configuration gets only what it lacks (:mod:`.machineconfig`), so a re-run
+that ID. The machine configuration gets only what it lacks (:mod:`..machineconfig`), so a re-run
 patches nothing. Storage nodes are upgraded one at a time behind health gates, and each must come
 back on the target version, with its schematic and the DRBD modules loaded with
 ``usermode_helper=disabled``, before the next one starts. Kubernetes health is not
-enough: the storage gates (:mod:`.storage_gates`) let a node go only when every
+enough: the storage gates (:mod:`..storage_gates`) let a node go only when every
 resource keeps a quorum of UpToDate copies elsewhere and no resync runs, and the next
 node waits until the upgraded one holds every replica again, diskful and UpToDate
 (after Talos v1.12.0 DRBD resources came back Diskless: siderolabs/talos#12478).
@@ -25,16 +25,16 @@ from urllib.parse import urlsplit
 import pandas as pd
 import yaml
 
-from . import machineconfig, schematics, storage_gates
-from .errors import PreconditionFailed, RunbookError, TalosError
-from .etcd_backup import snapshot_before
-from .factory import ImageFactory, installer_image
-from .kube import node_states
-from .params import Storage
-from .services.health import cluster_healthy
-from .session import Session
-from .talos import NodeRef
-from .waiting import wait_until
+from .. import machineconfig, schematics, storage_gates
+from ..errors import PreconditionFailed, RunbookError, TalosError
+from ..etcd_backup import snapshot_before
+from ..factory import ImageFactory, installer_image
+from ..kube import node_states
+from ..params import Storage
+from ..services.health import cluster_healthy
+from ..session import Session
+from ..talos import NodeRef
+from ..waiting import wait_until
 
 # Kernel modules Piraeus needs on Talos (piraeus-operator docs/how-to/talos.md): without
 # them LINSTOR reports "DRBD version has to be >= 9. Current DRBD version: 0.0.0".

@@ -6,10 +6,10 @@ import time
 
 import httpx
 
-from ..cluster_time import parse_date_header
-from ..errors import RunbookError
-from ..session import Session
-from ..talos import NodeRef
+from ...cluster_time import parse_date_header
+from ...errors import RunbookError
+from ...session import Session
+from ...talos import NodeRef
 
 
 def _lab(session: Session, method: str, path: str, body: dict | None, *, step: str, target: str, cli: list[str],

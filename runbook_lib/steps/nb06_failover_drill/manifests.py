@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from ..drill_records import (
+from ...drill_records import (
     MAX_BLOCKS,
     READER_SCRIPT,
     WRITER_SCRIPT,

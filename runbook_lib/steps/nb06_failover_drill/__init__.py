@@ -9,7 +9,7 @@ The drill, in the order the notebook runs it:
    fault, and again right before each scenario's: its approval (``drill <node>``,
    ``quorum-loss <writer's node>``), no scenario taking down an etcd majority (refused on a real
    cluster and with ``lab.enforce_safety``), the cluster-wide storage gate of
-   :mod:`.storage_gates`, and an etcd snapshot when a control-plane node is faulted.
+   :mod:`...storage_gates`, and an etcd snapshot when a control-plane node is faulted.
 2. **A writer** (a Deployment of one busybox pod on the replicated class) appends
    sequence-numbered, checksummed records to a file, fsyncs each and only then prints
    ``ack <record>``. The runbook collects the acknowledgements from the pod logs as it goes.
@@ -33,7 +33,7 @@ The drill, in the order the notebook runs it:
 Times are cluster seconds from the cluster's own timestamps (a node condition's
 ``lastTransitionTime``, the taint's ``timeAdded``, the container's ``startedAt``, the writer's
 record stamps); what carries no timestamp is timed by the observer's first sighting, put on the
-cluster's clock through the API server's ``Date`` header (:mod:`.cluster_time`). In the lab that
+cluster's clock through the API server's ``Date`` header (:mod:`...cluster_time`). In the lab that
 clock runs ``lab.time_scale`` times faster than the host's, so the numbers read like a real cluster's.
 
 The package, by job: :mod:`.manifests` (pure renderers), :mod:`.writer`, :mod:`.observe`

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import kinds, kube, storage_gates
-from ..csi import PROVISIONER
-from ..errors import PreconditionFailed
-from ..etcd_backup import snapshot_before
-from ..services.clients import linstor
-from ..session import Session
-from ..talos import NodeRef
+from ... import kinds, kube, storage_gates
+from ...csi import PROVISIONER
+from ...errors import PreconditionFailed
+from ...etcd_backup import snapshot_before
+from ...services.clients import linstor
+from ...session import Session
+from ...talos import NodeRef
 from .observe import Snapshot
 from .writer import Writer, control_nodes
 

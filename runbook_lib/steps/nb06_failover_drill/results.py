@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..drill_records import (
+from ...drill_records import (
     Verdict,
 )
 from .observe import Observer

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..cluster_time import ClusterClock
-from ..session import Session
+from ...cluster_time import ClusterClock
+from ...session import Session
 from .observe import Observer, Snapshot
 from .writer import Writer
 

@@ -13,16 +13,16 @@ import pandas as pd
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from .. import kinds, kube
-from ..cluster_time import ClusterClock, parse_date_header, parse_time
-from ..drill_records import (
+from ... import kinds, kube
+from ...cluster_time import ClusterClock, parse_date_header, parse_time
+from ...drill_records import (
     parse_acks,
 )
-from ..errors import RunbookError
-from ..linstor import resources_frame
-from ..services.clients import linstor
-from ..session import Session
-from ..waiting import wait_until
+from ...errors import RunbookError
+from ...linstor import resources_frame
+from ...services.clients import linstor
+from ...session import Session
+from ...waiting import wait_until
 from .manifests import APP_LABEL, TAINT
 from .writer import Writer
 

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from .. import kube
-from ..errors import RunbookError
-from ..services.objects import create
-from ..session import Session
+from ... import kube
+from ...errors import RunbookError
+from ...services.objects import create
+from ...session import Session
 from .faults import inject, restore
 from .manifests import TAINT
 from .observe import Observer, Snapshot

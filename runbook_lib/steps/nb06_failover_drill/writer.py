@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import kinds, kube
-from ..drill_records import (
+from ... import kinds, kube
+from ...drill_records import (
     Entry,
 )
-from ..session import Session
+from ...session import Session
 from .manifests import NAME, writer_claim, writer_deployment
 
 

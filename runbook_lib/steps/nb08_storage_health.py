@@ -1,6 +1,6 @@
 """Notebook 08: the storage health model as tables, a figure and red flags; it reads and never changes anything.
 
-The same four reads the gates use (:mod:`.storage_gates`), shown instead of judged: every
+The same four reads the gates use (:mod:`..storage_gates`), shown instead of judged: every
 resource's replicas and their states, resync progress, satellites and HA-controller taints,
 pool capacity, and each red flag with what to do about it.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from .session import Session
-from .storage_gates import read, skip_reason
-from .storage_health import StorageView, cluster_blockers, red_flags_frame, replicas_frame, satellites_frame
+from ..session import Session
+from ..storage_gates import read, skip_reason
+from ..storage_health import StorageView, cluster_blockers, red_flags_frame, replicas_frame, satellites_frame
 
 #: replica condition -> colour (and its rank on the colour scale)
 CONDITIONS = {"healthy": "#66bb6a", "diskless / tie-breaker": "#bdbdbd", "resyncing": "#ffa726",

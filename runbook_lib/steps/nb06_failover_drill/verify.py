@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .. import kube
-from ..drill_records import (
+from ... import kube
+from ...drill_records import (
     CopyReading,
     Entry,
     Verdict,
@@ -11,11 +11,11 @@ from ..drill_records import (
     judge,
     parse_reader,
 )
-from ..errors import RunbookError
-from ..services.objects import create
-from ..services.pods import wait_finished
-from ..session import Session
-from ..waiting import wait_until
+from ...errors import RunbookError
+from ...services.objects import create
+from ...services.pods import wait_finished
+from ...session import Session
+from ...waiting import wait_until
 from .manifests import NAME, reader_pod
 from .observe import Observer
 from .writer import Writer

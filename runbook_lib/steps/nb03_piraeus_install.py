@@ -7,7 +7,7 @@ Order, and why:
 2. the operator from its official OCI chart with ``installCRDs=true`` (the chart ships no
    CRDs otherwise);
 3. each storage node's partition: a raw volume (``r-<name>``, Talos v1.11+) is handed to
-   LINSTOR as it is, never wiped (:mod:`.storage_layout`); only a node still on a formatted
+   LINSTOR as it is, never wiped (:mod:`..storage_layout`); only a node still on a formatted
    ``u-<name>`` user volume (Talos before v1.11, or the old layout not yet handed over) is wiped
    first (approval ``wipe <node>``): LINSTOR will not create a pool on a device that carries a
    filesystem, and the operator never retries a pool it created in error;
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import kube, manifests, storage_layout
-from .errors import PreconditionFailed, RunbookError
-from .linstor import storage_pools_frame
-from .services import clients, waits
-from .services.objects import apply
-from .session import Session
-from .waiting import wait_until
+from .. import kube, manifests, storage_layout
+from ..errors import PreconditionFailed, RunbookError
+from ..linstor import storage_pools_frame
+from ..services import clients, waits
+from ..services.objects import apply
+from ..session import Session
+from ..waiting import wait_until
 
 WIPE_IMAGE = "docker.io/library/debian:bookworm-slim"  # has umount and wipefs (util-linux)
 FILESYSTEMS_TO_WIPE = {"xfs", "ext4", "vfat", "btrfs"}  # what Talos may have put there; pool signatures are kept

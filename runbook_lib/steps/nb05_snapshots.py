@@ -29,16 +29,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import kinds, kube, manifests
-from .csi import PROVISIONER
-from .errors import PreconditionFailed, RunbookError
-from .linstor import storage_pools_frame
-from .services.clients import helm as helm_client
-from .services.clients import linstor
-from .services.objects import apply, create, delete
-from .services.pods import wait_finished
-from .session import Session
-from .waiting import wait_until
+from .. import kinds, kube, manifests
+from ..csi import PROVISIONER
+from ..errors import PreconditionFailed, RunbookError
+from ..linstor import storage_pools_frame
+from ..services.clients import helm as helm_client
+from ..services.clients import linstor
+from ..services.objects import apply, create, delete
+from ..services.pods import wait_finished
+from ..session import Session
+from ..waiting import wait_until
 
 GROUP = "snapshot.storage.k8s.io"
 KINDS_NEEDED = ("VolumeSnapshot", "VolumeSnapshotClass", "VolumeSnapshotContent")
