@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..params import (  # one list for the parameter file and the lab
+from ..fault_kinds import (  # one list for the parameter file and the lab
     COUNTED_FAULT_KINDS,
     FAULT_KINDS,
     PAIR_FAULT_KINDS,

@@ -20,15 +20,15 @@ sub-model) with its default.
 The package, by job: :mod:`.model` (:class:`Params`), one module per section (:mod:`.nodes`,
 :mod:`.storage`, :mod:`.lab`, :mod:`.sections`), :mod:`.fields` (each value's own rule),
 :mod:`.confirm` (approval entries), :mod:`.checks` (cross-field rules), :mod:`.versions` (Talos
-version gates), :mod:`.fault_kinds`, :mod:`.secrets` (redaction, secret split), :mod:`.problems`
+version gates), :mod:`runbook_lib.fault_kinds`, :mod:`.secrets` (redaction, secret split), :mod:`.problems`
 and :mod:`.messages` (error wording), :mod:`.loading` (files, namespaces, size limit).
 """
 
 from __future__ import annotations
 
 from ..errors import ParamsError
+from ..fault_kinds import COUNTED_FAULT_KINDS, FAULT_KINDS, PAIR_FAULT_KINDS
 from .confirm import ACTIONS
-from .fault_kinds import COUNTED_FAULT_KINDS, FAULT_KINDS, PAIR_FAULT_KINDS
 from .lab import Fault, LabOptions
 from .loading import MAX_PARAMS_FILE_BYTES, load_params, params_from_namespace, parse_params, read_params_file
 from .model import PARAMETER_KEYS, Params

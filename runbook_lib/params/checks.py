@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..approvals import CLASS_ACTIONS
-from ..factory import PLATFORMS
+from ..fault_kinds import COUNTED_FAULT_KINDS, FAULT_KINDS, PAIR_FAULT_KINDS
+from ..schematic_ids import PLATFORMS
 from ..sizes import parse_size
 from .confirm import ACTIONS, confirm_list
-from .fault_kinds import COUNTED_FAULT_KINDS, FAULT_KINDS, PAIR_FAULT_KINDS
 from .nodes import DEFAULT_NODES
 from .problems import Loc, Problem, loc_path
 

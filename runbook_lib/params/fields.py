@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator
 
 from ..disk_selector import check_disk_selector
-from ..factory import PLATFORMS
+from ..schematic_ids import PLATFORMS
 from ..sizes import GiB, parse_size
 from .versions import supports_user_volumes
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from .. import lab_options
+from ..fault_kinds import FaultKind
 from ..sizes import parse_size
 from .base import StrictModel
-from .fault_kinds import FaultKind
 from .fields import ExtensionName, KernelArg, PositiveSize, TalosVersion, Transport
 
 

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from itertools import permutations
 from typing import Any
 
-from ...factory import schematic_id
+from ...schematic_ids import schematic_id
 from . import etcd_snapshot, installed_image
 from .cluster import TalosCluster
 from .constants import EXTENSION_CATALOG, GO_VERSIONS
