@@ -1,6 +1,6 @@
 """Crash-safe records (issue 14, item 2): Ctrl-C, kill -9 and a full output disk, on real ``runbook run`` processes.
 
-Each run is stopped right after its first change (the first ``apply-config`` line), so each costs
+Each run is stopped right after its first change (the first ``patch machineconfig`` line), so each costs
 one kernel start and one node's change. Afterwards the run directory must hold a readable notebook
 whose record lists the change, and a ``run.json`` that ``runbook verify`` finds intact and not
 succeeded (exit 3).
@@ -103,7 +103,7 @@ def test_kill_9_then_ctrl_c_then_a_full_disk_each_leave_a_verifiable_record(lab_
     finally:
         proc.kill()
     assert f"the previous run {killed.name} of 'lab' was interrupted during 01-partition" in seen, seen
-    assert "  01-partition: apply-config lab-cp-1 [lab-cp-1] applied" in seen, seen
+    assert "  01-partition: patch machineconfig lab-cp-1 [lab-cp-1] applied" in seen, seen
     assert proc.returncode == 130
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("runbook: interrupted during 01-partition"), err
@@ -113,7 +113,7 @@ def test_kill_9_then_ctrl_c_then_a_full_disk_each_leave_a_verifiable_record(lab_
         assert [o for _, o in actions(run)][-1] in ("applied", "started", "interrupted")
         assert not list(run.glob(".*.record.json"))  # folded into the notebook
         assert main(["verify", str(run)]) == 3  # intact, but it did not succeed
-    assert ("apply-config lab-cp-1", "applied") in actions(killed)
+    assert ("patch machineconfig lab-cp-1", "applied") in actions(killed)
     assert "NOT SUCCEEDED" in capsys.readouterr().err
 
     # 3. a full output disk: the run stops at the first record it cannot write, with a readable record

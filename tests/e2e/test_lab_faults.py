@@ -104,7 +104,7 @@ def test_node_down_mid_reset_stops_at_that_node_and_rerun_resumes(lab_dir: Path,
     again = runbook("run", "-f", str(LAB_PARAMS), "01", "--out", str(out), lab_dir=lab_dir, check=True)
     rec = record(run_dir_of(again), "01-partition")
     outcomes = {(a["step"].split()[0], a["target"]): a["outcome"] for a in rec["actions"]}
-    assert outcomes[("apply-config", "lab-cp-1")] == outcomes[("reset", "lab-cp-1")] == "unchanged"
+    assert outcomes[("patch", "lab-cp-1")] == outcomes[("reset", "lab-cp-1")] == "unchanged"
     assert outcomes[("reset", "lab-cp-3")] == "applied"
     assert rec["status"] == "succeeded" and all(c["ok"] for c in rec["checks"])
 

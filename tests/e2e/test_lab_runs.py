@@ -20,13 +20,13 @@ def test_partition_applies_config_then_reset_node_by_node(lab_dir: Path, tmp_pat
     assert rec["status"] == "succeeded" and all(c["ok"] for c in rec["checks"])
     for node in ("lab-cp-1", "lab-cp-2", "lab-cp-3"):
         steps = [a for a in rec["actions"] if a["target"] == node]
-        assert [a["step"].split()[0] for a in steps] == ["apply-config", "reset"]
+        assert [a["step"].split()[0] for a in steps] == ["patch", "reset"]
         assert [a["outcome"] for a in steps] == ["applied", "applied"]
         assert steps[1]["destructive"] and "--system-labels-to-wipe" in steps[1]["command"]
         assert steps[0]["started_at"] < steps[1]["started_at"]
-    # nodes are done one at a time: each node's reset ends before the next node's apply-config
+    # nodes are done one at a time: each node's reset ends before the next node's patch
     resets = [a for a in rec["actions"] if a["step"].startswith("reset")]
-    applies = [a for a in rec["actions"] if a["step"].startswith("apply-config")]
+    applies = [a for a in rec["actions"] if a["step"].startswith("patch machineconfig")]
     assert all(r["started_at"] < a["started_at"] for r, a in zip(resets, applies[1:], strict=False))
 
     assert (run1 / ".gitignore").exists()  # lab runs stay out of git

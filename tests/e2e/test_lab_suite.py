@@ -56,7 +56,7 @@ def test_every_notebook_succeeds_with_all_checks(suite) -> None:
     override = [d for d in manifests_of(run) if d.get("metadata", {}).get("name") == "talos-loader-override"][0]
     volumes = {v["name"]: v for v in override["spec"]["podTemplate"]["spec"]["volumes"]}
     assert volumes["etc-lvm-backup"]["hostPath"]["path"] == "/var/etc/lvm/backup"
-    assert {"LinstorCluster", "StorageClass", "VolumeConfig", "UserVolumeConfig"} <= set(kinds)
+    assert {"LinstorCluster", "StorageClass", "VolumeConfig", "RawVolumeConfig"} <= set(kinds)
 
 
 @pytest.mark.reference
@@ -67,7 +67,8 @@ def test_record_manifests_validate_against_real_schemas(suite) -> None:
         crd = yaml.safe_load(path.read_text())
         for ver in crd["spec"]["versions"]:
             crds[(f"{crd['spec']['group']}/{ver['name']}", crd["spec"]["names"]["kind"])] = ver["schema"]["openAPIV3Schema"]
-    talos_defs = {"VolumeConfig": "block.VolumeConfigV1Alpha1", "UserVolumeConfig": "block.UserVolumeConfigV1Alpha1"}
+    talos_defs = {"VolumeConfig": "block.VolumeConfigV1Alpha1", "UserVolumeConfig": "block.UserVolumeConfigV1Alpha1",
+                  "RawVolumeConfig": "block.RawVolumeConfigV1Alpha1"}
     checked = 0
     for doc in manifests_of(run):
         key = (doc.get("apiVersion"), doc.get("kind"))

@@ -163,7 +163,7 @@ def test_rendered_manifests_validate_against_the_snapshot_crds() -> None:
     assert cls["metadata"]["labels"] == {"velero.io/csi-volumesnapshot-class": "true"}
     assert cls["driver"] == "linstor.csi.linbit.com" and cls["deletionPolicy"] == "Retain"
     _validate(cls, "snapshot.storage.k8s.io_volumesnapshotclasses.yaml")
-    session = SimpleNamespace(params=params)
+    session = SimpleNamespace(params=params, storage_nodes=params.storage_nodes)
     objs = snap.TestObjects.render(session, "t")
     _validate(objs.snapshot, "snapshot.storage.k8s.io_volumesnapshots.yaml")
     assert objs.restored["spec"]["dataSource"] == {"name": objs.snapshot["metadata"]["name"], "kind": "VolumeSnapshot",

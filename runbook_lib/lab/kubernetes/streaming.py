@@ -18,7 +18,7 @@ from typing import Any
 
 from ..cluster import Lab
 from ..linstor import cli as linstor_cli
-from ..linstor.providers import SATELLITE_ZFS_USERLAND
+from ..linstor import providers as linstor_providers
 from ..talos.releases import zfs_version
 from .types import ApiError
 
@@ -64,7 +64,7 @@ def run_in_pod(lab: Lab, pod: dict, container: str, command: list[str]) -> tuple
 def satellite_zfs_version(lab: Lab, node_name: str) -> tuple[int, str, str]:
     """``zfs --version`` in a satellite: the image's userland, then the host's module (OpenZFS zfs_main.c
     ``zfs_version_print``: without the module it prints "zfs_version_kernel() failed" and exits 1)."""
-    user = f"zfs-{SATELLITE_ZFS_USERLAND}-1\n"
+    user = f"zfs-{linstor_providers.SATELLITE_ZFS_USERLAND}-1\n"
     node = lab.talos.nodes.get(node_name)
     if node is None or node.loaded_module("zfs") is None:
         return 1, user, "zfs_version_kernel() failed: No such file or directory\n"
