@@ -27,7 +27,6 @@ os.environ["RUNBOOK_OUT"] = tempfile.mkdtemp(prefix="runbook-test-outputs-")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
 _NOTEBOOK_LABS = _SESSION_LAB / "notebooks"  # <name>/: a notebook's own lab; after-<name>/: the lab it left
-_LAB_FILES_NOT_COPIED = ("server.json", "server.log")  # a stopped lab's address and log belong to its own run
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -78,22 +77,24 @@ def _run_notebook(path: Path) -> None:
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
 
 
+_CHAIN: dict[str, Path | str | None] = {"dir": None, "last": None}
+
+
 def notebook_lab(name: str) -> Path:
     """A lab of its own for notebook ``name``, left as the notebooks before it leave the cluster.
 
-    When the notebook before it ran in this session, its lab is copied (stopped, so its state is
-    saved); otherwise the earlier notebooks are executed here first, in this lab, by the same engine.
+    When the notebook before it passed in this session, its lab is reused (the lab's state holds paths
+    inside its own folder, so a copy would not be the same cluster); otherwise the earlier notebooks are
+    executed first in a fresh lab, by the same engine.
     """
     from runbook_lib.lab import control
 
+    earlier = [n for n in executed.NOTEBOOKS if n < name]
+    if earlier and _CHAIN["last"] == earlier[-1] and _CHAIN["dir"] is not None:
+        return Path(_CHAIN["dir"])
     d = _NOTEBOOK_LABS / name
     control.remove(d)
     shutil.rmtree(d, ignore_errors=True)
-    earlier = [n for n in executed.NOTEBOOKS if n < name]
-    left = _NOTEBOOK_LABS / f"after-{earlier[-1]}" if earlier else None
-    if left is not None and left.is_dir():
-        shutil.copytree(left, d, ignore=shutil.ignore_patterns(*_LAB_FILES_NOT_COPIED))
-        return d
     d.mkdir(parents=True)
     os.environ["RUNBOOK_LAB_DIR"] = str(d)
     try:
@@ -128,8 +129,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
     d = Path(os.environ["RUNBOOK_LAB_DIR"])
     os.environ["RUNBOOK_LAB_DIR"] = str(_SESSION_LAB)
-    control.stop(d)  # saves its state for the next notebook's copy
-    if item.stash.get(_PASSED, False):
-        left = _NOTEBOOK_LABS / f"after-{d.name}"
-        shutil.rmtree(left, ignore_errors=True)
-        shutil.copytree(d, left, ignore=shutil.ignore_patterns(*_LAB_FILES_NOT_COPIED))
+    control.stop(d)  # saves its state for the next notebook
+    passed = item.stash.get(_PASSED, False)
+    _CHAIN.update(dir=d if passed else None, last=Path(str(item.path)).stem if passed else None)
