@@ -252,12 +252,14 @@ def resolve(lab: Lab, req: KubeRequest) -> ResourceType:
 def serve_object(lab: Lab, rt: ResourceType, req: KubeRequest) -> tuple[Reply, bool]:
     """Answer a verb on stored objects: (reply, whether the store was written)."""
     store, q = lab.kube, req.q
+    # protobuf drops unknown fields: "strict decoding is unsupported for protobuf" (apimachinery codec_factory.go)
+    strict_fields = not protobuf.is_protobuf(req.body, req.header("Content-Type"))
     if req.method != "GET":
         req.body = json_body(req, rt)
     dry_run = subresources.dry_run(req.query, req.body if req.method == "DELETE" else b"")
     warnings: list[str] = []
     writes = req.method in ("POST", "PUT", "PATCH")
-    if writes and req.sub is None:
+    if writes and req.sub is None and strict_fields:
         warnings = openapi.check_fields(rt, store.crd_of(rt), _field_body(req), q.get("fieldValidation"))
     if writes and req.sub in (None, "status"):
         current = store.objects.get(store._key(rt, req.namespace, req.name)) if req.name else None
