@@ -152,3 +152,14 @@ def test_encodings_the_lab_does_not_take_are_415_naming_kind_and_media_type() ->
     msg = err.value.status()["message"]
     assert err.value.code == 415 and "application/cbor" in msg and "ConfigMap" in msg
     assert decode.as_json(b'{"a": 1}', "application/json") == b'{"a": 1}'  # JSON and YAML pass as sent
+
+
+def test_the_go_tag_tables_name_only_messages_and_fields_of_the_schemas() -> None:
+    for table in (gofields.JSON_NAMES, gofields.INLINE, gofields.KEEP_ZERO):
+        for message, fields in table.items():
+            cls = _cls(message)
+            assert set(fields) <= set(cls.DESCRIPTOR.fields_by_name), message
+    for message in gofields.LIST_WRAPPERS:
+        assert list(_cls(message).DESCRIPTOR.fields_by_name) == ["items"]
+    assert "replicas" in gofields.KEEP_ZERO["k8s.io.api.apps.v1.DeploymentSpec"]  # *int32 in Go
+    assert "imagePullPolicy" not in gofields.KEEP_ZERO["k8s.io.api.core.v1.Container"]  # string, omitempty
