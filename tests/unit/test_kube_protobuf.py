@@ -163,3 +163,7 @@ def test_the_go_tag_tables_name_only_messages_and_fields_of_the_schemas() -> Non
         assert list(_cls(message).DESCRIPTOR.fields_by_name) == ["items"]
     assert "replicas" in gofields.KEEP_ZERO["k8s.io.api.apps.v1.DeploymentSpec"]  # *int32 in Go
     assert "imagePullPolicy" not in gofields.KEEP_ZERO["k8s.io.api.core.v1.Container"]  # string, omitempty
+
+
+def test_an_empty_body_passes_whatever_its_content_type() -> None:
+    assert decode.as_json(b"", decode.PROTOBUF) == b""  # a DELETE without options

@@ -78,6 +78,8 @@ def as_json(body: bytes, content_type: str, api_version: str = "", kind: str = "
 
     ``api_version`` and ``kind`` stand in for an envelope that names none (the URL's kind, as the API server).
     """
+    if not body:
+        return body  # no body (a DELETE without options): nothing to decode, whatever the Content-Type
     if is_protobuf(body, content_type):
         return json.dumps(to_object(body, api_version, kind)).encode()
     if media_type(content_type).endswith("cbor") or body.startswith(CBOR_SELF_DESCRIBED):
