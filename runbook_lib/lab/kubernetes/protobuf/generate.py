@@ -87,7 +87,7 @@ def _gofields(api: Path, apimachinery: Path, fds: descriptor_pb2.FileDescriptorS
     wrappers: list[str] = []
     for f in fds.file:
         base = api if f.name.startswith("k8s.io/api/") else apimachinery
-        package_dir = base / Path(f.name).parent.relative_to(Path(f.name).parts[0], Path(f.name).parts[1])
+        package_dir = base.joinpath(*Path(f.name).parts[2:-1])  # k8s.io/<repo>/<package>/generated.proto
         structs, slices = _go_structs(package_dir)
         for msg in f.message_type:
             full = f"{f.package}.{msg.name}"
