@@ -169,6 +169,11 @@ def test_the_rest_answers_behind_the_lists_validate(populated: StorageLab) -> No
         assert resp.status_code == 200, path
         validate(resp.json(), schema, array=True)
     assert [v["volume_number"] for v in populated.rest("v1/resource-groups/cli-group/volume-groups").json()] == [0]
+    report = next(r for r in populated.rest("v1/error-reports").json() if "zpool" in r["exception_message"])
+    rid = report["filename"][len("ErrorReport-"):-len(".log")]
+    shown = populated.rest(f"v1/error-reports/{rid}", params={"withContent": "true"}).json()  # `linstor err show ID`
+    validate(shown, "ErrorReport", array=True)
+    assert [r["filename"] for r in shown] == [report["filename"]] and "/dev/sdz is in use" in shown[0]["text"]
     one = populated.rest("v1/resource-groups/cli-group/volume-groups/0")
     assert one.status_code == 200
     validate(one.json(), "VolumeGroup")
