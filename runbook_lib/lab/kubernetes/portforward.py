@@ -165,9 +165,7 @@ class Session:
         for opcode, payload in self.ws.feed(data):
             if opcode in (0, 2):
                 self._frames(payload)
-            elif opcode == 8:  # close: answer it and end
-                with contextlib.suppress(OSError):
-                    self.conn.sendall(ws_frame(struct.pack("!H", 1000), opcode=8))
+            elif opcode == 8:  # close: answered in run()'s clean-up
                 self.open = False
             elif opcode == 9:
                 self.conn.sendall(ws_frame(payload, opcode=10))
