@@ -7,6 +7,7 @@ rows the lab's LINSTOR model; the REST answers behind them validate against LINS
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -157,6 +158,14 @@ def test_aliases_colors_and_usage_errors(populated: StorageLab) -> None:
     assert code == 0 and "\x1b[1;32mOnline" in colored and ANSI.sub("", colored) == plain == pastable
     assert "\x1b" not in plain
     assert bad[0] == 2 and "linstor: error:" in bad[2]
+    # -m: the REST answers as the client's machine-readable v1 output wraps them
+    with populated.lab.lock:
+        machine = {c: json.loads(linstor_cli.run(ctl, ["-m", "--output-version", "v1", *c])[1])
+                   for c in (("r", "l"), ("n", "l"), ("err", "l"))}
+    mine = [r for r in machine[("r", "l")][0] if r["name"] == "cli-three"]  # others may be busy (writes, resyncs)
+    assert len(machine[("r", "l")]) == 1 and mine == populated.rest("v1/view/resources", params={"resources": "cli-three"}).json()
+    assert machine[("n", "l")] == [populated.rest("v1/nodes").json()]
+    assert machine[("err", "l")] == populated.rest("v1/error-reports").json()
 
 
 def test_the_rest_answers_behind_the_lists_validate(populated: StorageLab) -> None:

@@ -112,7 +112,7 @@ def test_python_linstor_lists_through_kubectl_port_forward_to_the_service(popula
         snaps = lin.snapshot_dfn_list_raise(filter_by_resources=["pf-three"]).snapshots
         assert [s.name for s in snaps] == ["pf-snap"]
         reports = populated.rest("v1/error-reports").json()
-        assert [e.filename for e in lin.error_report_list()] == [r["filename"] for r in reports]
+        assert [f"ErrorReport-{e.id}.log" for e in lin.error_report_list()] == [r["filename"] for r in reports]
         assert lin.physical_storage_list().data_v1 == populated.rest("v1/physical-storage").json()
     after = _upgrades(populated, _controller_pod(populated))
     assert after["GET"] > before["GET"] and after["POST"] == before["POST"]  # WebSocket, no fallback

@@ -8,12 +8,14 @@ the frames are always ASCII (``+--+``, ``|``, ``|==|``); colors (ANSI) are on un
 Rows are natsorted by the first column where the client groups by it (not for ``volume``, ``snapshot``
 and ``error-reports`` lists); multi-line cells get ``|---|`` separators between rows. Sizes are
 python-linstor's ``SizeCalc.approximate_size_string``; times are UTC, the container's zone.
+``-m`` prints the REST answers as JSON, as the client's machine-readable v1 output does.
 Other subcommands exit 2 with the client's usage error wording.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -394,6 +396,25 @@ def error_report_list(ctl: Any, colors: bool = True) -> str:
     return t.show()
 
 
+def _machine_readable(ctl: Any, renderer: Callable[[Any, bool], str]) -> str:
+    """``-m``: commands.py _print_machine_readable (``--output-version v1``): the REST answers as python-linstor
+    wraps them (one response object holding the list; error reports one object each), ``json.dumps(indent=2)``."""
+    answers: dict[Callable[[Any, bool], str], Callable[[], Any]] = {
+        node_list: lambda: [[ctl.node_json(n) for _k, n in sorted(ctl.nodes.items())]],
+        storage_pool_list: lambda: [[ctl.pool_json(sp) for node in sorted(ctl.pools)
+                                     for _k, sp in sorted(ctl.pools[node].items())]],
+        resource_list: lambda: [_resources(ctl)],
+        volume_list: lambda: [_resources(ctl)],
+        resource_definition_list: lambda: [[ctl.rd_json(rd, with_volume_definitions=False)
+                                            for _k, rd in sorted(ctl.rds.items())]],
+        resource_group_list: lambda: [[ctl.rg_json(rg) for _k, rg in sorted(ctl.groups.items())]],
+        snapshot_list: lambda: [[ctl.snapshot_json(sn) for rd in sorted(ctl.snapshots)
+                                 for _k, sn in sorted(ctl.snapshots[rd].items())]],
+        error_report_list: lambda: linstor_views.error_reports(ctl, {}),
+    }
+    return json.dumps(answers[renderer](), indent=2) + "\n"
+
+
 LIST = ("list", "l")
 #: (object words, list words, renderer): the client's command names and their aliases
 COMMANDS: tuple[tuple[tuple[str, ...], tuple[str, ...], Callable[[Any, bool], str]], ...] = (
@@ -407,12 +428,16 @@ COMMANDS: tuple[tuple[tuple[str, ...], tuple[str, ...], Callable[[Any, bool], st
     (("snapshot", "s"), LIST, snapshot_list),
     (("error-reports", "err"), LIST, error_report_list),
 )
-GLOBAL_FLAGS = {"--no-color", "--no-utf8"}
+GLOBAL_FLAGS = {"--no-color", "--no-utf8", "-m", "--machine-readable", "--output-version=v1"}
 LIST_FLAGS = {"-p", "--pastable"}
 
 
 def run(ctl: Any, args: list[str]) -> tuple[int, str, str]:
     """``linstor ARGS``: (exit code, stdout, stderr)."""
+    if "--output-version" in args:  # the one machine-readable format the lab writes
+        at = args.index("--output-version")
+        if args[at + 1:at + 2] == ["v1"]:
+            args = args[:at] + args[at + 2:]
     words = [a for a in args if not a.startswith("-")]
     flags = [a for a in args if a.startswith("-")]
     command = next((fn for objs, verbs, fn in COMMANDS if len(words) == 2 and words[0] in objs and words[1] in verbs), None)
@@ -421,5 +446,7 @@ def run(ctl: Any, args: list[str]) -> tuple[int, str, str]:
         shown = " ".join(args) or "(none)"
         known = ", ".join(f"{objs[0]} {verbs[0]}" for objs, verbs, _fn in COMMANDS)
         return 2, "", USAGE + f"linstor: error: the lab's linstor answers {known}; not: {shown}\n"
+    if {"-m", "--machine-readable"} & set(flags):
+        return 0, _machine_readable(ctl, command), ""
     pastable = bool(set(flags) & LIST_FLAGS)  # table.py: pastable turns colors (and UTF-8) off
     return 0, command(ctl, "--no-color" not in flags and not pastable), ""
