@@ -15,9 +15,10 @@ import pytest
 
 from runbook_lib.lab import control, tls
 from runbook_lib.lab.linstor import cli as linstor_cli
+from runbook_lib.lab.linstor.providers import DeviceInfo, SatelliteFacts
 from tests.lab.test_lab_exec import kubectl_exec
 from tests.lab.test_lab_kubectl import KUBECTLS
-from tests.linstor_checks import validate
+from tests.linstor_checks import linstor_controller, validate
 from tests.storage_lab import GIB, NODES, StorageLab
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -33,11 +34,13 @@ COLUMNS = {
     ("resource-group", "list"): ["ResourceGroup", "SelectFilter", "VlmNrs", "Description"],
     ("snapshot", "list"): ["ResourceName", "SnapshotName", "NodeNames", "Volumes", "CreatedOn", "State"],
     ("error-reports", "list"): ["Id", "Datetime", "Node", "Exception"],
+    ("physical-storage", "list"): ["Size", "Rotational", "Nodes"],
 }
 ALIASES = {("n", "l"): ("node", "list"), ("sp", "l"): ("storage-pool", "list"), ("r", "l"): ("resource", "list"),
            ("v", "l"): ("volume", "list"), ("r", "lv"): ("volume", "list"),
            ("rd", "l"): ("resource-definition", "list"), ("rg", "l"): ("resource-group", "list"),
-           ("s", "l"): ("snapshot", "list"), ("err", "l"): ("error-reports", "list")}
+           ("s", "l"): ("snapshot", "list"), ("err", "l"): ("error-reports", "list"),
+           ("ps", "l"): ("physical-storage", "list")}
 
 
 def parse_table(text: str) -> tuple[list[str], list[list[str]]]:
@@ -59,8 +62,13 @@ def parse_table(text: str) -> tuple[list[str], list[list[str]]]:
                 groups.append([])
             else:
                 groups[-1].append(line)
-    else:
-        groups = [[line] for line in body]
+    else:  # one row, or rows of one line: a line with an empty first cell continues the row above
+        groups = []
+        for line in body:
+            if groups and not cells(line)[0]:
+                groups[-1].append(line)
+            else:
+                groups.append([line])
     rows = [["\n".join(part for part in column if part) for column in zip(*(cells(line) for line in group), strict=True)]
             for group in groups]
     return cells(lines[1]), rows
@@ -144,6 +152,20 @@ def test_list_commands_through_kubectl_exec(populated: StorageLab, tls_kubeconfi
         row = next(r for r in rows if "zpool" in r[3])
         assert row[2] == "S|lab-cp-3" and row[3] == "StorageException: Failed to create zpool: /dev/sdz is in use"
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[1])
+    elif command[0] == "physical-storage":  # every disk of the lab is in a pool: an empty list
+        assert rows == [] and populated.rest("v1/physical-storage").json() == []
+
+
+def test_physical_storage_list_groups_free_devices_by_size() -> None:
+    ctl = linstor_controller()
+    for n in ("a", "b"):  # a free virtio disk on two nodes: one row, one line per node
+        ctl.set_online(n, True, SatelliteFacts("9.2.16", True, {"/dev/sdb": DeviceInfo("/dev/sdb", 100 * GIB, None),
+                                                               "/dev/vdb": DeviceInfo("/dev/vdb", 20 * GIB, None)}))
+    header, rows = parse_table(linstor_cli.run(ctl, ["ps", "l"])[1])
+    assert header == ["Size", "Rotational", "Nodes"]
+    assert [r[:2] for r in rows] == [[str(20 * GIB), "False"]]
+    assert [re.sub(r"\(.*\)", "", line) for line in rows[0][2].splitlines()] == ["a[/dev/vdb]", "b[/dev/vdb]"]
+    validate(json.loads(linstor_cli.run(ctl, ["-m", "ps", "l"])[1])[0], "PhysicalStorage", array=True)
 
 
 def test_aliases_colors_and_usage_errors(populated: StorageLab) -> None:

@@ -396,6 +396,21 @@ def error_report_list(ctl: Any, colors: bool = True) -> str:
     return t.show()
 
 
+def physical_storage_list(ctl: Any, colors: bool = True) -> str:
+    """physical_storage_cmds.py show_physical_storage (``GET /v1/physical-storage``: sizes in bytes)."""
+    t = Table(colors)
+    for name in ("Size", "Rotational", "Nodes"):
+        t.add_column(name)
+    for group in linstor_views.physical_storage(ctl, {}):
+        nodes = []
+        for node, devices in group["nodes"].items():
+            shown = [d["device"] + (f"({','.join(x for x in (d.get('serial'), d.get('wwn')) if x)})"
+                                    if d.get("serial") or d.get("wwn") else "") for d in devices]
+            nodes.append(f"{node}[{','.join(shown)}]")
+        t.add_row([str(group["size"]), str(group["rotational"]), "\n".join(nodes)])
+    return t.show()
+
+
 def _machine_readable(ctl: Any, renderer: Callable[[Any, bool], str]) -> str:
     """``-m``: commands.py _print_machine_readable (``--output-version v1``): the REST answers as python-linstor
     wraps them (one response object holding the list; error reports one object each), ``json.dumps(indent=2)``."""
@@ -411,6 +426,7 @@ def _machine_readable(ctl: Any, renderer: Callable[[Any, bool], str]) -> str:
         snapshot_list: lambda: [[ctl.snapshot_json(sn) for rd in sorted(ctl.snapshots)
                                  for _k, sn in sorted(ctl.snapshots[rd].items())]],
         error_report_list: lambda: linstor_views.error_reports(ctl, {}),
+        physical_storage_list: lambda: [linstor_views.physical_storage(ctl, {})],
     }
     return json.dumps(answers[renderer](), indent=2) + "\n"
 
@@ -427,6 +443,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], tuple[str, ...], Callable[[Any, bool], st
     (("resource-group", "rg"), LIST, resource_group_list),
     (("snapshot", "s"), LIST, snapshot_list),
     (("error-reports", "err"), LIST, error_report_list),
+    (("physical-storage", "ps"), LIST, physical_storage_list),
 )
 GLOBAL_FLAGS = {"--no-color", "--no-utf8", "-m", "--machine-readable", "--output-version=v1"}
 LIST_FLAGS = {"-p", "--pastable"}
