@@ -24,7 +24,7 @@ from . import control_api, tls
 from .assembly import STATE_FILE
 from .cluster import Lab
 from .kubernetes import endpoints as kube_endpoints
-from .kubernetes import routes, streaming
+from .kubernetes import portforward, routes, streaming
 from .kubernetes import subresources as kube_subresources
 from .kubernetes.selectors import field_matcher, label_matcher
 from .kubernetes.types import ApiError
@@ -174,6 +174,10 @@ class Handler(BaseHTTPRequestHandler):
                 and req.sub == "exec":
             assert req.name is not None
             streaming.exec_pod(self, lab, req.namespace, req.name, query)
+            return
+        if routes.is_pod_portforward(req):
+            assert req.namespace is not None and req.name is not None
+            portforward.forward_pod(self, lab, req.namespace, req.name)
             return
         with lab.lock:
             rt = routes.resolve(lab, req)

@@ -1,12 +1,13 @@
 """``kubectl exec`` into the lab's LINSTOR controller runs ``linstor`` against the lab's model.
 
 Upstream kubectl (`.ci/install-kubectl`) over WebSocket (v5.channel.k8s.io); the tables are the
-LINSTOR client's layout (LINBIT/linstor-client linstor_client/table.py).
+LINSTOR client's layout (LINBIT/linstor-client linstor_client/table.py), ASCII without a terminal.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -41,10 +42,11 @@ def kubectl_exec(version: str, kubeconfig: Path, *args: str) -> subprocess.Compl
 def test_linstor_node_list_through_kubectl_exec(ready_lab: StorageLab, tls_kubeconfig: Path, version: str) -> None:
     proc = kubectl_exec(version, tls_kubeconfig, "linstor", "node", "list")
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0].startswith("╭") and lines[2].startswith("╞═") and lines[-1].startswith("╰")
-    assert [c.strip() for c in lines[1].strip("┊").split("┊")] == ["Node", "NodeType", "Addresses", "State"]
-    rows = [[c.strip() for c in line.strip("┊").split("┊")] for line in lines[3:-1]]
+    # no terminal and no UTF-8 locale in the piraeus-server image: ASCII frames, ANSI colors (linstor_client_main.py)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).splitlines()
+    assert lines[0].startswith("+-") and lines[2].startswith("|=") and lines[-1].startswith("+-")
+    assert [c.strip() for c in lines[1].strip("|").split("|")] == ["Node", "NodeType", "Addresses", "State"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[3:-1]]
     with ready_lab.lab.lock:
         addresses = {n: node.address for n, node in ready_lab.lab.linstor.nodes.items()}
     assert rows == [[n, "SATELLITE", f"{addresses[n]}:3366 (PLAIN)", "Online"] for n in ("lab-cp-1", "lab-cp-2", "lab-cp-3")]
@@ -57,7 +59,7 @@ def test_storage_pool_list_and_errors_through_kubectl_exec(ready_lab: StorageLab
     assert proc.returncode == 0, proc.stderr
     with ready_lab.lab.lock:
         assert proc.stdout == linstor_cli.storage_pool_list(ready_lab.lab.linstor)
-    header = [c.strip() for c in proc.stdout.splitlines()[1].strip("┊").split("┊")]
+    header = [c.strip() for c in proc.stdout.splitlines()[1].strip("|").split("|")]
     assert header == ["StoragePool", "Node", "Driver", "PoolName", "FreeCapacity", "TotalCapacity", "CanSnapshots",
                       "State", "SharedName"]
     bad = kubectl_exec(version, tls_kubeconfig, "linstor", "frobnicate")

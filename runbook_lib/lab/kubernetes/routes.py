@@ -151,6 +151,12 @@ def _is_pod_log(req: KubeRequest) -> bool:
         and req.sub == "log" and req.method == "GET"
 
 
+def is_pod_portforward(req: KubeRequest) -> bool:
+    """``pods/{name}/portforward`` (GET for WebSocket, POST for a SPDY upgrade): streamed by the handler."""
+    return req.group == "" and req.namespace is not None and len(req.rest) == 3 and req.plural == "pods" \
+        and req.sub == "portforward" and req.method in ("GET", "POST")
+
+
 def _pod_log(lab: Lab, req: KubeRequest) -> Reply:
     q = req.q
     assert req.namespace is not None and req.name is not None

@@ -198,5 +198,5 @@ class RestViews:
                 "snapshots": [{"snapshot_name": snap.name, "node_name": n, "create_timestamp": snap.create_ms, "flags": [],
                                "uuid": str(uuid.uuid5(uuid.UUID(snap.uuid), n)),
                                "snapshot_volumes": [{"uuid": str(uuid.uuid5(uuid.UUID(snap.uuid), f"{n}/{i}")), "vlm_nr": i,
-                                                     "state": "Successful"} for i in range(len(snap.sizes_kib))]}
+                                                     "state": "completed"} for i in range(len(snap.sizes_kib))]}
                               for n in snap.nodes]}

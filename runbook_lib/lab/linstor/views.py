@@ -2,7 +2,7 @@
 
 - ``GET /v1/resource-groups/{rg}/volume-groups``: the default group has none; other groups have
   volume 0 (linstor-csi creates it with its resource groups), which ``linstor rg list`` needs.
-- ``GET /v1/error-reports[?node=..&since=..&to=..&withContent=..]``: the reports the model wrote
+- ``GET /v1/error-reports[/{id}][?node=..&since=..&to=..&withContent=..]``: the reports the model wrote
   when a satellite failed (their ids are the ``error_report_ids`` of the failed call).
 - ``GET /v1/physical-storage``: devices a satellite could turn into a pool (no signature, not
   mounted, in no pool), grouped by size and rotational like ``linstor physical-storage list``.
@@ -86,6 +86,9 @@ def route(ctl: Any, method: str, path: str, query: dict[str, list[str]], rg_of) 
         return (200, vgs[0]) if vgs else (404, [])
     if path == "/v1/error-reports":
         return 200, error_reports(ctl, query)
+    m = re.fullmatch(r"/v1/error-reports/([^/]+)", path)
+    if m:  # python-linstor error_report_list(ids=...): the reports whose id starts with the given one
+        return 200, [r for r in error_reports(ctl, query) if r["filename"].startswith("ErrorReport-" + m.group(1))]
     if path == "/v1/physical-storage":
         return 200, physical_storage(ctl, query)
     return None
