@@ -19,15 +19,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from runbook_lib.lab.assembly import load_lab
-from runbook_lib.lab.cluster import Lab, Step
 from runbook_lib.lab.clock import Clock
+from runbook_lib.lab.cluster import Lab, Step
 from runbook_lib.lab.storage import drbd
-from runbook_lib.steps.nb06_failover_drill.manifests import RECORDS, writer_claim, writer_deployment
-from tests.storage_lab import NODES, StorageLab
+from runbook_lib.params import parse_params
+from runbook_lib.record import RECORD_ENV
+from runbook_lib.session import Session
+from runbook_lib.steps.nb06_failover_drill.manifests import (
+    RECORDS,
+    reader_pod,
+    writer_claim,
+    writer_deployment,
+)
+from runbook_lib.steps.nb06_failover_drill.reader_run import run_reader
+from tests.storage_lab import NODES, StorageLab, bound_claim, pvc_doc
 
 BUSY_S = 15.0  # how far ahead the busy step looks for a node about to come up (lab seconds)
 TICK_S = 5.0  # lab seconds between ticks
@@ -151,3 +161,32 @@ def test_losing_two_of_three_freezes_the_writer_and_both_come_back_without_a_spl
     assert len(_acks(lab)) > frozen + 30, "the writer resumed"
     assert _writer_node(lab) == WRITER_NODE
     assert_one_history(lab)
+
+
+def test_a_reader_evicted_for_lack_of_quorum_is_reported_at_once_with_its_reason(
+        classes: StorageLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader of a replica that has no quorum (its DRBD links cut) is evicted by the HA controller: 06 says so
+    instead of waiting out its timeout for a pod that no longer exists."""
+    s = classes
+    s.core.create_namespaced_persistent_volume_claim("default", pvc_doc("hs-read", "csi-replicated"))
+    bound_claim(s, "hs-read")
+    with s.lab.lock:
+        cuts = [s.lab.faults.add("replication-down", "lab-cp-3", peer).id for peer in ("lab-cp-1", "lab-cp-2")]
+    monkeypatch.setenv(RECORD_ENV, str(tmp_path / "record.json"))
+    connection = {"lab_dir": str(s.dir), "url": s.server.url, "kubeconfig": str(s.dir / "kubeconfig"),
+                  "talosconfig": str(s.dir / "talosconfig"), "talosctl": str(s.dir / "bin" / "talosctl"),
+                  "helm": str(s.dir / "bin" / "helm")}
+    session = Session.open("06-failover-drill", parse_params({"backup_dir": str(tmp_path)}), connection, read_only=True)
+    pod = reader_pod("hs-reader", "default", "hs-read", "busybox:1.37", "lab-cp-3", "1-9:1", "")
+    try:
+        s.core.create_namespaced_pod("default", pod)
+        run = run_reader(session, pod, what="reader on lab-cp-3", timeout=120.0)
+    finally:
+        with s.lab.lock:
+            for fid in cuts:
+                s.lab.faults.remove(fid)
+        if any(p.metadata.name == "hs-reader" for p in s.core.list_namespaced_pod("default").items):
+            s.core.delete_namespaced_pod("hs-reader", "default")
+        s.core.delete_namespaced_persistent_volume_claim("hs-read", "default")
+    assert run.log is None
+    assert run.reason is not None and run.reason.startswith("pod removed before it finished (VolumeWithoutQuorum: "), run.reason
