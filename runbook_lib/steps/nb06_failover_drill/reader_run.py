@@ -29,12 +29,20 @@ class ReaderRun:
     reason: str | None = None
 
 
-def pod_warnings(session: Session, pod: dict) -> list[str]:
-    """``reason: message`` of the Events that block or removed ``pod``, oldest first."""
+def pod_warnings(session: Session, pod: dict, uid: str | None = None) -> list[str]:
+    """``reason: message`` of the Events that block or removed ``pod`` (this one: ``uid``, when known), oldest first.
+
+    A pod of the same name from an earlier run has its own uid, so its Events are not this pod's.
+    """
     meta = pod["metadata"]
     events = kube.list_objects(session.kube(), kinds.EVENT.collection(meta.get("namespace", "default")))
-    mine = [e for e in events if (e.get("involvedObject") or {}).get("kind") == "Pod"
-            and (e.get("involvedObject") or {}).get("name") == meta["name"] and e.get("reason") in BLOCKING]
+
+    def about(e: dict) -> bool:
+        obj = e.get("involvedObject") or {}
+        return (obj.get("kind") == "Pod" and obj.get("name") == meta["name"] and e.get("reason") in BLOCKING
+                and (uid is None or obj.get("uid") in (None, uid)))
+
+    mine = [e for e in events if about(e)]
     mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or (e.get("metadata") or {}).get("creationTimestamp") or "")
     return [f"{e.get('reason')}: {e.get('message', '')}".strip() for e in mine]
 
@@ -44,11 +52,14 @@ def run_reader(session: Session, pod: dict, *, what: str, timeout: float) -> Rea
     api = session.kube()
     path = kube.object_path(pod)
     warnings: list[str] = []  # the newest look at the pod's blocking Events
+    uid: list[str] = []  # this pod's uid, once seen
 
     def probe() -> tuple[bool, dict | None]:
         obj = kube.get_object(api, path)
-        if obj is None or phase(obj) not in FINISHED:
-            warnings[:] = pod_warnings(session, pod)
+        if obj is not None and not uid:
+            uid.append(obj["metadata"].get("uid", ""))
+        if obj is None or phase(obj) == "Pending":  # removed, or not started: the Events say why
+            warnings[:] = pod_warnings(session, pod, uid[0] if uid else None)
         return obj is None or phase(obj) in FINISHED, obj
 
     def describe(obj: dict | None) -> str:
