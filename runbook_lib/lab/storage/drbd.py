@@ -3,9 +3,15 @@
 :mod:`.linstor_model` holds what LINSTOR knows (replicas, roles, disk states); this module
 moves the kernel side along lab time, whether or not the Kubernetes API is up:
 
-- A connection between two replicas is up while both nodes are powered and booted and no
-  ``partition`` fault separates them. A pair that found a split brain stays StandAlone
-  (DRBD's default ``after-sb-*`` policies are ``disconnect``) until the resource is deleted.
+- A connection between two replicas is state, not a test of the moment: it is made by DRBD's
+  handshake (generation UUIDs compared, LINBIT/drbd drbd_receiver.c ``drbd_uuid_compare``) while both
+  nodes are powered and booted and no ``partition``/``replication-down`` fault separates them, and it
+  is lost at once when either goes away or reboots. Only a connected peer receives the primary's
+  writes and counts for quorum, so a returning replica can never take a write before the handshake
+  has made it SyncTarget: a machine too busy to tick between the node's return and the next write
+  cannot create a split brain. Peers whose data is identical connect as soon as they see each
+  other; anything else waits for the tick's handshake. A pair that found a split brain stays
+  StandAlone (DRBD's default ``after-sb-*`` policies are ``disconnect``) until the resource is deleted.
 - Quorum is a majority of the resource's replicas, diskless tie-breakers included (DRBD UG
   "quorum"); ``on-no-quorum suspend-io`` freezes a primary's writes, ``io-error`` fails them.
   The ``quorum-off`` fault makes the kernel ignore quorum while LINSTOR still shows
@@ -67,11 +73,68 @@ def node_up(lab: Lab, name: str) -> bool:
     return bool(node and node.kubelet_ready(lab.clock.now()))
 
 
-def link_up(lab: Lab, rd: str, a: str, b: str) -> bool:
-    """Can the replicas of ``rd`` on ``a`` and ``b`` talk?"""
+def wire_up(lab: Lab, rd: str, a: str, b: str) -> bool:
+    """Could the replicas of ``rd`` on ``a`` and ``b`` reach each other now (whether or not they have connected)?"""
     if not (node_up(lab, a) and node_up(lab, b)) or lab.faults.partitioned(a, b) or lab.faults.replication_down(a, b):
         return False
     return _pair(rd, a, b) not in lab.drbd.split_brain
+
+
+def link_up(lab: Lab, rd: str, a: str, b: str) -> bool:
+    """Are the replicas of ``rd`` on ``a`` and ``b`` connected: the wire up and a handshake done since both booted?
+
+    A connection the wire lost is forgotten here and then (DRBD notices a dead peer and needs a new handshake).
+    """
+    key = _pair(rd, a, b)
+    links = lab.drbd.links
+    if not wire_up(lab, rd, a, b):
+        links.pop(key, None)
+        return False
+    boots = _boots(lab, a, b)
+    if links.get(key) == boots:
+        return True
+    links.pop(key, None)  # a node rebooted since: that connection is gone
+    res = lab.linstor.rds.get(rd)
+    if res is not None and a in res.replicas and b in res.replicas and _identical(lab, res, a, b):
+        links[key] = boots  # same generation on both sides: DRBD connects without a resync
+        return True
+    return False
+
+
+def connection_state(lab: Lab, rd: str, a: str, b: str) -> str:
+    """The connection from ``a`` to ``b`` as ``drbdadm status`` names it: Connected, StandAlone or Connecting."""
+    if link_up(lab, rd, a, b):
+        return "Connected"
+    return "StandAlone" if split_brain(lab, rd, a, b) else "Connecting"
+
+
+def _boots(lab: Lab, a: str, b: str) -> list[int]:
+    return [lab.talos.nodes[n].boot_count for n in sorted((a, b))]
+
+
+def _identical(lab: Lab, rd: Any, a: str, b: str) -> bool:
+    """Would the handshake connect ``a`` and ``b`` without a resync? (A diskless side has nothing to compare.)"""
+    ra, rb = rd.replicas[a], rd.replicas[b]
+    if ra.sync or rb.sync:
+        return False
+    contents = _comparable(lab, rd, a, b)
+    if contents is None:
+        return True
+    return contents[0] == contents[1] and not _needs_data(lab, rd, ra) and not _needs_data(lab, rd, rb)
+
+
+def _handshake(lab: Lab, rd: Any, a: str, b: str) -> None:
+    """Two replicas that can reach each other but are not connected compare their data: connect, or split brain.
+
+    Neither replica's content extending the other's is a split brain (they stay StandAlone); otherwise they
+    connect, and :func:`_connect` decides the resync. Done before outdating weakly connected nodes: a pair
+    that refuses each other never becomes Connected, so no Primary is reached through it.
+    """
+    contents = _comparable(lab, rd, a, b)
+    if contents is not None and not (_is_prefix(*contents) or _is_prefix(contents[1], contents[0])):
+        lab.drbd.split_brain.append(_pair(rd.name, a, b))
+        return
+    lab.drbd.links[_pair(rd.name, a, b)] = _boots(lab, a, b)
 
 
 def split_brain(lab: Lab, rd: str, a: str, b: str) -> bool:
@@ -124,8 +187,8 @@ def tick(lab: Lab, now: float) -> None:
         _accumulate_missed(lab, rd, dt, rebooted)
         for i, a in enumerate(nodes):
             for b in nodes[i + 1:]:
-                if link_up(lab, rd.name, a, b):  # the handshake refuses diverged data before the link counts
-                    _refuse_diverged(lab, rd, a, b)
+                if wire_up(lab, rd.name, a, b) and not link_up(lab, rd.name, a, b):
+                    _handshake(lab, rd, a, b)
         for rep in rd.replicas.values():
             if _weak(lab, rd, rep):
                 rep.disk_state = "Outdated"
@@ -136,6 +199,7 @@ def tick(lab: Lab, now: float) -> None:
         for rep in rd.replicas.values():
             _advance_resync(lab, rd, rep, now, last)
     st.split_brain = [k for k in st.split_brain if k.split("|", 1)[0] in ctl.rds]
+    st.links = {k: v for k, v in st.links.items() if k.split("|", 1)[0] in ctl.rds}
     for rd_name in [r for r in st.files if r not in ctl.rds]:
         del st.files[rd_name]
     st.missed = {k: v for k, v in st.missed.items()
@@ -271,20 +335,6 @@ def _advance_resync(lab: Lab, rd: Any, rep: Any, now: float, last: float | None)
     else:
         st.missed.pop(key, None)
     rep.sync, rep.disk_state = None, "UpToDate"
-
-
-def _refuse_diverged(lab: Lab, rd: Any, a: str, b: str) -> None:
-    """Record a split brain when neither replica's content extends the other's (they stay StandAlone).
-
-    Done before outdating weakly connected nodes: such a pair never becomes Connected, so no
-    Primary is reached through it.
-    """
-    contents = _comparable(lab, rd, a, b)
-    if contents is None:
-        return
-    fa, fb = contents
-    if not (_is_prefix(fa, fb) or _is_prefix(fb, fa)):
-        lab.drbd.split_brain.append(_pair(rd.name, a, b))
 
 
 def _comparable(lab: Lab, rd: Any, a: str, b: str) -> tuple[dict, dict] | None:

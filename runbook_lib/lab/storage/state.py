@@ -29,6 +29,8 @@ class DrbdState(SavedState):
     files: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
     #: "rd|a|b" pairs that detected a split brain (StandAlone)
     split_brain: list[str] = field(default_factory=list)
+    #: "rd|a|b" -> the two nodes' boot counts (sorted by node) when their handshake connected them
+    links: dict[str, list[int]] = field(default_factory=dict)
     #: "rd|node" a consumer opened (auto-promote); closing it demotes
     opened: list[str] = field(default_factory=list)
     last: float | None = None

@@ -171,6 +171,9 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
         ok = s.api and all(s.ready(n) for n in names)
         if ok:
             stamps = [s.ready_since(n, True) for n in names]
+            if None not in stamps:  # quorum (and the writes) can come back with the first node, before the last one
+                at, first = min(zip(stamps, names, strict=True))  # type: ignore[type-var]
+                res.seen("first node back", s, at, "Node Ready condition lastTransitionTime", first)
             res.seen("nodes back", s, max(stamps) if None not in stamps else None,  # type: ignore[type-var]
                      "Node Ready condition lastTransitionTime", ", ".join(names))
         return ok

@@ -11,13 +11,12 @@ from ...drill_records import (
     judge,
     parse_reader,
 )
-from ...errors import RunbookError
 from ...services.objects import create
-from ...services.pods import wait_finished
 from ...session import Session
 from ...waiting import wait_until
 from .manifests import NAME, reader_pod
 from .observe import Observer
+from .reader_run import ReaderRun, run_reader
 from .writer import Writer
 
 
@@ -33,50 +32,52 @@ def stop_writer(session: Session, writer: Writer, obs: Observer) -> None:
 MAX_READ_ROUNDS = 20  # reader pods per replica before its copy counts as unreadable (a healthy drill needs 2)
 
 
-def read_copies(session: Session, writer: Writer, nodes: list[str]) -> dict[str, list[Entry | None] | None]:
+def read_copies(session: Session, writer: Writer, nodes: list[str],
+                unreadable: dict[str, str] | None = None) -> dict[str, list[Entry | None] | None]:
     """Each replica's records, read on its node by digest: only blocks that differ from the acknowledged
-    records are read line by line, in bounded rounds, so a file of any length is read whole."""
+    records are read line by line, in bounded rounds, so a file of any length is read whole.
+
+    ``unreadable`` receives, for each copy that could not be read, why (the reader pod's fate).
+    """
     expected = expected_lines(list(writer.acks.values()))
     copies: dict[str, list[Entry | None] | None] = {}
     for node in nodes:
         reading = CopyReading()
+        why = None
         for round_ in range(MAX_READ_ROUNDS):
             digests, lines = reading.request()
-            out = _run_reader(session, writer, node, round_, digests, lines)
+            run = _run_reader(session, writer, node, round_, digests, lines)
             if session.dry_run:
                 break
-            if out is None:
-                break  # it could not attach or promote there: that copy is unreadable
-            reading.absorb(parse_reader(out), expected)
+            if run.log is None:
+                why = run.reason  # it could not attach or promote there, or was evicted: that copy is unreadable
+                break
+            reading.absorb(parse_reader(run.log), expected)
             if reading.done:
                 break
         if not session.dry_run:  # plan mode reads nothing: no copy, rather than an unreadable one
             copies[node] = reading.entries() if reading.done else None
+            if not reading.done and unreadable is not None:
+                unreadable[node] = why or f"still differing after {MAX_READ_ROUNDS} reader pods"
     return copies
 
 
-def _run_reader(session: Session, writer: Writer, node: str, round_: int, digests: str, lines: str) -> str | None:
-    """One reader pod on ``node``: its log when it succeeded, else None. Kept with failover.keep_test_objects."""
+def _run_reader(session: Session, writer: Writer, node: str, round_: int, digests: str, lines: str) -> ReaderRun:
+    """One reader pod on ``node``: its log, or why there is none. Kept with failover.keep_test_objects."""
     f = session.params.failover
     pod = reader_pod(f"{NAME}-read-{round_}-{node}"[:63], writer.namespace, writer.claim["metadata"]["name"], f.image,
                      node, digests, lines)
     _delete_and_wait(session, pod, f"earlier reader on {node}")  # a kept reader of an earlier run holds old output
     create(session, pod, f"reader pod on {node} ({'digests ' + digests if digests else ''}{' lines ' + lines if lines else ''})")
     if session.dry_run:
-        return None
-
-    out = None
-    try:
-        run = wait_finished(session, pod, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout),
-                            log_timeout=5)
-        if run.succeeded:
-            out = run.log
-    except RunbookError:
-        pass
+        return ReaderRun(None, "plan mode")
+    run = run_reader(session, pod, what=f"reader on {node}", timeout=min(120.0, session.params.node_timeout))
+    if run.log is None:
+        print(f"reader on {node}: {run.reason}")
     writer.readers.append(pod)
     if not f.keep_test_objects:
         _delete_and_wait(session, pod, f"reader on {node}")
-    return out
+    return run
 
 
 def _delete_and_wait(session: Session, obj: dict, what: str) -> None:
@@ -96,7 +97,8 @@ def verify(session: Session, writer: Writer, obs: Observer) -> Verdict:
     stop_writer(session, writer, obs)
     snap = obs.look()
     nodes = list(snap.diskful()["node"]) if not snap.diskful().empty else []
-    copies = read_copies(session, writer, nodes)
+    why: dict[str, str] = {}
+    copies = read_copies(session, writer, nodes, why)
     for lines in copies.values():
         writer.records.update({e.seq: e for e in lines or [] if e is not None and e.valid and e.seq not in writer.records})
     verdict = judge(list(writer.acks.values()), copies)
@@ -104,7 +106,8 @@ def verify(session: Session, writer: Writer, obs: Observer) -> Verdict:
                   f"{verdict.lost_records} of {verdict.acknowledged} acknowledged records lost: {'; '.join(verdict.lost)}"
                   if verdict.lost else f"{verdict.acknowledged} acknowledged, none lost", "none lost")
     session.check("replicas hold identical records", not verdict.diverged and not verdict.unreadable,
-                  verdict.diverged + [f"unreadable on {n}" for n in verdict.unreadable] or "identical", "identical")
+                  verdict.diverged + [f"unreadable on {n}" + (f": {why[n]}" if n in why else "") for n in verdict.unreadable]
+                  or "identical", "identical")
     session.check("every record's checksum matches", not verdict.corrupt, verdict.corrupt or "all match", "all match")
     return verdict
 
