@@ -147,7 +147,8 @@ class Lab:
     def tick(self) -> None:
         started = time.perf_counter()
         try:
-            self._tick()
+            with self.clock.frozen():
+                self._tick()
         finally:
             self.ticks += 1
             self.tick_seconds += time.perf_counter() - started
