@@ -155,10 +155,14 @@ def test_logs_follow_ends_when_the_container_ends(classes: StorageLab, kubeconfi
         s.core.delete_namespaced_pod(name, "default")
 
 
-def test_logs_of_a_pod_with_two_containers_need_a_container(classes: StorageLab, kubeconfig: Path) -> None:
+def test_logs_of_a_pod_with_two_containers_need_a_container(classes: StorageLab, kubeconfig: Path,
+                                                           tmp_path: Path) -> None:
     s, version = classes, VERSIONS[0]
+    s.core.create_namespaced_config_map("default", {"metadata": {"name": "two-c"}, "data": {"greeting": "hi there\n"}})
     s.core.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "two-c"}, "spec": {
-        "containers": [{"name": n, "image": "busybox:1.37", "command": ["sleep", "infinity"]} for n in ("a", "b")]}})
+        "containers": [{"name": n, "image": "debian:13", "command": ["sleep", "infinity"],
+                        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]} for n in ("a", "b")],
+        "volumes": [{"name": "cfg", "configMap": {"name": "two-c"}}]}})
     try:
         running_pod(s, "two-c")
         raw = kubectl(version, kubeconfig, "get", "--raw", "/api/v1/namespaces/default/pods/two-c/log", check=False,
@@ -168,8 +172,15 @@ def test_logs_of_a_pod_with_two_containers_need_a_container(classes: StorageLab,
         assert kubectl(version, kubeconfig, "logs", "two-c", "-c", "b", text=True).stdout == ""
         bad = kubectl(version, kubeconfig, "logs", "two-c", "-c", "z", check=False, text=True)
         assert "container z is not valid for pod two-c" in bad.stderr
+        # a ConfigMap mount: one read-only file per key, as the kubelet projects it
+        kubectl(version, kubeconfig, "cp", "-c", "b", "default/two-c:/etc/cfg/greeting", str(tmp_path / "greeting"))
+        assert (tmp_path / "greeting").read_text() == "hi there\n"
+        refused = kubectl(version, kubeconfig, "cp", "-c", "b", str(tmp_path / "greeting"), "default/two-c:/etc/cfg/x",
+                          check=False, text=True)
+        assert refused.returncode != 0 and "x: Cannot open: Read-only file system" in refused.stderr  # GNU tar (debian)
     finally:
         s.core.delete_namespaced_pod("two-c", "default")
+        s.core.delete_namespaced_config_map("two-c", "default")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -255,7 +266,7 @@ def _status(version: str, kubeconfig: Path, s: StorageLab, node: str, *args: str
 
 
 def test_drbdadm_status_during_and_after_a_resync(classes: StorageLab, kubeconfig: Path, writer) -> None:
-    s, (pod, primary, rd) = classes, writer
+    s, (_pod, primary, rd) = classes, writer
     version = VERSIONS[0]
     other = next(n for n in sorted(s.lab.linstor.rds[rd].replicas) if n != primary)
     status = _status(version, kubeconfig, s, primary)

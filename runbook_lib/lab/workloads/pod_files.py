@@ -102,7 +102,7 @@ def _entries(lab: Lab, pod: dict, where: Place) -> dict[str, dict | bytes]:
 
 
 def _dirs(where: Place, entries: dict) -> set[str]:
-    dirs = {"/"} | ({d for d in IMAGE_DIRS} if where.kind == "layer" else set())
+    dirs = {"/"} | (set(IMAGE_DIRS) if where.kind == "layer" else set())
     for p, e in entries.items():
         if isinstance(e, dict) and e.get("dir"):
             dirs.add(p)

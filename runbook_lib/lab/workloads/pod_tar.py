@@ -136,8 +136,8 @@ def _extract(lab: Lab, pod: dict, container: dict, cdir: str, stdin: bytes, busy
             return 1, "", f"tar: can't change directory to '{cdir}': No such file or directory\n"
         return 2, "", f"tar: {cdir}: Cannot open: No such file or directory\ntar: Error is not recoverable: exiting now\n"
     try:
-        archive = tarfile.open(fileobj=io.BytesIO(stdin), mode="r:")
-        members = [(m, archive.extractfile(m).read() if m.isfile() else None) for m in archive.getmembers()]  # type: ignore[union-attr]
+        with tarfile.open(fileobj=io.BytesIO(stdin), mode="r:") as archive:
+            members = [(m, _member_bytes(archive, m)) for m in archive.getmembers()]
     except (tarfile.TarError, EOFError):
         if busybox:
             return 1, "", "tar: short read\n"
@@ -155,6 +155,11 @@ def _extract(lab: Lab, pod: dict, container: dict, cdir: str, stdin: bytes, busy
             return 2, "", (f"tar: {name}: Cannot open: Read-only file system\n"
                            "tar: Exiting with failure status due to previous errors\n")
     return 0, "", ""
+
+
+def _member_bytes(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    f = archive.extractfile(member) if member.isfile() else None
+    return f.read() if f is not None else None
 
 
 def test(lab: Lab, pod: dict, container: dict, args: list[str], stdin: bytes) -> tuple[int, str, str]:
