@@ -306,3 +306,25 @@ def test_drbdadm_status_during_and_after_a_resync(classes: StorageLab, kubeconfi
     missing = kubectl(version, kubeconfig, "-n", NS, "exec", _satellite(s, other), "-c", "linstor-satellite", "--",
                       "drbdadm", "status", "pvc-none", check=False, text=True)
     assert missing.returncode == 1 and "'pvc-none' not defined in your config (for this host)." in missing.stderr
+
+
+def test_previous_is_the_log_of_the_container_before_its_restart(fresh_lab: StorageLab) -> None:
+    """A node reboot restarts its containers: the log starts again and the old one is ``previous=true``."""
+    s = fresh_lab
+    s.core.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "again"}, "spec": {
+        "restartPolicy": "OnFailure", "nodeName": "lab-cp-2",
+        "containers": [{"name": "c", "image": "busybox:1.37", "command": ["sh", "-c", "echo hello; sleep infinity"]}]}})
+    running_pod(s, "again")
+    assert s.core.read_namespaced_pod_log("again", "default") == "hello\n"
+    with s.lab.lock:
+        node = s.lab.talos.nodes["lab-cp-2"]
+        boots = node.boot_count
+        s.lab.talos.reboot(node, s.lab.clock.now())
+    wait_for(lambda: node.boot_count > boots, "lab-cp-2 booted again", 30)
+    wait_for(lambda: s.core.read_namespaced_pod("again", "default").status.container_statuses[0].restart_count == 1
+             and s.core.read_namespaced_pod("again", "default").status.phase == "Running", "restarted")
+    assert s.core.read_namespaced_pod_log("again", "default", previous=True) == "hello\n"
+    current = s.core.read_namespaced_pod_log("again", "default", timestamps=True)
+    before = s.core.read_namespaced_pod_log("again", "default", previous=True, timestamps=True)
+    assert current.endswith(" hello\n") and before.endswith(" hello\n")
+    assert _stamped(current)[0][0] > _stamped(before)[0][0]  # the second instance wrote its line after the reboot
