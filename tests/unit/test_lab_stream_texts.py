@@ -4,8 +4,11 @@ PodLogOptions checks (pkg/apis/core/validation ``ValidatePodLogOptions``), the k
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+from runbook_lib.lab.kubernetes import streaming
 from runbook_lib.lab.kubernetes.types import ApiError
 from runbook_lib.lab.linstor import drbdadm
 from runbook_lib.lab.linstor.controller import LinstorController
@@ -100,3 +103,28 @@ def test_the_tar_command_lines_of_kubectl_cp() -> None:
     assert not pod_tar.reads_stdin(["tar", "cf", "-", "/data/a"])
     assert pod_tar._parse(["cf", "-", "/data/a"]) == ("c", "-", None, ["/data/a"])
     assert pod_tar._parse(["-xmf", "-", "-C", "/tmp"]) == ("x", "-", "/tmp", [])
+
+
+def _client_frame(payload: bytes, opcode: int = 2, fin: bool = True) -> bytes:
+    """A masked client frame (RFC 6455 5.3), as gorilla/websocket sends them."""
+    mask = b"\x01\x02\x03\x04"
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    head += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    return head + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+
+
+def test_stdin_is_read_until_the_v5_close_signal_with_pings_answered_and_fragments_joined() -> None:
+    big = bytes(range(256)) * 2
+    wire = (_client_frame(b"\x00hello ") + _client_frame(b"k8s", opcode=9)  # a heartbeat ping between messages
+            + _client_frame(b"\x00" + big[:100], fin=False) + _client_frame(big[100:], opcode=0)
+            + _client_frame(b"\xff\x00") + _client_frame(b"\x00never read"))
+    replies = io.BytesIO()
+    got = streaming.read_stdin(streaming.Frames(io.BytesIO(wire), replies), "v5.channel.k8s.io")
+    assert got == b"hello " + big
+    assert replies.getvalue() == streaming.frame(b"k8s", opcode=10)  # the pong carries the ping's data
+
+
+def test_stdin_ends_with_the_connection_on_v4() -> None:
+    wire = _client_frame(b"\x00abc") + _client_frame(b"\xff\x00") + _client_frame(b"\x00def")
+    assert streaming.read_stdin(streaming.Frames(io.BytesIO(wire), io.BytesIO()), "v4.channel.k8s.io") == b"abcdef"

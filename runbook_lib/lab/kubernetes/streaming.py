@@ -31,7 +31,7 @@ from .types import ApiError
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, CLOSE = 0, 1, 2, 3, 255
-MAX_STDIN = 256 * 2**20  # bytes a command may read from stdin (kubectl cp of a large tree)
+MAX_STDIN = 16 * 2**20  # what the lab takes on stdin: files copied in are kept in the lab's state
 
 
 def wants_websocket(headers: Any) -> bool:
@@ -157,7 +157,8 @@ def read_stdin(frames: Frames, protocol: str) -> bytes:
         if payload[0] == STDIN:
             data += payload[1:]
             if len(data) > MAX_STDIN:
-                break
+                raise ApiError(413, "RequestEntityTooLarge", f"the lab takes at most {MAX_STDIN // 2**20} MiB on an "
+                               "exec's stdin (what kubectl cp copies in is kept in the lab's state)")
     return bytes(data)
 
 
@@ -190,19 +191,19 @@ def exec_pod(handler: Any, lab: Lab, namespace: str, name: str, query: dict[str,
     handler.send_header("Sec-WebSocket-Protocol", protocol)
     handler.end_headers()
     handler.wfile.flush()
-    stdin = b""
-    if (query.get("stdin") or [""])[-1] in ("true", "1") and pod_tar.reads_stdin(command):
-        stdin = read_stdin(Frames(handler.rfile, handler.wfile), protocol)
-    with lab.lock:
-        try:
+    try:
+        stdin = b""
+        if (query.get("stdin") or [""])[-1] in ("true", "1") and pod_tar.reads_stdin(command):
+            stdin = read_stdin(Frames(handler.rfile, handler.wfile), protocol)  # without the lock: uploads take time
+        with lab.lock:
             pod = lab.kube.objects.get(("", "pods", namespace, name)) or pod
             code, out, err = run_in_pod(lab, pod, container, command, stdin)
-            final = status(code)
-        except ApiError as exc:
-            code, out, err = 1, "", ""
-            final = exc.status()
-            final.pop("kind", None)
-            final.pop("apiVersion", None)
+        final = status(code)
+    except ApiError as exc:
+        code, out, err = 1, "", ""
+        final = exc.status()
+        final.pop("kind", None)
+        final.pop("apiVersion", None)
     data = b""
     if err:  # before stdout: a command's complaints come as it works (tar's come before its archive's end)
         data += frame(bytes([STDERR]) + err.encode())
