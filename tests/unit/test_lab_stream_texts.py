@@ -5,6 +5,7 @@ PodLogOptions checks (pkg/apis/core/validation ``ValidatePodLogOptions``), the k
 from __future__ import annotations
 
 import io
+import tarfile
 
 import pytest
 
@@ -125,6 +126,17 @@ def test_stdin_is_read_until_the_v5_close_signal_with_pings_answered_and_fragmen
     assert replies.getvalue() == streaming.frame(b"k8s", opcode=10)  # the pong carries the ping's data
 
 
-def test_stdin_ends_with_the_connection_on_v4() -> None:
+def test_stdin_ends_with_the_connection_on_v4_or_where_tar_stops_reading() -> None:
     wire = _client_frame(b"\x00abc") + _client_frame(b"\xff\x00") + _client_frame(b"\x00def")
     assert streaming.read_stdin(streaming.Frames(io.BytesIO(wire), io.BytesIO()), "v4.channel.k8s.io") == b"abcdef"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 700
+        archive.addfile(info, io.BytesIO(b"x" * 700))
+    whole = buf.getvalue()
+    assert pod_tar.archive_complete(whole) and not pod_tar.archive_complete(whole[:1024])
+    wire = b"".join(_client_frame(b"\x00" + whole[i:i + 100]) for i in range(0, 2048, 100)) + _client_frame(b"\x00more")
+    got = streaming.read_stdin(streaming.Frames(io.BytesIO(wire), io.BytesIO()), "v4.channel.k8s.io",
+                               pod_tar.archive_complete)
+    assert got == whole[:2100]  # 512 header + 1024 data + the first zero block, in 100-byte messages

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from ..cluster import Lab
@@ -142,17 +143,19 @@ class Frames:
                 return opcode, b"".join(parts)
 
 
-def read_stdin(frames: Frames, protocol: str) -> bytes:
-    """What the client sends on channel 0 until it closes stdin (v5 ``[255, 0]``) or the connection."""
+def read_stdin(frames: Frames, protocol: str, enough: Callable[[bytearray], bool] = lambda data: False) -> bytes:
+    """What the client sends on channel 0 until it closes stdin (v5 ``[255, 0]``) or the connection ends; on v4,
+    which cannot close stdin, also once the command has ``enough`` (tar stops reading at the archive's end)."""
     data = bytearray()
-    while True:
+    v5 = protocol.startswith("v5")
+    while v5 or not enough(data):
         msg = frames.message()
         if msg is None:
             break
         _op, payload = msg
         if not payload:
             continue
-        if payload[0] == CLOSE and protocol.startswith("v5") and payload[1:2] == bytes([STDIN]):
+        if payload[0] == CLOSE and v5 and payload[1:2] == bytes([STDIN]):
             break
         if payload[0] == STDIN:
             data += payload[1:]
@@ -194,7 +197,8 @@ def exec_pod(handler: Any, lab: Lab, namespace: str, name: str, query: dict[str,
     try:
         stdin = b""
         if (query.get("stdin") or [""])[-1] in ("true", "1") and pod_tar.reads_stdin(command):
-            stdin = read_stdin(Frames(handler.rfile, handler.wfile), protocol)  # without the lock: uploads take time
+            stdin = read_stdin(Frames(handler.rfile, handler.wfile), protocol,  # without the lock: uploads take time
+                               pod_tar.archive_complete)
         with lab.lock:
             pod = lab.kube.objects.get(("", "pods", namespace, name)) or pod
             code, out, err = run_in_pod(lab, pod, container, command, stdin)

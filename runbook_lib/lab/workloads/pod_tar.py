@@ -35,6 +35,21 @@ def reads_stdin(command: list[str]) -> bool:
     return mode == "x" and archive == "-"
 
 
+def archive_complete(data: bytes | bytearray) -> bool:
+    """Does ``data`` hold a whole tar archive, up to its end-of-archive zero block (where tar stops reading)?"""
+    at = 0
+    while at + 512 <= len(data):
+        header = data[at:at + 512]
+        if not any(header):
+            return True
+        try:
+            size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        except ValueError:
+            return True  # not an archive: tar gives up here
+        at += 512 + -(-size // 512) * 512
+    return False
+
+
 def _parse(args: list[str]) -> tuple[str, str | None, str | None, list[str]]:
     """(mode c/x/t, archive, -C directory, paths) of a tar command line (old-style bundled options too)."""
     mode, archive, cdir, paths = "", None, None, []
