@@ -1,7 +1,8 @@
 """Container logs: appending time-stamped lines and reading them with the API's PodLogOptions.
 
 Each line keeps the lab time it was written (a line written "later" in a container's run stays
-hidden until the clock reaches it). Reading follows the kubelet (kubernetes pkg/kubelet/kuberuntime/
+hidden until the clock reaches it): the record writer's at each record, a runner's output (the shell
+runner does not time its lines) at its container's start. Reading follows the kubelet (kubernetes pkg/kubelet/kuberuntime/
 logs/logs.go ``ReadLogs``/``logWriter``): ``tailLines`` picks the last N lines first, then lines older
 than ``sinceSeconds``/``sinceTime`` are skipped, ``timestamps`` prefixes each line with its time in
 RFC 3339 with nine fractional digits (``RFC3339NanoFixed``) and a space, and ``limitBytes`` cuts the
