@@ -24,7 +24,7 @@ from . import control_api, tls
 from .assembly import STATE_FILE
 from .cluster import Lab
 from .kubernetes import endpoints as kube_endpoints
-from .kubernetes import portforward, routes, streaming
+from .kubernetes import log_stream, portforward, routes, streaming
 from .kubernetes import subresources as kube_subresources
 from .kubernetes.selectors import field_matcher, label_matcher
 from .kubernetes.types import ApiError
@@ -163,6 +163,10 @@ class Handler(BaseHTTPRequestHandler):
         if not req.rest:
             with lab.lock:
                 self._json(200, lab.kube.discovery_resources(req.group, req.version))
+            return
+        if log_stream.wants_follow(req.group, req.namespace, req.rest, method, query):
+            assert req.namespace is not None and req.name is not None
+            log_stream.follow(self, lab, req.namespace, req.name, query)
             return
         special = next((route for matches, route in routes.SPECIAL if matches(req)), None)
         if special is not None:

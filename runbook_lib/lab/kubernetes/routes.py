@@ -158,12 +158,11 @@ def is_pod_portforward(req: KubeRequest) -> bool:
 
 
 def _pod_log(lab: Lab, req: KubeRequest) -> Reply:
-    q = req.q
     assert req.namespace is not None and req.name is not None
-    text = pod_log(lab, req.namespace, req.name, q.get("container"), int(q["tailLines"]) if q.get("tailLines") else None)
+    text = pod_log(lab, req.namespace, req.name, req.query)
     if text is None:
         raise ApiError(404, "NotFound", f'pods "{req.name}" not found', kind="pods", name=req.name)
-    return Reply(200, text.encode(), "text/plain")
+    return Reply(200, text, "text/plain")
 
 
 def _is_review(req: KubeRequest) -> bool:

@@ -36,8 +36,9 @@ from typing import Any, Protocol
 from ..cluster import Lab
 from ..kubernetes.objects import get, objects, record_event, set_condition, set_status, update
 from ..kubernetes.store import now_iso
-from .logs import append_log
+from .logs import append_log, forget_logs, restart_logs
 from .node_facts import TALOS_HOST_DIRS, TALOS_WRITABLE, NodeFacts, node_facts
+from .pod_files import forget_container
 from .shell import ShellRunner
 from .state import PodRuntime, RunResult, WorkloadState
 
@@ -187,9 +188,7 @@ def run_pods(lab: Lab, now: float) -> None:
         rt = st.pods.get(uid)
         if rt is None:
             rt = st.pods[uid] = PodRuntime(node=node, boot_id=facts.boot_id if facts else "", since=now)
-            prefix = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}/"
-            for key in [k for k in st.logs if k.startswith(prefix)]:  # a new pod of an old name starts a new log
-                del st.logs[key]
+            forget_logs(lab, f"{pod['metadata']['namespace']}/{pod['metadata']['name']}/")
         if facts is None:
             continue
         if not facts.ready:
@@ -201,10 +200,14 @@ def run_pods(lab: Lab, now: float) -> None:
             rt.boot_id, rt.stage, rt.since, rt.init_index, rt.started, rt.runs = facts.boot_id, "volumes", now, 0, {}, {}
             rt.restarts += 1
             rt.init_done = []
+            restart_logs(lab, pod["metadata"]["namespace"], pod["metadata"]["name"],
+                         [c["name"] for c in pod["spec"].get("containers") or []])
+            forget_container(lab, uid)  # new container instances start from the image again
         _advance(lab, pod, rt, facts, now)
         _write_pod_status(lab, pod, rt, facts, now)
     for uid in [u for u in st.pods if u not in seen]:
         del st.pods[uid]
+        forget_container(lab, uid)
 
 
 def _mark_not_ready(lab: Lab, pod: dict, facts: NodeFacts) -> None:
@@ -273,7 +276,7 @@ def _advance(lab: Lab, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) 
                 return
             run.update({"exit": res.exit_code, "ends": max(now, run["start"]) + res.duration})
             if res.log:
-                append_log(lab, ns, name, key, res.log)
+                append_log(lab, ns, name, key, res.log, at=max(now, run["start"]))
         if now < run["ends"]:
             return
         rt.init_done.append({"name": key, "exitCode": run["exit"], "started": run["start"], "at": run["ends"]})
@@ -300,7 +303,7 @@ def _advance(lab: Lab, pod: dict, rt: PodRuntime, facts: NodeFacts, now: float) 
                 res = _run(lab, pod, c, rt.node, now) or RunResult(0, "", T_DEFAULT_STARTUP)
                 rt.runs[c["name"]] = {"exit": res.exit_code, "start": ready_at, "ends": ready_at + res.duration}
                 if res.log:
-                    append_log(lab, ns, name, c["name"], res.log)
+                    append_log(lab, ns, name, c["name"], res.log, at=ready_at)
         rt.stage, rt.since = "running", now
     if rt.stage == "running" and spec.get("restartPolicy", "Always") != "Always":
         ends = [r["ends"] for n, r in rt.runs.items() if n in {c["name"] for c in spec.get("containers") or []}]

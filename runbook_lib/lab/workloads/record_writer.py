@@ -85,7 +85,7 @@ def tick(lab: Lab, now: float) -> None:
 
 
 def _run(lab: Lab, w: dict, now: float) -> None:
-    acks: list[str] = []
+    acks: list[tuple[float, str]] = []  # (lab time the line was printed, line)
     for _ in range(MAX_WRITES_PER_TICK):
         if w["next_at"] > now:
             break
@@ -104,15 +104,15 @@ def _run(lab: Lab, w: dict, now: float) -> None:
             w["blocked"] = True
             break
         if outcome == "error":
-            acks.append("sh: write error: I/O error")
+            acks.append((now, "sh: write error: I/O error"))
             w.update(seq=None, pending=None, next_at=now + RESTART_BACKOFF)
             break
-        acks.append(f"ack {w['pending']}")
+        acks.append((now if w.get("blocked") else w["next_at"], f"ack {w['pending']}"))
         w["pending"] = None
         # after a freeze the loop sleeps from the moment the write returned
         w["next_at"] = (now if w.pop("blocked", False) else w["next_at"]) + w["interval"]
-    if acks:
-        append_log(lab, w["namespace"], w["pod"], w["container"], "\n".join(acks))
+    for at, line in acks:
+        append_log(lab, w["namespace"], w["pod"], w["container"], line, at=at)
 
 
 def _interval(container: dict) -> float:

@@ -40,12 +40,14 @@ class PodRuntime:
 class WorkloadState:
     pods: dict[str, PodRuntime] = field(default_factory=dict)  # pod uid -> runtime
     logs: dict[str, list[str]] = field(default_factory=dict)
+    log_meta: dict[str, dict] = field(default_factory=dict)  # "ns/pod/container" -> line times, previous instance (logs.py)
     pulled: dict[str, list[str]] = field(default_factory=dict)  # node -> images pulled
     ip_counter: dict[str, int] = field(default_factory=dict)
     unmounted: dict[str, list[str]] = field(default_factory=dict)  # node -> Talos mounts released
     host_boot: dict[str, str] = field(default_factory=dict)  # node -> boot id the above belong to
     crd_types: list[list[str]] = field(default_factory=list)  # [group, plural] served because of a CRD
     volume_data: dict[str, dict[str, dict]] = field(default_factory=dict)  # volume/snapshot -> path -> file (volume content)
+    container_files: dict[str, dict[str, dict]] = field(default_factory=dict)  # "uid/container" -> path -> file (pod_files.py)
     counter: int = 0
     last_rv: int = -1
     next_due: float = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import random
@@ -22,6 +23,8 @@ def copy_volume_data(lab: Lab, source: str, target: str) -> None:
 def file_bytes(entry: dict) -> bytes:
     if "text" in entry:
         return entry["text"].encode()
+    if "b64" in entry:  # bytes copied in (kubectl cp)
+        return base64.b64decode(entry["b64"])
     if entry.get("zero"):
         return bytes(entry["size"])
     return random.Random(entry["seed"]).randbytes(entry["size"])
