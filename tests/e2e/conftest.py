@@ -47,6 +47,7 @@ def _planted_params(path: Path) -> Path:
 
 
 def _build(root: Path) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
     lab_dir, out = root / "lab", root / "out"
     params = _planted_params(root / "params.yaml")
     try:
