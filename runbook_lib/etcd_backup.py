@@ -42,7 +42,7 @@ def snapshot_before(session: Session, nodes: NodeRef | Sequence[NodeRef], *, ste
     The snapshot is taken through a control-plane node that stays up when there is one (a node about
     to go away may already be unhealthy). Raises :class:`GateRefused` when it fails: the step does not start.
     """
-    targets = [nodes] if isinstance(nodes, NodeRef) else list(nodes)
+    targets = list(nodes) if isinstance(nodes, Sequence) else [nodes]
     disrupted = [n for n in targets if n.role == "controlplane"]
     if not disrupted:
         return None

@@ -27,10 +27,10 @@ from .errors import CheckFailed, ParamsError, RunbookError
 from .execution import Executor
 from .lock import ClusterLock
 from .lock import take as take_lock
-from .params import PARAMETER_KEYS, Params, merge_secrets, parse_params
+from .params import PARAMETER_KEYS, Node, Params, merge_secrets, parse_params
 from .record import RECORD_ENV, Record
 from .redact import Redactor
-from .talos import NodeRef, Talosctl
+from .talos import Talosctl
 
 RUN_ID_ENV = "RUNBOOK_RUN_ID"
 SECRETS_ENV = "RUNBOOK_SECRETS"
@@ -168,13 +168,13 @@ class Session:
 
     # -- conveniences for notebooks
     @property
-    def nodes(self) -> list[NodeRef]:
-        return [NodeRef(n.name, n.address, n.role) for n in self.params.nodes]
+    def nodes(self) -> list[Node]:
+        return list(self.params.nodes)
 
     @property
-    def storage_nodes(self) -> list[NodeRef]:
+    def storage_nodes(self) -> list[Node]:
         """The listed nodes with ``storage`` true; the runbooks never touch any other node."""
-        return [NodeRef(n.name, n.address, n.role) for n in self.params.storage_nodes]
+        return list(self.params.storage_nodes)
 
     @property
     def dry_run(self) -> bool:

@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 import yaml
 
@@ -137,8 +137,10 @@ def hint_for(stderr: str) -> str | None:
     return None
 
 
-@dataclass
-class NodeRef:
+class NodeRef(Protocol):
+    """What a talosctl call needs of a node: its name (in steps and messages), the address talosctl reaches it
+    on, its role. The parameter file's ``params.Node`` is one; there is no second node type."""
+
     name: str
     address: str
     role: str

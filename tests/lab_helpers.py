@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,23 @@ def runbook(*args: str, lab_dir: Path, check: bool = False) -> subprocess.Comple
     if check and proc.returncode != 0:
         raise AssertionError(f"runbook {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def copy_lab(template: Path, d: Path, **options) -> Path:
+    """A lab directory that starts as a copy of the stopped lab in ``template``, with some options changed.
+
+    The lab's state holds no path of its own folder, so a copy is the same cluster; ``time_scale`` also sets
+    the saved clock's rate. The copy starts on first use (``runbook run`` connects to it).
+    """
+    shutil.copytree(template, d, ignore=shutil.ignore_patterns("server.json", "server.log"))
+    if options:
+        state = json.loads((d / "state.json").read_text())
+        state["options"].update(options)
+        if "time_scale" in options:
+            state["clock"]["scale"] = options["time_scale"]
+        (d / "state.json").write_text(json.dumps(state))
+        (d / "options.json").write_text(json.dumps(state["options"], indent=2))
+    return d
 
 
 def run_dir_of(proc: subprocess.CompletedProcess) -> Path:

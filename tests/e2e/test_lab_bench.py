@@ -5,8 +5,8 @@ link's payload bandwidth and the round trip. 07 never reads it: it measures the 
 and combines it with the parameters ``link_mbps`` / ``rtt_us`` and the replica count it reads
 from LINSTOR. Each estimate must land within 10 % of the truth.
 
-Runs 01-04 (to get a cluster with the two classes) and 07 through the ``runbook`` command once
-for the module; most of the time goes into 01-04.
+Runs 07 through the ``runbook`` command once for the module, on a copy of the cluster the e2e layer's
+shared 01-04 run left (the two classes), at x1000 with its own seed.
 """
 
 from __future__ import annotations
@@ -15,23 +15,22 @@ import httpx
 import pytest
 
 from runbook_lib.lab import control
-from tests.lab_helpers import record, run_dir_of, runbook, write_params
+from tests.lab_helpers import copy_lab, record, run_dir_of, runbook, write_params
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory):
+def bench_run(tmp_path_factory, installed):
     root = tmp_path_factory.mktemp("bench")
-    lab_dir, out = root / "lab", root / "out"
+    lab_dir, out = copy_lab(installed.lab, root / "lab", time_scale=1000.0, seed=7), root / "out"
     params = write_params(root / "params.yaml", lab={"time_scale": 1000.0, "seed": 7},
                           bench={"classes": ["local", "replicated"], "iterations": 2, "ramp_time": 2, "runtime": 10,
                                  "size": "48GiB", "size_factor": 25, "link_mbps": 1000, "rtt_us": 200})
     try:
-        proc = runbook("run", "-f", str(params), "01", "02", "03", "04", "07", "--out", str(out),
-                       lab_dir=lab_dir, check=True)
+        proc = runbook("run", "-f", str(params), "07", "--out", str(out), lab_dir=lab_dir, check=True)
         truth = httpx.get(control.connection(lab_dir)["url"] + "/lab/v1/perf", timeout=10).json()
         yield record(run_dir_of(proc), "07-benchmarks"), truth
     finally:
-        control.stop(lab_dir)
+        control.remove(lab_dir)
 
 
 def _limit(results: dict, pattern: str) -> dict:

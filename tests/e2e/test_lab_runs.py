@@ -12,10 +12,8 @@ from runbook_lib.lab import control
 from tests.lab_helpers import LAB_PARAMS, record, run_dir_of, runbook, write_params
 
 
-def test_partition_applies_config_then_reset_node_by_node(lab_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    first = runbook("run", "-f", str(LAB_PARAMS), "01", "--out", str(out), lab_dir=lab_dir, check=True)
-    run1 = run_dir_of(first)
+def test_partition_applies_config_then_reset_node_by_node(installed) -> None:
+    run1 = installed.run  # the e2e layer's shared 01-04 run
     rec = record(run1, "01-partition")
     assert rec["status"] == "succeeded" and all(c["ok"] for c in rec["checks"])
     for node in ("lab-cp-1", "lab-cp-2", "lab-cp-3"):

@@ -36,7 +36,7 @@ def _expect_refused(path: Path, *extra: str) -> None:
         assert not out.exists() and not lab_dir.exists()  # no run directory, no lab: nothing was done
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(broken_lab())
 def test_broken_files_are_refused_by_the_command(data: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,12 +16,13 @@ import pytest
 
 from runbook_lib.errors import ParseError, TalosError
 from runbook_lib.execution import Executor
+from runbook_lib.params import Node
 from runbook_lib.record import Record
-from runbook_lib.talos import NodeRef, Talosctl
+from runbook_lib.talos import Talosctl
 from tests.lab_helpers import serve_lab
 
-NODES = [NodeRef("cp-1", "10.5.0.2", "controlplane"), NodeRef("cp-2", "10.5.0.3", "controlplane"),
-         NodeRef("w-1", "10.5.0.20", "worker")]
+NODES = [Node(name="cp-1", address="10.5.0.2", role="controlplane"), Node(name="cp-2", address="10.5.0.3", role="controlplane"),
+         Node(name="w-1", address="10.5.0.20", role="worker")]
 
 
 def _obj(node: str, rid: str) -> str:
@@ -133,7 +134,7 @@ def lab(tmp_path_factory):
     exe.chmod(0o755)
     talos = Talosctl(Executor(Record(notebook="t", run_id="r", parameters={}), dry_run=False, approve=None),
                      str(exe), str(cfg))
-    yield SimpleNamespace(lab=lab, talos=talos, nodes=[NodeRef(**n) for n in LAB_NODES])
+    yield SimpleNamespace(lab=lab, talos=talos, nodes=[Node(**n) for n in LAB_NODES])
     server.stop()
     server.server_close()
 

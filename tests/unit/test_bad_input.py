@@ -133,10 +133,9 @@ def test_a_device_path_from_a_node_never_becomes_a_shell_command() -> None:
 
 
 def test_01s_plan_blocks_a_misfit_before_the_first_apply_config() -> None:
-    from runbook_lib.params import parse_params
+    from runbook_lib.params import Node, parse_params
     from runbook_lib.steps.nb01_partition import NodeLayout, plan_node
     from runbook_lib.storage_layout import node_volume
-    from runbook_lib.talos import NodeRef
 
     cluster = TalosCluster.create(NODES, talos_version="v1.12.6", seed=7)
     disks, parts = discovered(cluster, "cp-1")
@@ -146,5 +145,5 @@ def test_01s_plan_blocks_a_misfit_before_the_first_apply_config() -> None:
                         disks=disks, disk_specs=[], config=[],
                         storage=node_volume("cp-1", storage, "v1.12.6", dict(node.volumes), parts), storage_params=storage)
     params = parse_params({"nodes": NODES, "storage": {"ephemeral_max_size": "600GiB"}})
-    plan = plan_node(layout, params, NodeRef("cp-1", "10.5.0.2", "controlplane"))
+    plan = plan_node(layout, params, Node(name="cp-1", address="10.5.0.2", role="controlplane"))
     assert plan.blocked and "storage.ephemeral_max_size 600GiB does not fit" in plan.blocked

@@ -135,9 +135,9 @@ def test_preflight_names_a_selector_that_matches_no_disk_and_sizes_that_cannot_f
 
 
 def test_an_old_layout_node_is_left_alone_and_only_old_user_volumes_are_ever_wiped() -> None:
+    from runbook_lib.params import Node
     from runbook_lib.steps import nb03_piraeus_install as piraeus
     from runbook_lib.steps.nb01_partition import NodeLayout, plan_node
-    from runbook_lib.talos import NodeRef
 
     p = parse_params({"nodes": [{"name": "cp-1", "address": "10.5.0.2", "role": "controlplane"}]})
     parts = [*SYSTEM[:3], part("EPHEMERAL", "/dev/nvme0n1p4", "xfs", 100 * GIB),
@@ -149,7 +149,7 @@ def test_an_old_layout_node_is_left_alone_and_only_old_user_volumes_are_ever_wip
                         storage=storage_layout.node_volume("cp-1", p.storage, "v1.12.7", volumes, parts),
                         storage_params=p.storage)
     assert layout.docs == [] and layout.patch is None  # no RawVolumeConfig next to the old partition
-    plan = plan_node(layout, p, NodeRef("cp-1", "10.5.0.2", "controlplane"))
+    plan = plan_node(layout, p, Node(name="cp-1", address="10.5.0.2", role="controlplane"))
     assert (plan.apply_config, plan.reset, plan.blocked) == (False, False, None)
     assert "old layout" in plan.reasons[0]
     assert "linstor node evacuate cp-1" in storage_layout.migration_steps("cp-1", p.storage)

@@ -35,15 +35,13 @@ provisioning:
 """
 
 
-def test_merge_replaces_same_document_and_appends_new() -> None:
+def test_documents_missing_or_held_with_other_content_are_found_by_their_key() -> None:
     current = machineconfig.split_documents(CONFIG)
     eph = {"apiVersion": "v1alpha1", "kind": "VolumeConfig", "name": "EPHEMERAL", "provisioning": {"maxSize": "100GiB"}}
     user = {"apiVersion": "v1alpha1", "kind": "UserVolumeConfig", "name": "linstor-storage"}
-    merged = machineconfig.merge_documents(current, [eph, user])
-    assert merged[0] == current[0] and merged[1] == eph and merged[2] == user
-    assert machineconfig.missing_or_different(merged, [eph, user]) == []
-    assert machineconfig.missing_or_different(current, [eph, user]) == [eph, user]
-    assert machineconfig.split_documents(machineconfig.dump_documents(merged)) == merged
+    assert machineconfig.documents_to_patch(current, [eph, user]) == [eph, user]
+    assert machineconfig.documents_to_patch([*current[:1], eph, user], [eph, user]) == []
+    assert machineconfig.documents_to_patch(current, [current[1]]) == []
 
 
 def test_bad_config_is_a_parse_error() -> None:
