@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from runbook_lib.lab import control
+
 ROOT = Path(__file__).resolve().parents[1]
 LAB_PARAMS = ROOT / "parameters" / "lab.yaml"
 
@@ -41,11 +43,12 @@ def runbook(*args: str, lab_dir: Path, check: bool = False) -> subprocess.Comple
     return proc
 
 
-def copy_lab(template: Path, d: Path, **options) -> Path:
+def copy_lab(template: Path, d: Path, *, start: bool = False, **options) -> Path:
     """A lab directory that starts as a copy of the stopped lab in ``template``, with some options changed.
 
     The lab's state holds no path of its own folder, so a copy is the same cluster; ``time_scale`` also sets
-    the saved clock's rate. The copy starts on first use (``runbook run`` connects to it).
+    the saved clock's rate. The copy starts on first use (``runbook run`` connects to it), or now with ``start``
+    (to inject faults before a run).
     """
     shutil.copytree(template, d, ignore=shutil.ignore_patterns("server.json", "server.log"))
     if options:
@@ -55,6 +58,8 @@ def copy_lab(template: Path, d: Path, **options) -> Path:
             state["clock"]["scale"] = options["time_scale"]
         (d / "state.json").write_text(json.dumps(state))
         (d / "options.json").write_text(json.dumps(state["options"], indent=2))
+    if start:
+        control.start(None, d)
     return d
 
 

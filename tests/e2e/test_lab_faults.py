@@ -125,7 +125,7 @@ def test_notebook_out_of_order_says_which_to_run_first(lab_dir: Path, tmp_path: 
 def installed_copy(tmp_path_factory, installed):
     """A copy of the lab 01-04 left (partitions, DRBD extensions, Piraeus, pools, classes), shared by the tests below."""
     base = tmp_path_factory.mktemp("installed")
-    lab_dir, out = copy_lab(installed.lab, base / "lab"), base / "out"
+    lab_dir, out = copy_lab(installed.lab, base / "lab", start=True), base / "out"
     yield lab_dir, out
     control.remove(lab_dir)
 

@@ -28,7 +28,7 @@ NOTEBOOKS = ["01-partition", "02-extensions-and-upgrade", "03-piraeus-install", 
 def suite(tmp_path_factory, installed):
     """The shared 01-04 run, copied with its lab and its output folder (later tests add runs and tamper)."""
     base = tmp_path_factory.mktemp("suite")
-    lab_dir, out = copy_lab(installed.lab, base / "lab"), base / "out"
+    lab_dir, out = copy_lab(installed.lab, base / "lab", start=True), base / "out"
     shutil.copytree(installed.run.parents[1], out)
     yield lab_dir, out, out / installed.run.parent.name / installed.run.name
     control.remove(lab_dir)
