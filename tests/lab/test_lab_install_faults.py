@@ -21,7 +21,7 @@ import yaml
 from kubernetes.client import rest as kube_client
 
 from runbook_lib import compat, kube
-from runbook_lib.errors import PreconditionFailed
+from runbook_lib.errors import HelmError, PreconditionFailed
 from runbook_lib.params import parse_params
 from runbook_lib.record import RECORD_ENV
 from runbook_lib.runner import merge_record
@@ -116,7 +116,7 @@ def test_helm_failure_stops_03_before_anything_else_and_rerun_recovers(lab: Stor
     fault(lab, "helm-fail", count=1)
     rb = session(lab, "03-piraeus-install", tmp_path)
     try:
-        with pytest.raises(Exception) as info:  # noqa: PT011 - whatever the helm client raises, the run stops
+        with pytest.raises(HelmError) as info:
             run_03(rb)
     finally:
         clear_faults(lab)
