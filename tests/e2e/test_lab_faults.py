@@ -130,35 +130,6 @@ def installed_copy(tmp_path_factory, installed):
     control.remove(lab_dir)
 
 
-def test_full_pool_stops_04_naming_pool_and_node_and_cleans_up(installed_copy, tmp_path: Path) -> None:
-    lab_dir, out = installed_copy
-    control.fault_add("pool-full", node="lab-cp-1", d=lab_dir)
-    # node_timeout bounds the wait should the full pool go unnoticed (the default would wait 15 minutes)
-    failed = runbook("run", "-f", str(LAB_PARAMS), "04", "--out", str(out), "-p", "node_timeout", "60",
-                     lab_dir=lab_dir)
-    assert failed.returncode == 1 and "storage pool linstor-pool on lab-cp-1 (0.0 GiB free)" in failed.stdout, \
-        failed.stdout
-    run_dir = run_dir_of(failed)
-    assert "What to do: free space in or grow the full pool" in _error_of(run_dir, "04-storage-classes")
-    rec = record(run_dir, "04-storage-classes")
-    steps = [a["step"] for a in rec["actions"]]
-    cls = next(s.rsplit(" ", 1)[-1] for s in reversed(steps) if s.startswith("test PersistentVolumeClaim"))
-    # nothing half done: the failing class's test pod and claim were deleted, and that was the last thing done
-    assert steps[-2:] == [f"delete test Pod for {cls}", f"delete test PersistentVolumeClaim for {cls}"]
-    assert all(a["outcome"] == "applied" for a in rec["actions"][-2:])
-    info = control.connection(lab_dir)
-    kube = subprocess.run([sys.executable, "-c", (
-        "import sys, json; from runbook_lib import kube; api = kube.connect(sys.argv[1]);"
-        "print(json.dumps([p['metadata']['name'] for p in kube.list_objects(api, '/api/v1/persistentvolumeclaims')]))"),
-        info["kubeconfig"]], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert not [n for n in json.loads(kube.stdout) if n.startswith("runbook-probe-")]
-
-    control.fault_clear(lab_dir)
-    again = runbook("run", "-f", str(LAB_PARAMS), "04", "--out", str(out), lab_dir=lab_dir, check=True)
-    rec = record(run_dir_of(again), "04-storage-classes")
-    assert rec["status"] == "succeeded" and all(c["ok"] for c in rec["checks"])
-
-
 def test_05_without_snapshot_controller_stops_early_with_the_command(installed_copy, tmp_path: Path) -> None:
     lab_dir, out = installed_copy
     params = write_params(tmp_path / "no-controller.yaml",

@@ -87,19 +87,6 @@ def test_record_manifests_validate_against_real_schemas(suite) -> None:
     assert checked >= 15
 
 
-def test_helm_failure_stops_03_before_anything_else_and_rerun_recovers(suite) -> None:
-    lab_dir, out, _ = suite
-    control.fault_add("helm-fail", count=1, d=lab_dir)
-    failed = runbook("run", "-f", str(LAB_PARAMS), "03", "--out", str(out), lab_dir=lab_dir)
-    assert failed.returncode == 1 and "helm" in failed.stdout.lower()
-    rec = record(run_dir_of(failed), "03-piraeus-install")
-    assert rec["status"] == "failed"
-    assert not [a for a in rec["actions"] if a["step"].startswith(("wipe", "apply Linstor"))]
-    control.fault_clear(lab_dir)
-    again = runbook("run", "-f", str(LAB_PARAMS), "03", "--out", str(out), lab_dir=lab_dir, check=True)
-    assert record(run_dir_of(again), "03-piraeus-install")["status"] == "succeeded"
-
-
 def test_second_run_applies_nothing_and_verifies(suite) -> None:
     """01 again through the command changes nothing; the new run verifies and chains to the first, and tampering
     with the first run's record is caught. (That 02 and 03 apply nothing a second time is checked on the in-process
