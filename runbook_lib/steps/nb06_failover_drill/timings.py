@@ -93,6 +93,23 @@ class DrillResult:
 BEFORE_FAULT = {"last write before the stall"}
 
 
+def written_inside(ordered: list, span: list[float], before: float) -> list:
+    """The records whose write completed inside ``span`` (the outage), from records sorted by their stamps.
+
+    The writer takes its stamp and then writes, one record after the other. The write begun within one loop
+    interval of the outage's start blocks (suspend-io) and completes only when quorum returns: its stamp falls
+    inside the span, yet nothing was written there. Any other record stamped inside the span proves that the record
+    before it completed during the outage. The loop interval is the writer's own, measured from its records before
+    ``before`` (the fault): the parameter is a lower bound (a busy node, or the lab's pacing, makes it longer).
+    """
+    steady = sorted(b.stamp - a.stamp for a, b in zip(ordered, ordered[1:], strict=False) if b.stamp < before)
+    interval = steady[len(steady) // 2] if steady else 0.0
+    inside = [e for e in ordered if span[0] < e.stamp < span[1]]
+    if inside and inside[0].stamp <= span[0] + interval:
+        inside = inside[1:]  # the blocked write in flight when quorum went
+    return inside
+
+
 def finalize(session: Session, results: list[DrillResult], writer: Writer, obs: Observer) -> None:
     """Timings from the records themselves (the writer's clock), once the file has been read back.
 
@@ -124,7 +141,7 @@ def finalize(session: Session, results: list[DrillResult], writer: Writer, obs: 
             res.resync.update(records=len(missed), kib_at_least=kib)
         if res.scenario == "quorum-loss":
             span = res.frozen if len(res.frozen) == 2 and res.frozen[0] < res.frozen[1] else None
-            inside = [e for e in entries.values() if span and span[0] < e.stamp < span[1]]
+            inside = written_inside(ordered, span, t0) if span else []
             session.check("no write completed while quorum was lost (suspend-io)", span is not None and not inside,
                           f"{len(inside)} records inside the outage" + (f" (first: {min(e.seq for e in inside)})" if inside else "")
                           if span else "the outage was too short to tell on the cluster's clock",
