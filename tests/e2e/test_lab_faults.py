@@ -4,8 +4,6 @@ nothing after the failing step executed and a re-run that completes."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import yaml
 
 from runbook_lib.lab import control
 from tests.e2e.conftest import API_ERRORS
-from tests.lab_helpers import LAB_PARAMS, ROOT, copy_lab, record, run_dir_of, runbook, write_params
+from tests.lab_helpers import LAB_PARAMS, copy_lab, record, run_dir_of, runbook, write_params
 
 
 @pytest.fixture
