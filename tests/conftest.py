@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
-from runbook_lib.lab import control
+from runbook_lib.lab import control, tls
 from runbook_lib.lab import server as lab_server
 from tests.storage_lab import (
     P,
@@ -83,3 +83,13 @@ def classes(ready_lab: StorageLab) -> StorageLab:
         if sc["metadata"]["name"] not in existing:
             storage.create_storage_class(sc)
     return s
+
+
+@pytest.fixture(scope="session")
+def tls_kubeconfig(ready_lab: StorageLab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ready_lab`` also answering TLS, with a kubeconfig as ``talosctl kubeconfig`` writes it (for upstream kubectl)."""
+    d = tmp_path_factory.mktemp("tls-kubeconfig")
+    pki = tls.ensure_pki(d)
+    ready_lab.server.tls_context = pki.server_context()
+    control.write_connection_files(d, ready_lab.server.url, ready_lab.lab.token, ready_lab.lab.options["nodes"], pki=pki)
+    return d / "kubeconfig"

@@ -23,8 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 from . import control_api, tls
 from .assembly import STATE_FILE
 from .cluster import Lab
+from .kubernetes import chunked, log_stream, portforward, routes, streaming
 from .kubernetes import endpoints as kube_endpoints
-from .kubernetes import log_stream, portforward, routes, streaming
 from .kubernetes import subresources as kube_subresources
 from .kubernetes.selectors import field_matcher, label_matcher
 from .kubernetes.types import ApiError
@@ -215,14 +215,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 initial, since = [], int(rv_param)
                 lab.kube.events_since(rt, namespace, since, lmatch, fmatch)  # 410 Gone before headers are sent
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-        def chunk(data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
+        chunk = chunked.start(self, "application/json")
 
         try:
             for ev in initial:

@@ -13,20 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.lab import control, tls
 from runbook_lib.lab.linstor import cli as linstor_cli
 from tests.lab.test_lab_kubectl import KUBECTLS
 from tests.storage_lab import NS, StorageLab
-
-
-@pytest.fixture(scope="module")
-def tls_kubeconfig(ready_lab: StorageLab, tmp_path_factory) -> Path:
-    """The shared lab also answers TLS, with a kubeconfig as `talosctl kubeconfig` writes it."""
-    d = tmp_path_factory.mktemp("exec-kubeconfig")
-    pki = tls.ensure_pki(d)
-    ready_lab.server.tls_context = pki.server_context()
-    control.write_connection_files(d, ready_lab.server.url, ready_lab.lab.token, ready_lab.lab.options["nodes"], pki=pki)
-    return d / "kubeconfig"
 
 
 def kubectl_exec(version: str, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.lab import control, tls
 from runbook_lib.lab.linstor import cli as linstor_cli
 from runbook_lib.lab.linstor.providers import DeviceInfo, SatelliteFacts
 from tests.lab.test_lab_exec import kubectl_exec
@@ -72,16 +71,6 @@ def parse_table(text: str) -> tuple[list[str], list[list[str]]]:
     rows = [["\n".join(part for part in column if part) for column in zip(*(cells(line) for line in group), strict=True)]
             for group in groups]
     return cells(lines[1]), rows
-
-
-@pytest.fixture(scope="module")
-def tls_kubeconfig(ready_lab: StorageLab, tmp_path_factory) -> Path:
-    """The shared lab also answers TLS, with a kubeconfig as `talosctl kubeconfig` writes it."""
-    d = tmp_path_factory.mktemp("cli-kubeconfig")
-    pki = tls.ensure_pki(d)
-    ready_lab.server.tls_context = pki.server_context()
-    control.write_connection_files(d, ready_lab.server.url, ready_lab.lab.token, ready_lab.lab.options["nodes"], pki=pki)
-    return d / "kubeconfig"
 
 
 @pytest.fixture(scope="module")

@@ -20,23 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib.lab import control, tls
 from runbook_lib.lab.kubernetes import spdy
 from tests.lab.test_lab_kubectl import KUBECTLS
 from tests.linstor_checks import validate
 from tests.storage_lab import GIB, NODES, NS, StorageLab
 
 linstor = pytest.importorskip("linstor", reason="python-linstor is in the test extra (pip install -e '.[test]')")
-
-
-@pytest.fixture(scope="module")
-def tls_kubeconfig(ready_lab: StorageLab, tmp_path_factory) -> Path:
-    """The shared lab also answers TLS, with a kubeconfig as `talosctl kubeconfig` writes it."""
-    d = tmp_path_factory.mktemp("pf-kubeconfig")
-    pki = tls.ensure_pki(d)
-    ready_lab.server.tls_context = pki.server_context()
-    control.write_connection_files(d, ready_lab.server.url, ready_lab.lab.token, ready_lab.lab.options["nodes"], pki=pki)
-    return d / "kubeconfig"
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..cluster import Lab
 from ..workloads import logs
+from . import chunked
 from .types import ApiError
 
 POLL_S = 0.05  # real seconds between looks at the log while following
@@ -32,14 +33,7 @@ def follow(handler: Any, lab: Lab, namespace: str, name: str, query: dict[str, l
         if cursor is None:
             raise ApiError(404, "NotFound", f'pods "{name}" not found', kind="pods", name=name)
         data, full = logs.read_more(lab, cursor, opts.timestamps)
-    handler.send_response(200)
-    handler.send_header("Content-Type", "text/plain")
-    handler.send_header("Transfer-Encoding", "chunked")
-    handler.end_headers()
-
-    def chunk(payload: bytes) -> None:
-        handler.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
-        handler.wfile.flush()
+    chunk = chunked.start(handler, "text/plain")
 
     try:
         while True:
