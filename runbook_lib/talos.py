@@ -23,6 +23,9 @@ from .execution import Executor
 _DECODER = json.JSONDecoder()
 
 
+JSON_WHITESPACE = " \t\n\r"  # what JSON and YAML treat as blank between documents (RFC 8259 ws)
+
+
 def parse_resources(text: str) -> list[dict]:
     """Parse ``talosctl get ... -o json`` or ``-o yaml`` output into resource dicts.
 
@@ -33,7 +36,7 @@ def parse_resources(text: str) -> list[dict]:
     """
     if not isinstance(text, str):
         raise ParseError("talosctl", f"expected text, got {type(text).__name__}")
-    stripped = text.strip()
+    stripped = text.strip(JSON_WHITESPACE)  # str.strip() would also drop control characters such as \x1f
     if not stripped:
         return []
     try:
@@ -47,7 +50,7 @@ def _json_stream(text: str) -> list:
     items: list = []
     pos = 0
     while pos < len(text):
-        while pos < len(text) and text[pos].isspace():
+        while pos < len(text) and text[pos] in JSON_WHITESPACE:
             pos += 1
         if pos >= len(text):
             break
