@@ -158,10 +158,18 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
         res.fault_at(obs, sent)
         res.mark("fault injected", res.fault_time, f"{fault} {', '.join(names)}", FAULT_SOURCE, wall=res.start)
         # the outage lasts steady_s (at least 10 s) from the last peer's fault, when quorum is surely gone: on a
-        # busy machine injecting the faults one by one takes cluster seconds of its own
+        # busy machine injecting the faults one by one takes cluster seconds of its own. It lasts longer still
+        # while the observer's view of the cluster's clock is coarse (a busy machine answers slowly): the span
+        # checked below is shrunk by that uncertainty at both ends and must stay steady_s wide.
+        for r in sent:
+            obs.clock.sample(*r)
         hold, lost_at = max(p.failover.steady_s, 10.0) / obs.scale, time.time()
-        _watch(obs, lambda s: time.time() - lost_at >= hold and bool(seen), "the outage to take hold",
-               hold + p.node_timeout, marks)
+
+        def held(s: Snapshot) -> bool:
+            margin = min(obs.clock.uncertainty() + 1.0, p.node_timeout * obs.scale) / obs.scale
+            return time.time() - lost_at >= hold + 2 * margin and bool(seen)
+
+        _watch(obs, held, "the outage to take hold", hold + 3 * p.node_timeout, marks)
     finally:
         for peer in peers:
             restore(session, fault, peer, ids.get(peer.name, []), sent_at=restored)
