@@ -109,7 +109,13 @@ def test_second_run_applies_nothing_and_verifies(suite) -> None:
 
 
 def test_drill_names_lost_and_diverged_records_when_drbd_ignores_quorum(suite, tmp_path) -> None:
-    """A cut-off node that keeps writing (quorum not enforced) diverges from the failed-over copy."""
+    """A cut-off node that keeps writing (quorum not enforced) diverges from the failed-over copy.
+
+    The drill fails naming the split brain, and then either names the lost and diverged records or, when the cut-off
+    copy cannot be read back, says so and why. Which one is a race the lab models as a cluster has it: the HA
+    controller evicts the reader pod on a StandAlone replica without quorum (``VolumeWithoutQuorum``), sooner or
+    later than the reader finishes depending on how busy the machine is. Neither outcome claims the data is fine.
+    """
     lab_dir, out, _ = suite
     params = write_params(tmp_path / "isolate.yaml", failover={"fault": "isolate", "quorum_loss": False, "steady_s": 10})
     control.fault_add("quorum-off", d=lab_dir)
@@ -121,10 +127,14 @@ def test_drill_names_lost_and_diverged_records_when_drbd_ignores_quorum(suite, t
     rec = record(run_dir_of(proc), "06-failover-drill")
     failed = {c["name"]: c["observed"] for c in rec["checks"] if not c["ok"]}
     assert "failover: resync completes" in failed and "StandAlone" in str(failed["failover: resync completes"])
-    lost = failed["every acknowledged record on every replica, unchanged"]
+    integrity = rec["results"]["integrity"]
+    assert not integrity["ok"]
     diverged = failed["replicas hold identical records"]
-    assert " on lab-cp-" in str(lost) and "differ between replicas" in str(diverged), failed
-    assert not rec["results"]["integrity"]["ok"]
+    if integrity["unreadable"]:
+        assert integrity["unreadable"] == ["lab-cp-1"] and "VolumeWithoutQuorum" in str(diverged), failed
+    else:
+        lost = failed["every acknowledged record on every replica, unchanged"]
+        assert " on lab-cp-" in str(lost) and "differ between replicas" in str(diverged), failed
     # the test volume (and its split brain) is cleaned up with it
     assert any(a["step"].startswith("delete PersistentVolumeClaim") and a["outcome"] == "applied" for a in rec["actions"])
 
