@@ -85,6 +85,24 @@ class StorageLab:
     def kubeconfig(self) -> Path:
         return self.dir / "kubeconfig"
 
+    @property
+    def connection(self) -> dict:
+        """What ``Session.begin`` reads from a lab's connection files, for ``Session.open`` on this lab."""
+        return {"lab_dir": str(self.dir), "url": self.server.url, "kubeconfig": str(self.kubeconfig),
+                "talosconfig": str(self.dir / "talosconfig"), "talosctl": str(self.dir / "bin" / "talosctl"),
+                "helm": str(self.dir / "bin" / "helm"), "factory_url": f"{self.server.url}/factory"}
+
+    def add_fault(self, kind: str, node: str | None = None, peer: str | None = None, count: int | None = None) -> int:
+        """A lab fault through the control API (as ``runbook lab fault add``); its id."""
+        resp = self.http.post("/lab/v1/faults", json={"kind": kind, "node": node, "peer": peer, "count": count}, timeout=30)
+        assert resp.status_code < 400, resp.text
+        return resp.json()["id"]
+
+    def clear_faults(self) -> None:
+        """Every lab fault removed (as ``runbook lab fault clear``)."""
+        resp = self.http.delete("/lab/v1/faults", timeout=30)
+        assert resp.status_code < 400, resp.text
+
     def helm(self, *args: str) -> subprocess.CompletedProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HELM_REPOSITORY_CONFIG": str(self.dir / "repositories.yaml")}
         return subprocess.run([str(self.dir / "bin" / "helm"), *args], capture_output=True, text=True, env=env, timeout=60)

@@ -62,9 +62,7 @@ def test_the_linstor_cluster_pins_the_verify_algorithm() -> None:
 
 
 def _session(s: StorageLab, tmp: Path, notebook: str, **params) -> Session:
-    connection = {"lab_dir": str(s.dir), "url": s.server.url, "kubeconfig": str(s.dir / "kubeconfig"),
-                  "talosconfig": str(s.dir / "talosconfig"), "talosctl": str(s.dir / "bin" / "talosctl"),
-                  "helm": str(s.dir / "bin" / "helm"), "factory_url": f"{s.server.url}/factory"}
+    connection = s.connection
     return Session.open(notebook, parse_params({"backup_dir": str(tmp / "etcd"), **params}), connection,
                         read_only=True)
 

@@ -52,9 +52,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
 
 
 def session(s: StorageLab, tmp: Path, **params) -> Session:
-    connection = {"lab_dir": str(s.dir), "url": s.server.url, "kubeconfig": str(s.dir / "kubeconfig"),
-                  "talosconfig": str(s.dir / "talosconfig"), "talosctl": str(s.dir / "bin" / "talosctl"),
-                  "helm": str(s.dir / "bin" / "helm"), "factory_url": f"{s.server.url}/factory"}
+    connection = s.connection
     data = {"backup_dir": str(tmp / "etcd-backups"), "node_timeout": 120, "nodes": s.lab.options["nodes"], **params}
     return Session.open("02-extensions-and-upgrade", parse_params(data), connection)
 

@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from runbook_lib import kube, storage_gates
@@ -92,24 +91,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
 
 def session(s: StorageLab, notebook: str, tmp: Path, *, read_only: bool = False, **params) -> Session:
     """A session on the in-process lab, exactly what ``Session.begin`` builds from the lab's connection files."""
-    connection = {"lab_dir": str(s.dir), "url": s.server.url, "kubeconfig": str(s.dir / "kubeconfig"),
-                  "talosconfig": str(s.dir / "talosconfig"), "talosctl": str(s.dir / "bin" / "talosctl"),
-                  "helm": str(s.dir / "bin" / "helm"), "factory_url": f"{s.server.url}/factory"}
+    connection = s.connection
     data = {"backup_dir": str(tmp / "etcd-backups"), "node_timeout": 120, **params}
     data["lab"] = {"time_scale": SCALE, **data.get("lab", {})}
     return Session.open(notebook, parse_params(data), connection, read_only=read_only)
-
-
-def fault(s: StorageLab, kind: str, node: str | None = None, peer: str | None = None) -> int:
-    resp = httpx.post(f"{s.server.url}/lab/v1/faults", json={"kind": kind, "node": node, "peer": peer}, timeout=30)
-    assert resp.status_code < 400, resp.text
-    return resp.json()["id"]
-
-
-def clear_faults(s: StorageLab) -> None:
-    with s.lab.lock:
-        for f in list(s.lab.faults.faults):
-            s.lab.faults.remove(f.id)
 
 
 def versions(s: StorageLab) -> dict[str, str]:
@@ -167,7 +152,7 @@ def installer(rb: Session) -> upgrade.Installer:
 
 def test_diskless_after_upgrade_stops_02_after_the_first_node(lab: StorageLab, tmp_path: Path) -> None:
     before = versions(lab)
-    fault(lab, "diskless-after-upgrade", "lab-cp-1")
+    lab.add_fault("diskless-after-upgrade", "lab-cp-1")
     rb = session(lab, "02-extensions-and-upgrade", tmp_path)
     inst = installer(rb)
     with pytest.raises(GateRefused) as info:
@@ -182,14 +167,14 @@ def test_diskless_after_upgrade_stops_02_after_the_first_node(lab: StorageLab, t
     failed = [c for c in rb.record.checks if not c.ok]
     assert [c.name for c in failed] == ["storage gate after upgrade lab-cp-1: lab-cp-1 is back"]
     # heal: the fault removed, the next boot attaches the disks and they resync
-    clear_faults(lab)
+    lab.clear_faults()
     with lab.lab.lock:
         lab.lab.talos.reboot(lab.lab.talos.nodes["lab-cp-1"], lab.lab.clock.now())
     wait_for(lambda: all_up_to_date(lab), "lab-cp-1's replicas diskful and UpToDate again", timeout=60)
 
 
 def test_replication_down_refuses_01_02_and_06_before_they_change_anything(lab: StorageLab, tmp_path: Path) -> None:
-    fault(lab, "replication-down", "lab-cp-2", "lab-cp-3")
+    lab.add_fault("replication-down", "lab-cp-2", "lab-cp-3")
     try:
         rb = session(lab, "02-extensions-and-upgrade", tmp_path)
         with pytest.raises(GateRefused) as info:
@@ -211,12 +196,12 @@ def test_replication_down_refuses_01_02_and_06_before_they_change_anything(lab: 
                                   exempt=[])
         assert not rb.record.actions
     finally:
-        clear_faults(lab)
+        lab.clear_faults()
     wait_for(lambda: all_up_to_date(lab), "replication back", timeout=30)
 
 
 def test_slow_resync_02_never_takes_a_node_down_while_a_replica_is_behind(lab: StorageLab, tmp_path: Path) -> None:
-    fault(lab, "slow-resync")
+    lab.add_fault("slow-resync")
     confirm = [f"upgrade {n}" for n in NODES]
     rb = session(lab, "02-extensions-and-upgrade", tmp_path, confirm=confirm, lab={"enforce_safety": True})
     inst = installer(rb)
@@ -224,7 +209,7 @@ def test_slow_resync_02_never_takes_a_node_down_while_a_replica_is_behind(lab: S
         with Monitor(lab) as mon:
             timeline = upgrade.rolling_upgrade(rb, inst, timeout=rb.params.node_timeout)
     finally:
-        clear_faults(lab)
+        lab.clear_faults()
     assert [d.node for d in timeline] == ["lab-cp-2", "lab-cp-3"]  # lab-cp-1 is already there
     assert mon.downs[:2] == ["lab-cp-2", "lab-cp-3"] and not mon.violations, mon.violations
     assert "lab-cp-2" in mon.behind_seen  # its replica really resynced, and lab-cp-3 waited for it
@@ -246,12 +231,12 @@ def test_slow_resync_02_never_takes_a_node_down_while_a_replica_is_behind(lab: S
 
 def test_a_gate_that_cannot_read_linstor_refuses(lab: StorageLab, tmp_path: Path) -> None:
     rb = session(lab, "01-partition", tmp_path)
-    fault(lab, "api-errors", None)  # the next Kubernetes API request (the service proxy to LINSTOR) answers 500
+    lab.add_fault("api-errors", None)  # the next Kubernetes API request (the service proxy to LINSTOR) answers 500
     try:
         with pytest.raises(GateRefused, match="a storage gate does not pass without it"):
             storage_gates.before_down(rb, ["lab-cp-1"], step="reset EPHEMERAL lab-cp-1")
     finally:
-        clear_faults(lab)
+        lab.clear_faults()
 
 
 def test_a_wrong_piraeus_namespace_does_not_skip_the_gates(lab: StorageLab, tmp_path: Path) -> None:
@@ -269,11 +254,11 @@ def test_08_shows_the_difference_a_fault_makes(lab: StorageLab, tmp_path: Path) 
     assert before is not None and health.red_flags(rb, before).empty
     table = health.replicas_table(before)
     assert set(table["condition"]) == {"healthy"} and set(table["node"]) == set(NODES)
-    fault(lab, "replication-down", "lab-cp-1", "lab-cp-2")
+    lab.add_fault("replication-down", "lab-cp-1", "lab-cp-2")
     try:
         after = health.observe(rb)
     finally:
-        clear_faults(lab)
+        lab.clear_faults()
     flags = health.red_flags(rb, after)
     assert set(flags["node"]) >= {"lab-cp-1", "lab-cp-2"} and flags["what to do"].str.contains("replication network").any()
     conditions = health.replicas_table(after).set_index("node")["condition"]

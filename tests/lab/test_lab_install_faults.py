@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import nbformat
 import pytest
 import yaml
@@ -51,24 +50,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageLab]:
 
 def session(s: StorageLab, notebook: str, tmp: Path, **params) -> Session:
     """A session on parameters/lab.yaml and the in-process lab's connection (what ``Session.begin`` builds)."""
-    connection = {"lab_dir": str(s.dir), "url": s.server.url, "kubeconfig": str(s.dir / "kubeconfig"),
-                  "talosconfig": str(s.dir / "talosconfig"), "talosctl": str(s.dir / "bin" / "talosctl"),
-                  "helm": str(s.dir / "bin" / "helm"), "factory_url": f"{s.server.url}/factory"}
+    connection = s.connection
     data = yaml.safe_load(LAB_PARAMS.read_text())
     data.update(backup_dir=str(tmp / "etcd-backups"), **params)
     data["lab"] = {**data["lab"], "time_scale": SCALE}
     return Session.open(notebook, parse_params(data), connection)
-
-
-def fault(s: StorageLab, kind: str, node: str | None = None, count: int | None = None) -> None:
-    resp = httpx.post(f"{s.server.url}/lab/v1/faults", json={"kind": kind, "node": node, "count": count}, timeout=30)
-    assert resp.status_code < 400, resp.text
-
-
-def clear_faults(s: StorageLab) -> None:
-    with s.lab.lock:
-        for f in list(s.lab.faults.faults):
-            s.lab.faults.remove(f.id)
 
 
 def final_record(status: str) -> dict:
@@ -113,13 +99,13 @@ def piraeus_installed(s: StorageLab) -> bool:
 
 
 def test_helm_failure_stops_03_before_anything_else_and_rerun_recovers(lab: StorageLab, tmp_path: Path) -> None:
-    fault(lab, "helm-fail", count=1)
+    lab.add_fault("helm-fail", count=1)
     rb = session(lab, "03-piraeus-install", tmp_path)
     try:
         with pytest.raises(HelmError) as info:
             run_03(rb)
     finally:
-        clear_faults(lab)
+        lab.clear_faults()
     assert "helm" in str(info.value).lower(), info.value
     rec = final_record("failed")
     assert rec["status"] == "failed"
@@ -137,14 +123,14 @@ def test_helm_failure_stops_03_before_anything_else_and_rerun_recovers(lab: Stor
 def test_full_pool_stops_04_naming_pool_and_node_and_cleans_up(lab: StorageLab, tmp_path: Path) -> None:
     if not piraeus_installed(lab):  # run on its own: 03 first, as the e2e layer's shared run does
         run_03(session(lab, "03-piraeus-install", tmp_path))
-    fault(lab, "pool-full", node="lab-cp-1")
+    lab.add_fault("pool-full", node="lab-cp-1")
     # node_timeout bounds the wait should the full pool go unnoticed (the default would wait 15 minutes)
     rb = session(lab, "04-storage-classes", tmp_path, node_timeout=60)
     try:
         with pytest.raises(PreconditionFailed) as info:
             run_04(rb)
     finally:
-        clear_faults(lab)
+        lab.clear_faults()
     error = str(info.value)
     assert "storage pool linstor-pool on lab-cp-1 (0.0 GiB free)" in error, error
     assert "What to do: free space in or grow the full pool" in error, error

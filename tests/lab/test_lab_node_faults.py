@@ -51,9 +51,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StorageLab]
 def session(s: StorageLab, notebook: str, tmp: Path, monkeypatch: pytest.MonkeyPatch, run_id: str) -> Session:
     """A session of one run (``run_id``) with parameters/lab.yaml, exactly as ``Session.begin`` builds it on the lab."""
     monkeypatch.setenv(RUN_ID_ENV, run_id)  # the notebooks of one run share its cluster lock, as under `runbook run`
-    connection = {"lab_dir": str(s.dir), "url": s.server.url, "kubeconfig": str(s.dir / "kubeconfig"),
-                  "talosconfig": str(s.dir / "talosconfig"), "talosctl": str(s.dir / "bin" / "talosctl"),
-                  "helm": str(s.dir / "bin" / "helm"), "factory_url": f"{s.server.url}/factory"}
+    connection = s.connection
     data = yaml.safe_load(LAB_PARAMS.read_text())
     data.update(backup_dir=str(tmp / "etcd-backups"), node_timeout=NODE_TIMEOUT)
     data["lab"] = {**data["lab"], "time_scale": SCALE}
@@ -98,16 +96,6 @@ def fails(run: Callable[[Session], object], rb: Session) -> tuple[RunbookError, 
     return info.value, record
 
 
-def fault(s: StorageLab, kind: str, node: str, count: int | None = None) -> None:
-    resp = s.http.post("/lab/v1/faults", json={"kind": kind, "node": node, "count": count})
-    assert resp.status_code < 400, resp.text
-
-
-def clear_faults(s: StorageLab) -> None:
-    resp = s.http.delete("/lab/v1/faults")
-    assert resp.status_code < 400, resp.text
-
-
 def back(s: StorageLab, name: str) -> None:
     """Wait until the node is up and its kubelet Ready in the lab's model (what the operator checks before re-running)."""
     def up() -> bool:
@@ -133,7 +121,7 @@ def test_talosctl_failure_stops_at_that_node_and_rerun_completes(lab: StorageLab
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # The next talosctl call for lab-cp-2 (01's first read, the nodes' Talos versions) exits 1 like Talos does:
     # the run stops with an error naming the node, before any change to any node.
-    fault(lab, "talosctl-fail", "lab-cp-2", count=1)
+    lab.add_fault("talosctl-fail", "lab-cp-2", count=1)
     rb = session(lab, "01-partition", tmp_path, monkeypatch, "talosctl-fail")
     error, rec = fails(run_01, rb)
     assert isinstance(error, TalosError) and "lab-cp-2" in str(error), error
@@ -179,7 +167,7 @@ def test_node_down_mid_reset_stops_at_that_node_and_rerun_resumes(lab: StorageLa
     assert "r-linstor-storage" not in volumes(lab, "10.5.0.4")
 
     monkeypatch.setattr(lab.lab.talos, "reset", reset)
-    clear_faults(lab)  # power back on: the node boots and the run resumes where it stopped
+    lab.clear_faults()  # power back on: the node boots and the run resumes where it stopped
     back(lab, "lab-cp-2")
     again = session(lab, "01-partition", tmp_path, monkeypatch, "node-down-rerun")
     run_01(again)
@@ -194,7 +182,7 @@ def test_node_down_mid_reset_stops_at_that_node_and_rerun_resumes(lab: StorageLa
 def test_upgrade_stops_at_stuck_node_and_resumes(lab: StorageLab, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     run_01(session(lab, "01-partition", tmp_path, monkeypatch, "stuck-reboot-01"))
-    fault(lab, "stuck-reboot", "lab-cp-2")
+    lab.add_fault("stuck-reboot", "lab-cp-2")
     # talosctl waits node_timeout real seconds for the stuck node (as the real talosctl counts)
     rb = session(lab, "02-extensions-and-upgrade", tmp_path, monkeypatch, "stuck-reboot")
     error, rec = fails(run_02, rb)
@@ -207,7 +195,7 @@ def test_upgrade_stops_at_stuck_node_and_resumes(lab: StorageLab, tmp_path: Path
     assert end_first <= datetime.fromisoformat(second["started_at"])  # never two nodes upgrading at once
     assert rec["actions"][-1]["step"] == second["step"]  # nothing after the failing step
 
-    clear_faults(lab)
+    lab.clear_faults()
     back(lab, "lab-cp-2")
     again = session(lab, "02-extensions-and-upgrade", tmp_path, monkeypatch, "stuck-reboot-rerun")
     run_02(again)
