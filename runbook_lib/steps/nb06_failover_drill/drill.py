@@ -35,6 +35,12 @@ def start_writer(session: Session, writer: Writer, obs: Observer) -> Snapshot:
                      "writer acknowledging records", timeout)
 
 
+def _span_margin(obs: Observer) -> float:
+    """Cluster seconds the quorum-loss span is shrunk by at each end: how far the observer's view of the cluster's
+    clock can be off, and a second (the writer takes its stamp before it writes)."""
+    return obs.clock.uncertainty() + 1.0
+
+
 def _watch(obs: Observer, done: Callable[[Snapshot], bool], what: str, timeout: float,
            marks: Callable[[Snapshot], None] | None = None) -> Snapshot:
     """Observe until ``done``, letting ``marks`` timestamp the phases each observation shows."""
@@ -166,7 +172,7 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
         hold, lost_at = max(p.failover.steady_s, 10.0) / obs.scale, time.time()
 
         def held(s: Snapshot) -> bool:
-            margin = min(obs.clock.uncertainty() + 1.0, p.node_timeout * obs.scale) / obs.scale
+            margin = min(_span_margin(obs), p.node_timeout * obs.scale) / obs.scale
             return time.time() - lost_at >= hold + 2 * margin and bool(seen)
 
         _watch(obs, held, "the outage to take hold", hold + 3 * p.node_timeout, marks)
@@ -187,9 +193,8 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
         return ok
 
     _watch(obs, back, "both nodes back", p.node_timeout)
-    # no record may carry a time inside the span the observer saw without quorum, shrunk by how far its view
-    # of the cluster's clock can be off (and a second: the writer's stamp is taken before its write)
-    margin = obs.clock.uncertainty() + 1.0
+    # no record may carry a time inside the span the observer saw without quorum, shrunk at both ends
+    margin = _span_margin(obs)
     res.frozen = [obs.cluster(seen[0]) + margin, obs.cluster(seen[-1]) - margin] if seen else []
     if len(sent) == len(peers) and restored and fault == "node-down":
         # better than sightings (a busy observer looks seldom): the lab's answers date the outage. No quorum from
