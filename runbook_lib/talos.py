@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import yaml
@@ -147,6 +148,26 @@ class NodeRef(Protocol):
     name: str
     address: str
     role: str
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Nodes one talosctl call reaches together (``--nodes a,b``: apid fans the one request out to each), so they
+    act at the same moment however long a talosctl process takes to start."""
+
+    members: tuple[NodeRef, ...]
+
+    @property
+    def name(self) -> str:
+        return ",".join(n.name for n in self.members)
+
+    @property
+    def address(self) -> str:
+        return ",".join(n.address for n in self.members)
+
+    @property
+    def role(self) -> str:
+        return ",".join(sorted({n.role for n in self.members}))
 
 
 class Talosctl:

@@ -28,6 +28,7 @@ from runbook_lib.runner import merge_record
 from runbook_lib.session import RUN_ID_ENV, Session
 from runbook_lib.steps import nb01_partition as part
 from runbook_lib.steps import nb02_extensions_and_upgrade as upgrade
+from runbook_lib.steps.nb06_failover_drill import faults as drill_faults
 from runbook_lib.talos import parse_resources
 from tests.lab_helpers import LAB_PARAMS
 from tests.storage_lab import StorageLab, start_lab, stop_lab, wait_for
@@ -202,3 +203,27 @@ def test_upgrade_stops_at_stuck_node_and_resumes(lab: StorageLab, tmp_path: Path
     outcome = {a.target: a.outcome for a in again.record.actions if a.step.startswith("upgrade")}
     assert outcome["lab-cp-1"] == "unchanged" and outcome["lab-cp-3"] == "applied"
     assert again.record.status == "succeeded" and all(c.ok for c in again.record.checks)
+
+
+def test_the_quorum_loss_peers_reboot_in_one_talosctl_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """06's quorum-loss scenario takes both peers down at once: one ``talosctl --nodes a,b reboot`` (apid fans it
+    out), not one process per node, which on a busy machine let the first node come back before the second went."""
+    s = start_lab(tmp_path / "lab", scale=1.0)  # real time: both nodes stay down for the whole test
+    monkeypatch.setenv(RECORD_ENV, str(tmp_path / "record.json"))
+    try:
+        rb = session(s, "06-failover-drill", tmp_path, monkeypatch, "quorum")
+        peers = [n for n in rb.nodes if n.name in ("lab-cp-1", "lab-cp-2")]
+        ids: dict[str, list] = {}
+        drill_faults.inject_together(rb, "reboot", peers, ids, step="quorum loss", approval="quorum-loss",
+                                     approval_target="lab-cp-3")
+        [action] = rb.record.actions
+        assert action.command[-4:] == ["--nodes", "10.5.0.2,10.5.0.3", "reboot", "--wait=false"]
+        assert action.target == "lab-cp-1,lab-cp-2" and action.outcome == "applied"
+        assert ids == {}  # nothing to remove: the reboots end by themselves
+        with s.lab.lock:
+            started = [a["started"] for n in ("lab-cp-1", "lab-cp-2")
+                       for a in s.lab.talos.nodes[n].actions.values() if a["kind"] == "reboot"]
+        assert len(started) == 2 and abs(started[0] - started[1]) < 1.0, started
+        assert not etcd_quorum(s)  # two of three control planes down together (the run's lease goes with the lab)
+    finally:
+        stop_lab(s)

@@ -44,3 +44,27 @@ def test_the_saved_clock_carries_on_from_now_not_from_a_frozen_instant(real: lis
         saved = clock.to_dict()
     assert saved["origin"] == 0.0  # saved inside a tick: the tick's instant
     assert Clock.from_dict(clock.to_dict()).origin == 100.0
+
+
+def test_a_tick_in_one_thread_does_not_freeze_the_clock_other_threads_read(real: list[float]) -> None:
+    """Request threads stamp the ``Date`` header outside the lab's lock while the ticker thread may be inside a
+    tick: they must read the live clock, or the runbook's view of the cluster's clock takes a stale answer."""
+    import threading
+
+    clock = Clock(scale=100.0, _real_origin=real[0])
+    inside, release = threading.Event(), threading.Event()
+
+    def tick() -> None:
+        with clock.frozen():
+            inside.set()
+            release.wait(5)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        assert inside.wait(5)
+        real[0] += 1.0  # one real second into the other thread's tick
+        assert clock.now() == 100.0
+    finally:
+        release.set()
+        ticker.join()

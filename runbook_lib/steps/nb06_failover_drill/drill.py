@@ -10,7 +10,7 @@ from ... import kube
 from ...errors import RunbookError
 from ...services.objects import create
 from ...session import Session
-from .faults import inject, restore
+from .faults import inject, inject_together, restore
 from .manifests import TAINT
 from .observe import Observer, Snapshot
 from .preconditions import before_fault, node_ref
@@ -136,10 +136,13 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
     res = DrillResult("quorum-loss", fault, [n.name for n in peers], start=time.time(), clock=obs.clock)
     ids: dict[str, list[int | None]] = {}
     if session.dry_run:
+        inject_together(session, fault, peers, ids, step="quorum loss", approval="quorum-loss", approval_target=home)
+        for peer in peers:
+            restore(session, fault, peer, ids.get(peer.name, []))
         return res
     acked_before = max((a.seq for a in writer.acks.values()), default=0)
     names = [n.name for n in peers]
-    seen: list[float] = []  # observer times at which the quorum was seen gone
+    seen: list[tuple[float, float]] = []  # the answers (sent, received) that showed the quorum gone
 
     def without_quorum(s: Snapshot) -> bool:
         """What the observer can vouch for: the API is gone, or the writer's replica has no connected peer."""
@@ -152,15 +155,14 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
     def marks(s: Snapshot) -> None:
         if without_quorum(s):
             res.mark("quorum lost", None, "Kubernetes API unavailable" if not s.api else f"{home} has no peer", wall=s.at)
-            seen.append(s.at)
+            seen.append(s.answered or (s.at, s.at))
 
     sent: list[tuple[float, float, float | None]] = []  # the fault requests, then the removal requests
     restored: list[tuple[float, float, float | None]] = []
     try:
         res.start = time.time()
-        for peer in peers:
-            ids[peer.name] = inject(session, fault, peer, step=f"quorum loss: {fault} {peer.name}", approval="quorum-loss",
-                                    approval_target=home, sent_at=sent)
+        inject_together(session, fault, peers, ids, step="quorum loss", approval="quorum-loss", approval_target=home,
+                        sent_at=sent)
         res.fault_at(obs, sent)
         res.mark("fault injected", res.fault_time, f"{fault} {', '.join(names)}", FAULT_SOURCE, wall=res.start)
         # the outage lasts steady_s (at least 10 s) from the last peer's fault, when quorum is surely gone: on a
@@ -193,9 +195,10 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
         return ok
 
     _watch(obs, back, "both nodes back", p.node_timeout)
-    # no record may carry a time inside the span the observer saw without quorum, shrunk at both ends
+    # no record may carry a time inside the span the observer saw without quorum: from the first such answer's
+    # arrival to the last one's request, shrunk at both ends
     margin = _span_margin(obs)
-    res.frozen = [obs.cluster(seen[0]) + margin, obs.cluster(seen[-1]) - margin] if seen else []
+    res.frozen = [obs.cluster(seen[0][1]) + margin, obs.cluster(seen[-1][0]) - margin] if seen else []
     if len(sent) == len(peers) and restored and fault == "node-down":
         # better than sightings (a busy observer looks seldom): the lab's answers date the outage. No quorum from
         # the last peer's power loss until the first removal request left; nothing reconnects before that.

@@ -9,7 +9,7 @@ import httpx
 from ...cluster_time import parse_date_header
 from ...errors import RunbookError
 from ...session import Session
-from ...talos import NodeRef
+from ...talos import NodeGroup, NodeRef
 
 
 def _lab(session: Session, method: str, path: str, body: dict | None, *, step: str, target: str, cli: list[str],
@@ -55,6 +55,25 @@ def inject(session: Session, fault: str, node: NodeRef, *, step: str, approval: 
         ids.append(_lab(session, "POST", "/lab/v1/faults", {"kind": kind, "node": name, "peer": peer}, sent_at=sent_at,
                         step=step, target=name, cli=cli).get("id"))  # None in plan mode
     return ids
+
+
+def inject_together(session: Session, fault: str, nodes: list[NodeRef], ids: dict[str, list[int | None]], *,
+                    step: str, approval: str, approval_target: str | None,
+                    sent_at: list[tuple[float, float, float | None]] | None = None) -> None:
+    """Fault every node of ``nodes`` at once; each node's lab fault ids go into ``ids`` as they are made, so a
+    failure halfway leaves the ones to remove.
+
+    A talosctl fault is one call for all of them: one after the other, the first node could be back before the
+    last one goes (a talosctl process takes a while to start, longer on a busy machine). Lab faults are one
+    request each, milliseconds apart.
+    """
+    if fault in ("reboot", "shutdown") and len(nodes) > 1:
+        inject(session, fault, NodeGroup(tuple(nodes)), step=f"{step}: {fault} {', '.join(n.name for n in nodes)}",
+               approval=approval, approval_target=approval_target, sent_at=sent_at)
+        return
+    for n in nodes:
+        ids[n.name] = inject(session, fault, n, step=f"{step}: {fault} {n.name}", approval=approval,
+                             approval_target=approval_target, sent_at=sent_at)
 
 
 def restore(session: Session, fault: str, node: NodeRef, fault_ids: list[int | None], *,

@@ -40,6 +40,9 @@ class Snapshot:
     replicas: pd.DataFrame | None = None
     standalone: list[str] = field(default_factory=list)  # "node/peer" connections DRBD gave up on (split brain)
     node_objs: dict[str, dict] = field(default_factory=dict)  # the Node objects (their transition timestamps)
+    #: (sent, received), wall clock, of the answer this observation rests on: the failed request when the API was
+    #: unavailable, else the replicas' (what was seen held at some instant between the two)
+    answered: tuple[float, float] | None = None
 
     def ready_since(self, node: str, ready: bool) -> float | None:
         """When ``node``'s Ready condition last turned (not) ready, on the cluster's clock; None if it is not so now."""
@@ -99,6 +102,7 @@ class Observer:
         self.samples: list[dict] = []  # resync progress
         self.looks: list[float] = []  # when each observation was taken
         self.clock = ClusterClock(rate=self.scale)  # the lab's clock runs time_scale times faster
+        self._asked: tuple[float, float] | None = None  # the last request's (sent, received)
 
     def look(self) -> Snapshot:
         snap = Snapshot(at=time.time())
@@ -110,11 +114,16 @@ class Observer:
             selector = ",".join(f"{k}={v}" for k, v in {**APP_LABEL, "app.kubernetes.io/component": "writer"}.items())
             snap.pods = self._get(kinds.POD.collection(self.writer.namespace), [("labelSelector", selector)])["items"]
             if self.writer.pv:
+                sent = time.time()
+                self._asked = (sent, sent)
                 raw = linstor(self.session).resources_of(self.writer.pv)
+                self._asked = (sent, time.time())
                 snap.replicas = resources_frame(raw)
                 snap.standalone = standalone_connections(raw)
+            snap.answered = self._asked
         except (RunbookError, ApiException, OSError, ValueError, KeyError, urllib3.exceptions.HTTPError, httpx.HTTPError):
             snap.api = False  # an outage is an observation, not an error (quorum loss takes the API with it)
+            snap.answered = (self._asked[0], time.time()) if self._asked else (snap.at, time.time())
         if snap.api and time.time() - self.writer.logs_read > 0.05:
             self.collect_acks(snap.pods)
         if snap.replicas is not None:
@@ -122,16 +131,19 @@ class Observer:
         return snap
 
     def _get(self, path: str, query: list[tuple[str, str]] | None = None) -> dict:
-        """One GET, no retries (an outage is an observation); its ``Date`` header bounds the cluster's clock."""
+        """One GET, no retries (an outage is an observation); its ``Date`` header bounds the cluster's clock, an
+        error's too (an API server without etcd still answers, dated)."""
         _, url, headers, _, _ = self.api.param_serialize("GET", path, query_params=query or [],
                                                          header_params={"Accept": "application/json"},
                                                          auth_settings=["BearerToken"])
         sent = time.time()
+        self._asked = (sent, sent)
         resp = self.api.call_api("GET", url, header_params=headers, _request_timeout=10)
         resp.read()
+        self._asked = (sent, time.time())
+        self.clock.sample(*self._asked, parse_date_header(resp.headers.get("Date")))
         if resp.status >= 400:
             raise kube.ApiCallError("GET", path, resp.status, resp.data.decode(errors="replace")[:300])
-        self.clock.sample(sent, time.time(), parse_date_header(resp.headers.get("Date")))
         return json.loads(resp.data)
 
     def cluster(self, wall: float) -> float:
