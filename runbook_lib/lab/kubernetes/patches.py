@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .. import json_patch as json_patch_rules
 from .types import ApiError
 
 
@@ -57,65 +58,8 @@ def strategic_merge(target: Any, patch: Any) -> Any:
 
 
 def json_patch(doc: Any, ops: list[dict]) -> Any:
-    """RFC 6902 JSON patch (add, remove, replace, test, copy, move)."""
-    doc = copy.deepcopy(doc)
-
-    def parts(path: str) -> list[str]:
-        out = []
-        for p in path.split("/")[1:]:
-            for a, b in _JSON_POINTER_ESC:
-                p = p.replace(a, b)
-            out.append(p)
-        return out
-
-    def walk(path: str):
-        ps = parts(path)
-        cur = doc
-        for p in ps[:-1]:
-            cur = cur[int(p)] if isinstance(cur, list) else cur[p]
-        return cur, ps[-1]
-
-    def get(path: str):
-        parent, last = walk(path)
-        return parent[int(last)] if isinstance(parent, list) else parent[last]
-
+    """RFC 6902 JSON patch, as the API server applies it (a failure is a 422)."""
     try:
-        for op in ops:
-            kind, path = op["op"], op["path"]
-            if kind in ("add", "replace"):
-                parent, last = walk(path)
-                if isinstance(parent, list):
-                    if last == "-":
-                        parent.append(op["value"])
-                    elif kind == "add":
-                        parent.insert(int(last), op["value"])
-                    else:
-                        parent[int(last)] = op["value"]
-                else:
-                    if kind == "replace" and last not in parent:
-                        raise KeyError(path)
-                    parent[last] = op["value"]
-            elif kind == "remove":
-                parent, last = walk(path)
-                del parent[int(last) if isinstance(parent, list) else last]
-            elif kind == "test":
-                if get(path) != op["value"]:
-                    raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: test failed at {path}")
-            elif kind in ("copy", "move"):
-                value = copy.deepcopy(get(op["from"]))
-                if kind == "move":
-                    parent, last = walk(op["from"])
-                    del parent[int(last) if isinstance(parent, list) else last]
-                parent, last = walk(path)
-                if isinstance(parent, list):
-                    parent.insert(len(parent) if last == "-" else int(last), value)
-                else:
-                    parent[last] = value
-            else:
-                raise ApiError(400, "BadRequest", f"unknown json patch op {kind!r}")
-    except (KeyError, IndexError, ValueError, TypeError) as exc:
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from exc
-    return doc
-
-
-_JSON_POINTER_ESC = (("~1", "/"), ("~0", "~"))
+        return json_patch_rules.apply(doc, ops)
+    except json_patch_rules.PatchFailed as exc:
+        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from None

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from .. import json_patch
 from .constants import IMMEDIATE_FEATURES, IMMEDIATE_MACHINE, IMMEDIATE_TOP, KUBERNETES_VERSION
 from .errors import TalosAPIError
 from .go_yaml import dump_config
@@ -136,45 +137,6 @@ def _merge(base: Any, patch: Any) -> Any:
     return copy.deepcopy(patch)
 
 
-def _json_pointer(path: str) -> list[str]:
-    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
-
-
-def _apply_json6902(doc: dict, ops: list[dict]) -> dict:
-    doc = copy.deepcopy(doc)
-    for op in ops:
-        parts = _json_pointer(op.get("path", ""))
-        if not parts:
-            raise ValueError("JSON patch path is empty")
-        parent: Any = doc
-        for p in parts[:-1]:
-            parent = parent[int(p)] if isinstance(parent, list) else parent.setdefault(p, {})
-        last = parts[-1]
-        kind = op.get("op")
-        if kind in ("add", "replace"):
-            if isinstance(parent, list):
-                if last == "-":
-                    parent.append(op.get("value"))
-                elif kind == "add":
-                    parent.insert(int(last), op.get("value"))
-                else:
-                    parent[int(last)] = op.get("value")
-            else:
-                if kind == "replace" and last not in parent:
-                    raise ValueError(f"replace operation does not apply: doc is missing path: {op.get('path')}")
-                parent[last] = op.get("value")
-        elif kind == "remove":
-            if isinstance(parent, list):
-                parent.pop(int(last))
-            elif last in parent:
-                del parent[last]
-            else:
-                raise ValueError(f"remove operation does not apply: doc is missing path: {op.get('path')}")
-        else:
-            raise ValueError(f"unsupported JSON patch operation {kind!r}")
-    return doc
-
-
 def apply_config_patches(docs: list[dict], patches: Iterable[str]) -> list[dict]:
     """Apply ``talosctl patch machineconfig -p`` patches (client side, like Talos ``configpatcher``).
 
@@ -190,7 +152,10 @@ def apply_config_patches(docs: list[dict], patches: Iterable[str]) -> list[dict]
             ops = json.loads(stripped) if stripped.startswith("[{") or stripped == "[]" else yaml.safe_load(stripped)
             if len(result) != 1:
                 raise ValueError("JSON6902 patches are not supported for multi-document machine configuration")
-            result = [_apply_json6902(result[0], ops)]
+            try:
+                result = [json_patch.apply(result[0], ops)]
+            except json_patch.PatchFailed as exc:  # configpatcher.JSON6902's wording
+                raise ValueError(f"failure applying rfc6902 patches to talos machine config: {exc}") from None
             continue
         try:
             patch_docs = [d for d in yaml.safe_load_all(stripped) if d is not None]
