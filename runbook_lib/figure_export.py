@@ -4,7 +4,8 @@ kaleido (v1) drives an installed Chrome or Chromium; it finds the Debian package
 ``/usr/bin/chromium`` on ``PATH`` (or the browser ``$BROWSER_PATH`` names) and never
 downloads one. One browser is started per kernel, on the first figure, and stopped
 when the kernel exits. Its page loads plotly.js from the plotly package and no
-MathJax, so drawing a figure makes no network request. The browser gets the kernel's
+MathJax, so drawing a figure makes no network request. :func:`prepare` starts the browser on a thread of
+its own, so a notebook's first figure need not wait for it. The browser gets the kernel's
 environment without the runbook's variables and anything named like a credential.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import re
 import threading
 
@@ -30,7 +32,8 @@ class StaticExportUnavailable(RuntimeError):
 START_TIMEOUT_S = 120  # the first start of a browser on a busy 2-core machine takes a few seconds
 DRAW_TIMEOUT_S = 120
 
-_state: dict = {"renderer": None, "failure": None}
+_state: dict = {"renderer": None, "failure": None, "starting": None}
+_start_lock = threading.Lock()  # one browser per process, whichever thread asks first
 
 
 def png(figure: dict, width: int | None = None, height: int | None = None) -> bytes:
@@ -43,8 +46,25 @@ def png(figure: dict, width: int | None = None, height: int | None = None) -> by
     return renderer.draw(figure, opts)
 
 
+def prepare() -> None:
+    """Start the browser now, in the background: it starts in processes of its own, beside the kernel's work
+    (reading the cluster) before its first figure. A browser that cannot start is reported by that figure."""
+    if _state["renderer"] is not None or _state["failure"] or _state["starting"] is not None:
+        return
+    _state["starting"] = threading.Thread(target=_start_quietly, name="figure-export-start", daemon=True)
+    _state["starting"].start()
+
+
+def _start_quietly() -> None:
+    with contextlib.suppress(StaticExportUnavailable):  # remembered: the first figure says why
+        _renderer()
+
+
 def stop() -> None:
     """Stop the browser, if one runs (the next figure starts another)."""
+    starting, _state["starting"] = _state["starting"], None
+    if starting is not None:
+        starting.join(START_TIMEOUT_S)
     renderer, _state["renderer"] = _state["renderer"], None
     if renderer is not None:
         renderer.close()
@@ -102,6 +122,11 @@ class _Renderer:
 
 def _renderer() -> _Renderer:
     """The browser that draws figures, started on first use, once per process."""
+    with _start_lock:
+        return _started()
+
+
+def _started() -> _Renderer:
     if _state["renderer"] is not None:
         return _state["renderer"]
     if _state["failure"]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__, interactive_run, progress
+from . import __version__, figure_export, interactive_run, progress
 from .errors import CheckFailed, ParamsError, RunbookError
 from .execution import Executor
 from .lock import ClusterLock
@@ -124,6 +124,7 @@ class Session:
             params = parse_params(raw, source="notebook parameters")
         except ParamsError as err:
             raise ParamsError(err.problems, err.source) from None
+        figure_export.prepare()  # every notebook draws figures: the browser starts while the session reads the cluster
         return cls.open(notebook, params, connection_for(params), read_only=read_only, namespace=namespace)
 
     @classmethod

@@ -68,11 +68,34 @@ def test_a_figure_output_has_plotly_json_and_a_png_at_its_layout_size() -> None:
     assert set(data) == {viz.PLOTLY_MIMETYPE, "image/png", "text/plain"}
 
 
+@needs_browser
+def test_prepare_starts_in_the_background_the_one_browser_the_figures_use() -> None:
+    figure_export.stop()
+    figure_export.prepare()
+    starting = figure_export._state["starting"]
+    figure_export.prepare()  # a second call starts nothing more
+    assert figure_export._state["starting"] is starting and starting is not None
+    starting.join(figure_export.START_TIMEOUT_S)
+    renderer = figure_export._state["renderer"]
+    assert renderer is not None  # running before any figure asked for it
+    figure_export.png({"data": [{"type": "bar", "y": [1]}], "layout": {}})
+    assert figure_export._state["renderer"] is renderer
+    assert len([p for p in descendants(os.getpid()) if b"_unix_pipe_chromium_wrapper" in _cmdline(p)]) == 1  # one browser
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_a_browser_that_cannot_start_leaves_the_json_and_says_why_there_is_no_image() -> None:
     script = textwrap.dedent("""
         import warnings
-        from runbook_lib import viz
+        from runbook_lib import figure_export, viz
         import plotly.graph_objects as go
+        figure_export.prepare()  # a start in the background that fails is reported by the first figure
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             data, _ = viz.figure_bundle(go.Figure(go.Bar(y=[1]), layout_title_text="t"))
