@@ -22,6 +22,8 @@ EXTRA_WORKERS = 0
 DEFAULT_NODES = [
     {"name": f"lab-cp-{i}", "address": f"10.5.0.{i + 1}", "role": "controlplane"} for i in (1, 2, 3)
 ]
+#: the lab network's node-to-node round trip (a quiet 1 GbE switch), fixed; the connection info reports it
+NETWORK_RTT_US = 200.0
 #: options a running lab takes over from new parameters (read at every tick); the others need a reset
 LIVE_OPTIONS = ("enforce_safety", "workload_write_mib_s")
 

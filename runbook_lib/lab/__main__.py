@@ -14,13 +14,15 @@ import signal
 import sys
 from pathlib import Path
 
-from . import control, tls
-from .talos import factory_api
+from . import control
 
 
 def _serve(d: Path) -> int:
+    # the server's modules load only here: ``connect`` runs in every kernel and needs none of them
+    from . import tls
     from .assembly import load_or_create
     from .server import LabHTTPServer
+    from .talos import factory_api
 
     options = json.loads((d / "options.json").read_text()) if (d / "options.json").exists() else control.default_options()
     lab = load_or_create(d, options)

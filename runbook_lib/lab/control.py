@@ -27,7 +27,6 @@ import yaml
 from .. import lab_options
 from ..errors import LabNotRunning, RunbookError
 from ..processes import alive
-from .workloads.fio import NETWORK_RTT_US
 
 if TYPE_CHECKING:
     from .tls import Pki
@@ -176,7 +175,7 @@ def connection(d: Path | None = None) -> dict:
         "talosctl": str(d / "bin" / "talosctl"),
         "helm": str(d / "bin" / "helm"),
         "factory_url": f"{info['url']}/factory",
-        "network": {"rtt_us": NETWORK_RTT_US},
+        "network": {"rtt_us": lab_options.NETWORK_RTT_US},
     }
 
 

@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
+from ...lab_options import NETWORK_RTT_US
 from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.quantity import quantity_bytes
@@ -39,10 +40,6 @@ PERCENTILES = ("1.000000", "5.000000", "10.000000", "20.000000", "30.000000", "4
                "99.900000", "99.950000", "99.990000")
 DRBD_HEADER = 64  # bytes of DRBD data-packet header per request on the wire
 PAGE_CACHE_BYTES = 16 * 2**30  # buffered reads of a file smaller than this come from RAM
-
-
-#: the lab network's node-to-node round trip (a quiet 1 GbE switch); the connection info reports it
-NETWORK_RTT_US = 200.0
 
 
 @dataclass(frozen=True)
