@@ -113,9 +113,10 @@ def test_drill_names_lost_and_diverged_records_when_drbd_ignores_quorum(suite, t
 
     The drill fails naming the split brain, names the lost and diverged records it could compare and, for a copy it
     could not read back, says so and why. Which copies can be read is a race the lab models as a cluster has it: the
-    HA controller evicts the reader pod on a StandAlone replica (``VolumeWithoutQuorum``), on either side of the split
-    brain, sooner or later than the reader finishes depending on how busy the machine is. No outcome claims the data
-    is fine.
+    HA controller's agent on a node whose copy may promote evicts the pods on every node it is not Connected to
+    (piraeus-ha-controller ``pkg/agent/reconcile_failover.go``), so after a split brain a reader on either side can be
+    evicted (``VolumeWithoutQuorum``), sooner or later than it finishes depending on how busy the machine is. No
+    outcome claims the data is fine.
     """
     lab_dir, out, _ = suite
     params = write_params(tmp_path / "isolate.yaml", failover={"fault": "isolate", "quorum_loss": False, "steady_s": 10})
@@ -134,9 +135,10 @@ def test_drill_names_lost_and_diverged_records_when_drbd_ignores_quorum(suite, t
     # each copy that could not be read says why: the HA controller evicted its reader
     for node in integrity["unreadable"]:
         assert f"unreadable on {node}: pod removed before it finished (VolumeWithoutQuorum" in str(diverged), failed
-    # the cut-off copy, when it could be read, is compared with a failed-over one: the records that differ are named
+    # the cut-off copy, when it and a failed-over copy could be read, is compared with it: the records that differ
+    # are named (three diskful copies of the replicated class)
     [isolated] = {a["target"] for a in rec["actions"] if a["step"].startswith("fault: isolate ")}
-    if isolated not in integrity["unreadable"]:
+    if isolated not in integrity["unreadable"] and len(integrity["unreadable"]) < 2:
         assert "differ between replicas" in str(diverged) and integrity["diverged_records"] > 0, failed
     for lost in integrity["lost"]:
         assert " on lab-cp-" in lost, integrity
