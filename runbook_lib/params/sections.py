@@ -84,6 +84,7 @@ class Failover(StrictModel):
     #: isolate excepted: it becomes node-down); writes must freeze, not diverge. Default: on in the
     #: lab, off for ``target: talos`` (filled in by :class:`Params`)
     quorum_loss: bool = True
+    #: how the peers go away; default ``reboot``, in the lab ``node-down`` (filled in by :class:`Params`)
     quorum_loss_fault: Literal["reboot", "shutdown", "node-down"] = "reboot"
     test_size: Annotated[str, Field(pattern=r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$")] = "1Gi"
     write_interval_s: float = Field(default=0.2, gt=0, le=60)  # the writer's pause between records

@@ -114,7 +114,7 @@ def assert_honest(proc: subprocess.CompletedProcess, rec: dict) -> None:
 
 def test_a_loaded_machine_at_x100_reports_no_loss_and_times_phases_from_the_cluster(storage_state, tmp_path) -> None:
     with busy_machine():
-        proc, rec = drill(storage_state, tmp_path, 100.0, quorum_loss_fault="reboot")
+        proc, rec = drill(storage_state, tmp_path, 100.0)
     assert_honest(proc, rec)
     quorum = phases_of(rec, "quorum-loss")
     assert {"quorum lost", "nodes back", "writes resumed", "resync done"} <= set(quorum), quorum

@@ -175,7 +175,9 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
 
         def held(s: Snapshot) -> bool:
             margin = min(_span_margin(obs), p.node_timeout * obs.scale) / obs.scale
-            return time.time() - lost_at >= hold + 2 * margin and bool(seen)
+            # a reboot ends by itself: an outage the observer never saw is reported by the check below, not waited
+            # for (the other faults last until they are removed)
+            return time.time() - lost_at >= hold + 2 * margin and (bool(seen) or fault == "reboot")
 
         _watch(obs, held, "the outage to take hold", hold + 3 * p.node_timeout, marks)
     finally:
