@@ -168,9 +168,8 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
         # the outage lasts steady_s (at least 10 s) from the last peer's fault, when quorum is surely gone: on a
         # busy machine injecting the faults one by one takes cluster seconds of its own. It lasts longer still
         # while the observer's view of the cluster's clock is coarse (a busy machine answers slowly): the span
-        # checked below is shrunk by that uncertainty at both ends and must stay steady_s wide.
-        for r in sent:
-            obs.clock.sample(*r)
+        # checked below is shrunk by that uncertainty at both ends and must stay steady_s wide (fault_at has
+        # already put the fault requests' answers into the observer's clock).
         hold, lost_at = max(p.failover.steady_s, 10.0) / obs.scale, time.time()
 
         def held(s: Snapshot) -> bool:
@@ -204,7 +203,7 @@ def _quorum_loss(session: Session, writer: Writer, obs: Observer, before: Snapsh
     if len(sent) == len(peers) and restored and fault == "node-down":
         # better than sightings (a busy observer looks seldom): the lab's answers date the outage. No quorum from
         # the last peer's power loss until the first removal request left; nothing reconnects before that.
-        for r in sent + restored:
+        for r in restored:  # the fault requests were sampled by fault_at
             obs.clock.sample(*r)
         _, received, date = sent[-1]
         lost = min(obs.cluster(received), date + 1.0) if date is not None else obs.cluster(received)

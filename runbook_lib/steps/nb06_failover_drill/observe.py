@@ -107,6 +107,7 @@ class Observer:
     def look(self) -> Snapshot:
         snap = Snapshot(at=time.time())
         self.looks.append(snap.at)
+        self._asked = None  # an observation rests on its own requests only
         try:
             items = self._get(kinds.NODE.collection()).get("items") or []
             snap.node_objs = {n["metadata"]["name"]: n for n in items}
