@@ -308,6 +308,26 @@ def test_drbdadm_status_during_and_after_a_resync(classes: StorageLab, kubeconfi
     assert missing.returncode == 1 and "'pvc-none' not defined in your config (for this host)." in missing.stderr
 
 
+def test_a_pod_turns_running_only_once_its_container_started(fresh_lab: StorageLab) -> None:
+    """kubelet's getPhase (pkg/kubelet/kubelet_pods.go): a container waiting for its first start (the image pull,
+    its creation) keeps the pod Pending, so a client that waits for Running can read the log at once."""
+    s = fresh_lab
+    s.core.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pulling"}, "spec": {
+        "restartPolicy": "OnFailure", "nodeName": "lab-cp-3", "containers": [{"name": "c", "image": "docker.io/library/alpine:3.22",
+                                                 "command": ["sh", "-c", "echo up; sleep infinity"]}]}})
+    seen = []
+    for _ in range(3000):
+        status = s.core.read_namespaced_pod("pulling", "default").status
+        states = [("running" if c.state.running else "waiting" if c.state.waiting else "terminated")
+                  for c in status.container_statuses or []]
+        seen.append((status.phase, tuple(states)))
+        if status.phase == "Running":
+            break
+    assert seen[-1] == ("Running", ("running",)), seen[-5:]
+    assert all(states == ("running",) for phase, states in seen if phase == "Running"), seen
+    assert s.core.read_namespaced_pod_log("pulling", "default") == "up\n"
+
+
 def test_previous_is_the_log_of_the_container_before_its_restart(fresh_lab: StorageLab) -> None:
     """A node reboot restarts its containers: the log starts again and the old one is ``previous=true``."""
     s = fresh_lab
@@ -321,8 +341,8 @@ def test_previous_is_the_log_of_the_container_before_its_restart(fresh_lab: Stor
         boots = node.boot_count
         s.lab.talos.reboot(node, s.lab.clock.now())
     wait_for(lambda: node.boot_count > boots, "lab-cp-2 booted again", 30)
-    wait_for(lambda: s.core.read_namespaced_pod("again", "default").status.container_statuses[0].restart_count == 1
-             and s.core.read_namespaced_pod("again", "default").status.phase == "Running", "restarted")
+    wait_for(lambda: (c := s.core.read_namespaced_pod("again", "default").status.container_statuses[0]).restart_count
+             == 1 and c.state.running is not None, "restarted")
     assert s.core.read_namespaced_pod_log("again", "default", previous=True) == "hello\n"
     current = s.core.read_namespaced_pod_log("again", "default", timestamps=True)
     before = s.core.read_namespaced_pod_log("again", "default", previous=True, timestamps=True)

@@ -393,7 +393,9 @@ def _write_pod_status(lab: Lab, pod: dict, rt: PodRuntime, facts: NodeFacts, now
     if rt.stage == "done":
         failed = any(f["exitCode"] != 0 for f in rt.finished.values())
         phase = "Failed" if failed else "Succeeded"
-    elif rt.stage == "running":
+    elif rt.stage == "running" and not any("waiting" in s["state"] and not s["restartCount"] for s in statuses):
+        # kubelet's getPhase (pkg/kubelet/kubelet_pods.go): a container still waiting for its first start
+        # (image pull, creation) keeps the pod Pending; one waiting to restart counts as stopped
         phase = "Running"
     else:
         phase = "Pending"
