@@ -29,6 +29,8 @@ class StaticExportUnavailable(RuntimeError):
     """No static image can be drawn on this machine (kaleido or a Chromium browser is missing)."""
 
 
+_PAGE_SCRIPT_MISSING = "kaleido_scopes is not defined"  # kaleido's page script, as the browser names it
+
 START_TIMEOUT_S = 120  # the first start of a browser on a busy 2-core machine takes a few seconds
 DRAW_TIMEOUT_S = 120
 
@@ -104,7 +106,15 @@ class _Renderer:
         atexit.register(self.close)
 
     def draw(self, figure: dict, opts: dict) -> bytes:
-        return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
+        try:
+            return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
+        except Exception as exc:
+            if _PAGE_SCRIPT_MISSING not in str(exc):
+                raise
+            # kaleido (1.4, 1.5) enables the tab's Runtime events only after Page.navigate, so on a busy machine the
+            # context it keeps can be the blank page's, where its script is not defined. It reloads the tab after
+            # every figure and keeps the reloaded page's context: a second try draws.
+            return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
 
     def close(self) -> None:
         """Stop the browser and the loop's thread (once; also called at exit)."""

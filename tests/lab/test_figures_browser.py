@@ -83,6 +83,24 @@ def test_prepare_starts_in_the_background_the_one_browser_the_figures_use() -> N
     assert len([p for p in descendants(os.getpid()) if b"_unix_pipe_chromium_wrapper" in _cmdline(p)]) == 1  # one browser
 
 
+@needs_browser
+def test_a_tab_whose_page_script_is_missing_draws_on_the_second_try() -> None:
+    """kaleido 1.4/1.5 can keep the blank page's JavaScript context when its tab first opens on a busy machine
+    (Runtime.enable after Page.navigate): calc_fig then fails with "kaleido_scopes is not defined". Here the
+    script is removed from the tab's page, which fails the same way; kaleido reloads the tab after a figure."""
+    figure_export.stop()
+    renderer = figure_export._renderer()
+    (tab,) = renderer.kaleido.tabs_ready._queue  # one tab, waiting in kaleido's queue
+
+    async def remove_script():
+        await tab.tab.send_command("Runtime.evaluate", params={"expression": "delete window.kaleido_scopes",
+                                                                "contextId": tab._current_js_id})
+
+    renderer._call(remove_script(), 30)
+    png = figure_export.png({"data": [{"type": "bar", "y": [1]}], "layout": {}})
+    assert png_size(png) == (900 * figure_export.PNG_SCALE, 450 * figure_export.PNG_SCALE)
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
