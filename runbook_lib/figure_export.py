@@ -29,7 +29,8 @@ class StaticExportUnavailable(RuntimeError):
     """No static image can be drawn on this machine (kaleido or a Chromium browser is missing)."""
 
 
-_PAGE_SCRIPT_MISSING = "kaleido_scopes is not defined"  # kaleido's page script, as the browser names it
+# What the browser answers when kaleido runs a figure outside its page's JavaScript context
+_WRONG_CONTEXT = ("kaleido_scopes is not defined", "Cannot find context with specified id")
 
 START_TIMEOUT_S = 120  # the first start of a browser on a busy 2-core machine takes a few seconds
 DRAW_TIMEOUT_S = 120
@@ -96,6 +97,7 @@ class _Renderer:
         async def start():
             browser = kaleido.Kaleido(mathjax=False, browser_cls=_chromium_without_private_env())
             await browser.open()
+            await _check_page_scripts(browser)
             return browser
 
         try:
@@ -109,11 +111,9 @@ class _Renderer:
         try:
             return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
         except Exception as exc:
-            if _PAGE_SCRIPT_MISSING not in str(exc):
+            if not any(text in str(exc) for text in _WRONG_CONTEXT):
                 raise
-            # kaleido (1.4, 1.5) enables the tab's Runtime events only after Page.navigate, so on a busy machine the
-            # context it keeps can be the blank page's, where its script is not defined. It reloads the tab after
-            # every figure and keeps the reloaded page's context: a second try draws.
+            self._call(_check_page_scripts(self.kaleido), START_TIMEOUT_S)
             return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
 
     def close(self) -> None:
@@ -128,6 +128,27 @@ class _Renderer:
 
     def _call(self, coro, timeout: float):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+async def _check_page_scripts(browser) -> None:
+    """Make sure each idle kaleido tab runs its figures where its page script is.
+
+    kaleido (1.4, 1.5) subscribes to the tab's new JavaScript context and then navigates, but the first such event
+    it receives can be an earlier one still waiting in the browser's pipe (the blank page's): on a busy machine its
+    figures then fail with "kaleido_scopes is not defined", after a reload too. Each idle tab is asked, in the
+    context kaleido keeps, whether the script is there, and reloaded until it is. A kaleido without these internals
+    is left as it is.
+    """
+    queue = getattr(getattr(browser, "tabs_ready", None), "_queue", ())
+    for tab in list(queue):
+        for attempt in range(1, 6):
+            answer = await tab.tab.send_command("Runtime.evaluate", params={
+                "expression": "typeof kaleido_scopes", "contextId": getattr(tab, "_current_js_id", None),
+                "returnByValue": True})
+            if ((answer or {}).get("result") or {}).get("result", {}).get("value") == "object":
+                break
+            await asyncio.sleep(0.1 * attempt)  # lets the browser's pending events be read first
+            await tab.reload()
 
 
 def _renderer() -> _Renderer:

@@ -87,7 +87,8 @@ def test_prepare_starts_in_the_background_the_one_browser_the_figures_use() -> N
 def test_a_tab_whose_page_script_is_missing_draws_on_the_second_try() -> None:
     """kaleido 1.4/1.5 can keep the blank page's JavaScript context when its tab first opens on a busy machine
     (Runtime.enable after Page.navigate): calc_fig then fails with "kaleido_scopes is not defined". Here the
-    script is removed from the tab's page, which fails the same way; kaleido reloads the tab after a figure."""
+    script is removed from the tab's page, which fails the same way, and then the tab is given a context that is
+    gone. Each time figure_export asks the tab, reloads it until its script answers, and draws again."""
     figure_export.stop()
     renderer = figure_export._renderer()
     (tab,) = renderer.kaleido.tabs_ready._queue  # one tab, waiting in kaleido's queue
@@ -98,6 +99,9 @@ def test_a_tab_whose_page_script_is_missing_draws_on_the_second_try() -> None:
 
     renderer._call(remove_script(), 30)
     png = figure_export.png({"data": [{"type": "bar", "y": [1]}], "layout": {}})
+    assert png_size(png) == (900 * figure_export.PNG_SCALE, 450 * figure_export.PNG_SCALE)
+    tab._current_js_id = 0  # a context that is gone (as the blank page's is once the page has loaded)
+    png = figure_export.png({"data": [{"type": "bar", "y": [2]}], "layout": {}})
     assert png_size(png) == (900 * figure_export.PNG_SCALE, 450 * figure_export.PNG_SCALE)
 
 
