@@ -22,6 +22,7 @@ from runbook_lib.cli import main
 from runbook_lib.lab import control
 from runbook_lib.runs import RUN_INDEX, verify_run
 from tests.lab_helpers import LAB_PARAMS, ROOT
+from tests.storage_lab import wait_for
 
 #: lab seconds per real second. The kill -9 and the full disk come on the first "applied" line, and the run must
 #: still be changing the cluster when they reach it: after that line a run of 01 still resets one to three nodes,
@@ -45,13 +46,6 @@ def read_until(proc: subprocess.Popen, *markers: str) -> str:
             return seen
     raise AssertionError(f"the run ended before {markers!r}:\n{seen}\n{proc.stderr.read()}")  # type: ignore[union-attr]
 
-
-def wait_ready(lab_dir: Path, node: str) -> None:
-    for _ in range(600):
-        if any(n["name"] == node and n["ready"] for n in (control.status(lab_dir) or {}).get("nodes", [])):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{node} did not come back after its stuck-reboot fault was cleared")
 
 
 def children(pid: int) -> list[int]:
@@ -133,7 +127,8 @@ def test_kill_9_then_ctrl_c_then_a_full_disk_each_leave_a_verifiable_record(lab_
     assert ("patch machineconfig lab-cp-1", "applied") in actions(killed)
     assert "NOT SUCCEEDED" in capsys.readouterr().err
 
-    wait_ready(lab_dir, "lab-cp-2")
+    wait_for(lambda: any(n["name"] == "lab-cp-2" and n["ready"] for n in (control.status(lab_dir) or {}).get("nodes", [])),
+             "lab-cp-2 Ready again once its stuck-reboot fault was cleared", 60)
 
     # 3. a full output disk: the run stops at the first record it cannot write, with a readable record
     small = tmp_path / "small"

@@ -316,13 +316,15 @@ def test_a_pod_turns_running_only_once_its_container_started(fresh_lab: StorageL
         "restartPolicy": "OnFailure", "nodeName": "lab-cp-3", "containers": [{"name": "c", "image": "docker.io/library/alpine:3.22",
                                                  "command": ["sh", "-c", "echo up; sleep infinity"]}]}})
     seen = []
-    for _ in range(3000):
+
+    def observe() -> bool:
         status = s.core.read_namespaced_pod("pulling", "default").status
         states = [("running" if c.state.running else "waiting" if c.state.waiting else "terminated")
                   for c in status.container_statuses or []]
         seen.append((status.phase, tuple(states)))
-        if status.phase == "Running":
-            break
+        return status.phase == "Running"
+
+    wait_for(observe, "pulling Running", 60)
     assert seen[-1] == ("Running", ("running",)), seen[-5:]
     assert all(states == ("running",) for phase, states in seen if phase == "Running"), seen
     assert s.core.read_namespaced_pod_log("pulling", "default") == "up\n"
