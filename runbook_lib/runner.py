@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import nbformat
 import yaml
 
-from . import progress, run_summary
+from . import kernels, progress, run_summary
 from .errors import ParamsError, RunbookError, RunInterrupted
 from .interrupt import run_interruptibly, tracking
 from .lock import take as take_lock
@@ -103,6 +102,9 @@ def _register_engine(redactor: Redactor | None = None) -> None:
                 return started(cell, cell_index, **kw)
 
             nb_man.cell_start = cell_start
+            manager = kwargs.pop("km", None)
+            if manager is not None:
+                return kernels.execute_in(manager, nb_man, kernel_name, **kwargs)
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
     papermill_engines.register("runbook", RunbookEngine)
@@ -121,24 +123,6 @@ def cell_line(nb: Any, index: int) -> str:
     name = progress.CONTEXT.notebook
     where = f"cell {code.index(index) + 1}/{len(code)}" if index in code else f"cell {index + 1}"
     return " | ".join(p for p in (name, f"{where}: {title or 'parameters'}") if p)
-
-
-def _ipc_kernel_manager(socket_dir: str) -> type:
-    """Kernels of ``runbook run`` talk over Unix sockets, not plain-text loopback TCP (no ipykernel warning).
-
-    The sockets live in ``socket_dir`` (the run's private temporary folder) under a name of their own:
-    jupyter_client's default for ``ipc`` is ``kernel-ipc`` in the working directory, which two kernels
-    (two runs side by side) would share.
-    """
-    from jupyter_client import AsyncKernelManager
-
-    class IpcKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.transport = "ipc"
-            self.ip = os.path.join(socket_dir, f"kernel-{uuid.uuid4().hex[:8]}")
-
-    return IpcKernelManager
 
 
 def merge_record(nb: Any, *, final_status: str | None = None) -> dict | None:
@@ -280,31 +264,53 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
     failed = False
     keep_going = params.effective_dry_run  # a plan changes nothing: plan every notebook that can be planned
     saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV, PROGRESS_ENV)}
+    ahead: kernels.KernelAhead | None = None
     with tempfile.TemporaryDirectory(prefix="runbook-records-") as records:
+        manager_class = kernels.ipc_kernel_manager(records)
+
+        def kernel_env(name: str) -> dict[str, str]:
+            """What the notebook's kernel finds in its environment besides the run's own: its record, its progress."""
+            progress_file = Path(records) / f"{name}.progress"
+            progress_file.touch()
+            return {RUN_ID_ENV: run_id, RECORD_ENV: str(record_path(run_dir, name)), SECRETS_ENV: json.dumps(secret),
+                    PROGRESS_ENV: str(progress_file)}
+
+        def start_ahead(after: int) -> None:
+            """While notebook ``after`` runs, the next one's kernel starts (see :mod:`runbook_lib.kernels`)."""
+            nonlocal ahead
+            if after < len(names) and ahead is None:
+                name = names[after]
+                ahead = kernels.KernelAhead(manager_class, env={**os.environ, **kernel_env(name)},
+                                            cwd=str(notebooks_dir()),
+                                            warm_up=kernels.library_imports(notebooks_dir() / f"{name}.ipynb"))
+
         try:
             for i, name in enumerate(names, 1):
                 if failed and not keep_going:
                     outcomes.append(NotebookOutcome(name, "skipped", None, 0.0))
                     continue
                 echo(f"[{i}/{len(names)}] {name} ...")
-                os.environ[RUN_ID_ENV] = run_id
-                os.environ[RECORD_ENV] = str(record_path(run_dir, name))
-                os.environ[SECRETS_ENV] = json.dumps(secret)
-                progress_file = Path(records) / f"{name}.progress"
-                progress_file.touch()
-                os.environ[PROGRESS_ENV] = str(progress_file)
+                os.environ.update(kernel_env(name))
                 progress.set_notebook(name)
-                tail = ProgressTail(progress_file, lambda line: echo(f"      {line}"), label=name)
+                tail = ProgressTail(Path(os.environ[PROGRESS_ENV]), lambda line: echo(f"      {line}"), label=name)
                 out_nb = run_dir / f"{name}.ipynb"
                 t0 = time.monotonic()
                 error = None
                 mark_notebook(run_dir, index, name, "running")
-                try:
-                    run_interruptibly(lambda kms, name=name, out_nb=out_nb: pm.execute_notebook(
+                started, ahead = (ahead.take() if ahead else None), None
+
+                def execute(kms: list, name: str = name, out_nb: Path = out_nb, started: Any = started,
+                            i: int = i) -> None:
+                    if started is not None:
+                        kms.append(started)  # Ctrl-C interrupts it as it does a kernel papermill starts
+                    pm.execute_notebook(
                         str(notebooks_dir() / f"{name}.ipynb"), str(out_nb), parameters=public,
                         engine_name="runbook", kernel_name="python3", progress_bar=False, cwd=str(notebooks_dir()),
-                        log_output=False, kernel_manager_class=tracking(_ipc_kernel_manager(records), kms),
-                    ))
+                        log_output=False, kernel_manager_class=tracking(manager_class, kms), km=started,
+                        on_notebook_start=lambda notebook: start_ahead(i))
+
+                try:
+                    run_interruptibly(execute)
                     status = "succeeded"
                 except Exception as exc:  # noqa: BLE001 - any failure ends the run, reported below
                     status, error = "failed", _first_line(exc)
@@ -335,6 +341,8 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
             _seal_after_write_error(run_dir, index)
             raise
         finally:
+            if ahead is not None:
+                ahead.discard()
             for k, v in saved_env.items():
                 if v is None:
                     os.environ.pop(k, None)

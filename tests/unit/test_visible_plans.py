@@ -70,8 +70,8 @@ def test_long_manifests_are_cut_in_the_cell_but_whole_in_the_record() -> None:
 
 def test_each_kernel_gets_its_own_socket_path(tmp_path) -> None:
     """Two runs side by side must not share jupyter_client's default ``kernel-ipc`` sockets."""
-    from runbook_lib.runner import _ipc_kernel_manager
+    from runbook_lib.kernels import ipc_kernel_manager
 
-    cls = _ipc_kernel_manager(str(tmp_path))
+    cls = ipc_kernel_manager(str(tmp_path))
     a, b = cls(kernel_name="python3"), cls(kernel_name="python3")
     assert a.transport == "ipc" and a.ip != b.ip and Path(a.ip).parent == tmp_path

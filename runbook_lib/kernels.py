@@ -1,0 +1,166 @@
+"""The kernels of ``runbook run``: on Unix sockets, and each one started while the notebook before it runs.
+
+A kernel takes a second or two to start and its notebook's first cell another to import the library.
+:class:`KernelAhead` spends that time while the previous notebook waits on the cluster: it starts the
+next notebook's kernel with exactly the environment and working directory that notebook gets, and
+imports the ``runbook_lib`` modules the notebook imports, in a namespace of their own (the notebook's
+own namespace stays empty, its cells run as written). Nothing else of the notebook runs ahead.
+Whatever goes wrong ahead only loses the head start: the kernel is shut down and the notebook
+starts its own, as it would without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_core.utils import run_sync
+
+#: what nbclient adds to a kernel it starts (``NotebookClient.ipython_hist_file``): no history on disk
+KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
+READY_TIMEOUT_S = 60  # nbclient's own startup timeout
+WARM_UP_TIMEOUT_S = 120
+
+_LIBRARY_IMPORT = re.compile(r"^(from runbook_lib(\.[\w.]+)? import [\w., ]+|import runbook_lib(\.[\w.]+)?)$")
+
+
+def ipc_kernel_manager(socket_dir: str) -> type:
+    """Kernels of ``runbook run`` talk over Unix sockets, not plain-text loopback TCP (no ipykernel warning).
+
+    The sockets live in ``socket_dir`` (the run's private temporary folder) under a name of their own:
+    jupyter_client's default for ``ipc`` is ``kernel-ipc`` in the working directory, which two kernels
+    (two runs side by side) would share.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = os.path.join(socket_dir, f"kernel-{uuid.uuid4().hex[:8]}")
+
+    return IpcKernelManager
+
+
+def library_imports(notebook: Path) -> str:
+    """The notebook's import lines of ``runbook_lib``, as one function body that binds no name of the notebook."""
+    nb = nbformat.read(notebook, as_version=4)
+    lines = [ln.strip() for cell in nb.cells if cell.get("cell_type") == "code"
+             for ln in cell.get("source", "").splitlines() if _LIBRARY_IMPORT.match(ln.strip())]
+    if not lines:
+        return ""
+    body = "".join(f"    {ln}\n" for ln in dict.fromkeys(lines))
+    return f"def _runbook_warm_up():\n{body}_runbook_warm_up()\ndel _runbook_warm_up\n"
+
+
+class KernelAhead:
+    """The next notebook's kernel, started and warmed up on a thread of its own.
+
+    ``manager_class`` is the run's kernel manager class; ``env`` and ``cwd`` are the ones the notebook's
+    kernel gets. :meth:`take` hands the kernel over (its notebook then owns it); :meth:`discard` shuts
+    down one that is not taken.
+    """
+
+    def __init__(self, manager_class: type, *, env: dict[str, str], cwd: str, warm_up: str) -> None:
+        self.manager_class, self.env, self.cwd, self.warm_up = manager_class, env, cwd, warm_up
+        self.manager: Any = None
+        self.pid: int | None = None  # the kernel's process, once started
+        self.problem: str | None = None
+        self._lock = threading.Lock()
+        self._ended = self._discarded = False
+        self._thread = threading.Thread(target=self._start, name="kernel-ahead", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self.manager = self.manager_class(kernel_name="python3")
+            run_sync(self.manager.start_kernel)(extra_arguments=list(KERNEL_ARGUMENTS), env=self.env, cwd=self.cwd)
+            self.pid = getattr(self.manager.provisioner, "pid", None)
+            self._warm_up()
+        except Exception as exc:  # noqa: BLE001 - the notebook starts its own kernel instead
+            self.problem = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self._ended = True
+            discarded = self._discarded
+        if discarded:  # discarded while it started: it is shut down here, once started
+            _shut_down(self.manager)
+
+    def _warm_up(self) -> None:
+        from jupyter_client.blocking import BlockingKernelClient
+
+        client = BlockingKernelClient(**self.manager.get_connection_info(session=True),
+                                      connection_file=self.manager.connection_file)
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=READY_TIMEOUT_S)
+            if self.warm_up:
+                reply = client.execute_interactive(self.warm_up, silent=True, store_history=False, allow_stdin=False,
+                                                   timeout=WARM_UP_TIMEOUT_S, output_hook=lambda msg: None)
+                if reply["content"].get("status") != "ok":
+                    self.problem = f"its warm-up failed: {reply['content'].get('ename', 'error')}"
+        finally:
+            client.stop_channels()
+
+    def take(self) -> Any:
+        """The kernel's manager once its warm-up has ended, or None (and the kernel shut down) if it did not work."""
+        self._thread.join(READY_TIMEOUT_S + WARM_UP_TIMEOUT_S)
+        if self._thread.is_alive() or self.problem or not _alive(self.manager):
+            self.discard()
+            return None
+        with self._lock:
+            self._discarded = True  # taken: the notebook owns it now
+        return self.manager
+
+    def discard(self) -> None:
+        """Shut the kernel down unless it was taken (after Ctrl-C or a failure; a warm-up that did not work)."""
+        with self._lock:
+            if self._discarded:
+                return
+            self._discarded = True
+            ended = self._ended
+        if ended:
+            _shut_down(self.manager)
+
+
+def _shut_down(manager: Any) -> None:
+    if manager is None:
+        return
+    with contextlib.suppress(Exception):
+        run_sync(manager.shutdown_kernel)(now=True)
+    with contextlib.suppress(Exception):
+        run_sync(manager.cleanup_resources)()
+
+
+def _alive(manager: Any) -> bool:
+    try:
+        return manager is not None and manager.has_kernel and bool(run_sync(manager.is_alive)())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def execute_in(manager: Any, nb_man: Any, kernel_name: str, *, log_output: bool = False, stdout_file: Any = None,
+               stderr_file: Any = None, start_timeout: float = 60, execution_timeout: float | None = None,
+               **kwargs: Any) -> Any:
+    """papermill's ``NBClientEngine.execute_managed_notebook`` in a kernel started ahead.
+
+    The notebook owns that kernel as nbclient owns one it starts: nbclient shuts it down and closes its
+    channels at the end (it keeps a kernel it was handed running otherwise).
+    """
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    timeout = execution_timeout or kwargs.get("timeout")
+    kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+    final = merge_kwargs(kwargs, timeout=timeout,
+                         startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
+                         stdout_file=stdout_file, stderr_file=stderr_file)
+    client = PapermillNotebookClient(nb_man, km=manager, **final)
+    client.owns_km = True
+    return client.execute()

@@ -1,0 +1,84 @@
+"""The next notebook's kernel, started while the one before runs (runbook_lib.kernels), through real kernels.
+
+A kernel started ahead must run its notebook exactly as one papermill starts: the notebook's environment and
+working directory, an empty namespace, execution counts from 1, and the kernel gone when the notebook ends.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import nbformat
+import papermill as pm
+
+from runbook_lib import kernels
+from runbook_lib.processes import alive
+from runbook_lib.runner import _register_engine
+
+CELLS = [
+    "import os, sys\n"
+    "print(os.environ['AHEAD_MARK'], os.getcwd())\n"
+    "print('warm' if 'runbook_lib.sizes' in sys.modules else 'cold')\n"
+    "print(sorted(k for k in globals() if k.startswith('_runbook') or k == 'sizes'))",
+    "from runbook_lib import sizes\nprint(sizes.__name__)",
+]
+
+
+def _notebook(path, cells=CELLS):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _ahead(tmp_path, notebook, **env):
+    manager_class = kernels.ipc_kernel_manager(str(tmp_path))
+    return kernels.KernelAhead(manager_class, env={**os.environ, **env}, cwd=str(tmp_path),
+                               warm_up=kernels.library_imports(notebook))
+
+
+def _gone(pid, timeout=30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not alive(pid)
+
+
+def _text(nb, index):
+    return "".join(o.get("text", "") for o in nb.cells[index].outputs)
+
+
+def test_a_kernel_started_ahead_runs_its_notebook_as_a_kernel_of_its_own(tmp_path) -> None:
+    src = _notebook(tmp_path / "n.ipynb")
+    ahead = _ahead(tmp_path, src, AHEAD_MARK="for-this-notebook")
+    manager = ahead.take()
+    assert manager is not None, ahead.problem
+    pid = manager.provisioner.pid
+    _register_engine()
+    nb = pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), engine_name="runbook", kernel_name="python3",
+                             progress_bar=False, cwd=str(tmp_path), km=manager)
+    assert _text(nb, 0).split("\n")[:3] == [f"for-this-notebook {tmp_path}", "warm", "[]"]
+    assert _text(nb, 1).strip() == "runbook_lib.sizes"
+    assert [c.execution_count for c in nb.cells] == [1, 2]
+    assert _gone(pid), "the notebook owns the kernel started ahead: it ends with the notebook"
+
+
+def test_a_kernel_not_taken_is_shut_down_once_started_or_while_it_starts(tmp_path) -> None:
+    src = _notebook(tmp_path / "n.ipynb")
+    started, starting = _ahead(tmp_path, src, AHEAD_MARK="x"), _ahead(tmp_path, src, AHEAD_MARK="y")
+    starting.discard()  # at once: its kernel is still starting, and is shut down once it has
+    started._thread.join(120)
+    started.discard()
+    starting._thread.join(120)
+    assert started.pid and starting.pid
+    assert _gone(started.pid) and _gone(starting.pid)
+    assert starting.take() is None  # discarded is discarded
+
+
+def test_a_warm_up_that_fails_costs_only_the_head_start(tmp_path) -> None:
+    src = _notebook(tmp_path / "n.ipynb", ["from runbook_lib import no_such_module"])
+    ahead = _ahead(tmp_path, src, AHEAD_MARK="x")
+    assert ahead.take() is None and "ImportError" in ahead.problem
+    assert ahead.pid and _gone(ahead.pid)

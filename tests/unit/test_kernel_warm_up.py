@@ -1,0 +1,42 @@
+"""What a kernel started ahead runs before its notebook: the notebook's library imports, and nothing else."""
+
+from __future__ import annotations
+
+import sys
+
+import nbformat
+
+from runbook_lib import kernels
+from runbook_lib.runner import NOTEBOOKS, notebooks_dir
+
+
+def _notebook(tmp_path, *cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("from runbook_lib import viz")] + [nbformat.v4.new_code_cell(c)
+                                                                                 for c in cells]
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    return tmp_path / "n.ipynb"
+
+
+def test_the_warm_up_imports_the_library_modules_the_notebook_imports_and_binds_no_name(tmp_path) -> None:
+    src = _notebook(tmp_path, "import os\nfrom runbook_lib import sizes, fault_kinds\nrb = sizes.parse_size('1GiB')",
+                    "from runbook_lib.steps import nb04_storage_classes as classes\n  import runbook_lib.errors  ",
+                    "from runbook_lib import sizes, fault_kinds\nos.remove('/nowhere')")
+    code = kernels.library_imports(src)
+    assert code.count("from runbook_lib import sizes, fault_kinds") == 1
+    assert "import os" not in code and "parse_size" not in code and "viz" not in code and "remove" not in code
+    namespace: dict = {}
+    exec(compile(code, "<warm-up>", "exec"), namespace)
+    assert set(namespace) == {"__builtins__"}
+    assert {"runbook_lib.sizes", "runbook_lib.steps.nb04_storage_classes", "runbook_lib.errors"} <= set(sys.modules)
+
+
+def test_a_notebook_without_library_imports_warms_up_nothing(tmp_path) -> None:
+    assert kernels.library_imports(_notebook(tmp_path, "import os\nprint(1)")) == ""
+
+
+def test_every_runbook_warms_up_its_step_module_and_the_session() -> None:
+    for name in NOTEBOOKS:
+        code = kernels.library_imports(notebooks_dir() / f"{name}.ipynb")
+        assert "from runbook_lib.session import Session" in code, name
+        assert "from runbook_lib.steps import nb" in code, name
