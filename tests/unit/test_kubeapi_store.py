@@ -155,3 +155,38 @@ def test_malformed_patch_is_a_400(store: KubeStore) -> None:
         with pytest.raises(ApiError) as exc:
             store.patch(rt, "default", "a", ctype, body)
         assert exc.value.code == 400
+
+
+def _deployment(replicas: int) -> dict:
+    labels = {"app": "web"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "labels": labels},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+
+
+def test_a_controller_applying_its_state_again_writes_nothing_and_reverts_someone_elses_edit(store: KubeStore) -> None:
+    """The lab's controllers apply their desired state at every pass (objects.apply), as an operator does."""
+    import copy
+    from types import SimpleNamespace
+
+    from runbook_lib.lab.kubernetes import objects as ko
+
+    lab = SimpleNamespace(kube=store)
+    rt = store.resolve("apps", "v1", "deployments")
+    ko.apply(lab, "apps", "v1", "deployments", _deployment(2))
+    ko.apply(lab, "apps", "v1", "deployments", _deployment(2))
+    stored = store.get(rt, "default", "web")
+    assert stored["spec"] != _deployment(2)["spec"]  # the store filled in defaults: the two never compare equal
+    rv, events = store.rv, len(store.events)
+    for _ in range(3):
+        ko.apply(lab, "apps", "v1", "deployments", _deployment(2))
+    assert (store.rv, len(store.events)) == (rv, events)
+    edited = copy.deepcopy(stored)
+    edited["spec"]["replicas"] = 5
+    store.replace(rt, "default", "web", edited)
+    ko.apply(lab, "apps", "v1", "deployments", _deployment(2))
+    assert store.get(rt, "default", "web")["spec"]["replicas"] == 2
+    ko.apply(lab, "apps", "v1", "deployments", _deployment(3))
+    assert store.get(rt, "default", "web")["spec"]["replicas"] == 3

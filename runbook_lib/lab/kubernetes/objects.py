@@ -55,6 +55,9 @@ def apply(lab: Lab, group: str, version: str, plural: str, desired: dict, *, kee
     if all(cmeta.get(k) == meta[k] for k in ("labels", "annotations", "ownerReferences") if k in meta) and all(
             current.get(k) == v for k, v in desired.items() if k not in ("metadata", "status", "apiVersion", "kind") and k not in keep):
         return current  # nothing to change: no copy, no write
+    last = lab.kube.last_applied.get(key)
+    if last is not None and last[0] is current and last[1] == (desired, tuple(keep)):
+        return current  # the object is as this very desired state left it
     new = copy.deepcopy(current)
     for k in ("labels", "annotations", "ownerReferences"):
         if k in meta:
@@ -62,7 +65,11 @@ def apply(lab: Lab, group: str, version: str, plural: str, desired: dict, *, kee
     for k, v in desired.items():
         if k not in ("metadata", "status", "apiVersion", "kind") and k not in keep:
             new[k] = copy.deepcopy(v)
-    return lab.kube._store_update(rt, key, current, new)
+    out = lab.kube._store_update(rt, key, current, new)
+    stored = lab.kube.objects.get(key)
+    if stored is not None:
+        lab.kube.last_applied[key] = (stored, (copy.deepcopy(desired), tuple(keep)))
+    return out
 
 
 def update(lab: Lab, obj: dict, mutate: Callable[[dict], None]) -> dict:
