@@ -12,9 +12,11 @@ starts its own, as it would without one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -128,11 +130,11 @@ class KernelAhead:
             _shut_down(self.manager)
 
 
-def _shut_down(manager: Any) -> None:
+def _shut_down(manager: Any, *, now: bool = True) -> None:
     if manager is None:
         return
     with contextlib.suppress(Exception):
-        run_sync(manager.shutdown_kernel)(now=True)
+        run_sync(manager.shutdown_kernel)(now=now)
     with contextlib.suppress(Exception):
         run_sync(manager.cleanup_resources)()
 
@@ -144,15 +146,36 @@ def _alive(manager: Any) -> bool:
         return False
 
 
-def execute_in(manager: Any, nb_man: Any, kernel_name: str, *, log_output: bool = False, stdout_file: Any = None,
-               stderr_file: Any = None, start_timeout: float = 60, execution_timeout: float | None = None,
-               **kwargs: Any) -> Any:
+class Reaper:
+    """Kernels whose notebook has ended, shut down on threads of their own while the next notebook runs.
+
+    A kernel's graceful end (its figure browser closed, its process gone) takes half a second or more,
+    and nothing of the next notebook needs it. :meth:`wait` at the end of a run leaves no kernel behind.
+    """
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+
+    def shut_down(self, manager: Any) -> None:
+        thread = threading.Thread(target=_shut_down, args=(manager,), kwargs={"now": False}, name="kernel-end",
+                                  daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def wait(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def execute_in(manager: Any, reaper: Reaper, nb_man: Any, kernel_name: str, *, log_output: bool = False,
+               stdout_file: Any = None, stderr_file: Any = None, start_timeout: float = 60,
+               execution_timeout: float | None = None, **kwargs: Any) -> Any:
     """papermill's ``NBClientEngine.execute_managed_notebook`` in a kernel started ahead.
 
-    The notebook owns that kernel as nbclient owns one it starts: nbclient shuts it down and closes its
-    channels at the end (it keeps a kernel it was handed running otherwise).
+    The notebook owns that kernel as nbclient owns one it starts (nbclient keeps a kernel it was handed
+    running otherwise); at the end its channels close and ``reaper`` shuts it down.
     """
-    from papermill.clientwrap import PapermillNotebookClient
     from papermill.log import logger
     from papermill.utils import merge_kwargs, remove_args
 
@@ -161,6 +184,28 @@ def execute_in(manager: Any, nb_man: Any, kernel_name: str, *, log_output: bool 
     final = merge_kwargs(kwargs, timeout=timeout,
                          startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
                          stdout_file=stdout_file, stderr_file=stderr_file)
-    client = PapermillNotebookClient(nb_man, km=manager, **final)
-    client.owns_km = True
+    client = _owning_client_class()(nb_man, km=manager, **final)
+    client.owns_km, client.reaper = True, reaper
     return client.execute()
+
+
+@functools.cache
+def _owning_client_class() -> type:
+    from papermill.clientwrap import PapermillNotebookClient
+
+    class OwningClient(PapermillNotebookClient):
+        """Ends its kernel as nbclient does, except that the reaper waits for the process to be gone."""
+
+        reaper: Reaper
+
+        async def _async_cleanup_kernel(self) -> None:
+            manager, client = self.km, self.kc
+            self.km = self.kc = None
+            if client is not None:
+                client.stop_channels()
+            if manager is not None:
+                self.reaper.shut_down(manager)
+
+        _cleanup_kernel = run_sync(_async_cleanup_kernel)  # nbclient binds its sync twin to its own coroutine
+
+    return OwningClient

@@ -6,6 +6,8 @@ parameter model and the simulator read the same values without depending on each
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from .sizes import parse_size
@@ -24,6 +26,18 @@ DEFAULT_NODES = [
 ]
 #: the lab network's node-to-node round trip (a quiet 1 GbE switch), fixed; the connection info reports it
 NETWORK_RTT_US = 200.0
+LAB_DIR_ENV = "RUNBOOK_LAB_DIR"
+
+
+def lab_dir() -> Path:
+    """Where the lab keeps its state: ``$RUNBOOK_LAB_DIR`` when set, otherwise a per-user cache folder."""
+    env = os.environ.get(LAB_DIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "runbook-lab"
+
+
 #: options a running lab takes over from new parameters (read at every tick); the others need a reset
 LIVE_OPTIONS = ("enforce_safety", "workload_write_mib_s")
 

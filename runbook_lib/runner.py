@@ -102,9 +102,9 @@ def _register_engine(redactor: Redactor | None = None) -> None:
                 return started(cell, cell_index, **kw)
 
             nb_man.cell_start = cell_start
-            manager = kwargs.pop("km", None)
+            manager, reaper = kwargs.pop("km", None), kwargs.pop("kernel_reaper", None) or kernels.Reaper()
             if manager is not None:
-                return kernels.execute_in(manager, nb_man, kernel_name, **kwargs)
+                return kernels.execute_in(manager, reaper, nb_man, kernel_name, **kwargs)
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
     papermill_engines.register("runbook", RunbookEngine)
@@ -223,6 +223,8 @@ def run(
     out_dir = Path(out_dir).absolute()
     check_out_dir(out_dir)
     lock = None
+    if params.target == "lab":  # started (or found) once here: every kernel of the run finds it in its environment
+        connection_for(params)
     if not params.effective_dry_run:  # plans change nothing and may run beside anything
         from .kube import connect
 
@@ -265,6 +267,7 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
     keep_going = params.effective_dry_run  # a plan changes nothing: plan every notebook that can be planned
     saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV, PROGRESS_ENV)}
     ahead: kernels.KernelAhead | None = None
+    reaper = kernels.Reaper()
     with tempfile.TemporaryDirectory(prefix="runbook-records-") as records:
         manager_class = kernels.ipc_kernel_manager(records)
 
@@ -276,7 +279,8 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
                     PROGRESS_ENV: str(progress_file)}
 
         def start_ahead(after: int) -> None:
-            """While notebook ``after`` runs, the next one's kernel starts (see :mod:`runbook_lib.kernels`)."""
+            """While notebook ``after`` runs, the next one's kernel starts (see :mod:`runbook_lib.kernels`);
+            the first one's at once."""
             nonlocal ahead
             if after < len(names) and ahead is None:
                 name = names[after]
@@ -285,6 +289,7 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
                                             warm_up=kernels.library_imports(notebooks_dir() / f"{name}.ipynb"))
 
         try:
+            start_ahead(0)
             for i, name in enumerate(names, 1):
                 if failed and not keep_going:
                     outcomes.append(NotebookOutcome(name, "skipped", None, 0.0))
@@ -307,7 +312,7 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
                         str(notebooks_dir() / f"{name}.ipynb"), str(out_nb), parameters=public,
                         engine_name="runbook", kernel_name="python3", progress_bar=False, cwd=str(notebooks_dir()),
                         log_output=False, kernel_manager_class=tracking(manager_class, kms), km=started,
-                        on_notebook_start=lambda notebook: start_ahead(i))
+                        kernel_reaper=reaper, on_notebook_start=lambda notebook: start_ahead(i))
 
                 try:
                     run_interruptibly(execute)
@@ -343,6 +348,7 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
         finally:
             if ahead is not None:
                 ahead.discard()
+            reaper.wait()
             for k, v in saved_env.items():
                 if v is None:
                     os.environ.pop(k, None)

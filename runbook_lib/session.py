@@ -22,18 +22,20 @@ from typing import Any
 
 import yaml
 
-from . import __version__, figure_export, interactive_run, progress
+from . import __version__, figure_export, interactive_run, lab_options, progress
 from .errors import CheckFailed, ParamsError, RunbookError
 from .execution import Executor
 from .lock import ClusterLock
 from .lock import take as take_lock
 from .params import PARAMETER_KEYS, Node, Params, merge_secrets, parse_params
+from .processes import alive
 from .record import RECORD_ENV, Record
 from .redact import Redactor
 from .talos import Talosctl
 
 RUN_ID_ENV = "RUNBOOK_RUN_ID"
 SECRETS_ENV = "RUNBOOK_SECRETS"
+LAB_CONNECTION_ENV = "RUNBOOK_LAB_CONNECTION"
 
 
 def operator_identity() -> str:
@@ -56,9 +58,26 @@ def lab_connection(params: Params) -> dict:
     """Start (or reuse) the lab through its own entry point and return its connection info.
 
     The library runs ``python -m runbook_lib.lab connect`` instead of importing the lab,
-    so production code keeps no dependency on the simulator.
+    so production code keeps no dependency on the simulator. The answer is kept in
+    ``$RUNBOOK_LAB_CONNECTION``: the kernels of a run (and later sessions in this kernel)
+    ask for the same lab, and skip the question while its server still runs.
     """
-    options = {
+    options = json.loads(json.dumps(lab_options_of(params)))
+    handed = _handed_connection(options)
+    if handed is not None:
+        return handed
+    proc = subprocess.run([sys.executable, "-m", "runbook_lib.lab", "connect", "--options", json.dumps(options)],
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RunbookError(f"could not start the lab: {proc.stderr.strip()}")
+    info = json.loads(proc.stdout)
+    os.environ[LAB_CONNECTION_ENV] = json.dumps({"options": options, "connection": info})
+    return info
+
+
+def lab_options_of(params: Params) -> dict:
+    """The options ``lab connect`` starts (or checks) the lab with."""
+    return {
         "nodes": params.lab_nodes(),
         "time_scale": params.lab.time_scale,
         "seed": params.lab.seed,
@@ -71,11 +90,21 @@ def lab_connection(params: Params) -> dict:
         "initial_extensions": params.lab.initial_extensions,
         "initial_kernel_args": params.lab.initial_kernel_args,
     }
-    proc = subprocess.run([sys.executable, "-m", "runbook_lib.lab", "connect", "--options", json.dumps(options)],
-                          capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise RunbookError(f"could not start the lab: {proc.stderr.strip()}")
-    return json.loads(proc.stdout)
+
+
+def _handed_connection(options: dict) -> dict | None:
+    """The connection an earlier ``lab connect`` gave for these options and this lab directory, while that
+    very server runs (a lab restarted since, or another lab directory, is asked again)."""
+    try:
+        handed = json.loads(os.environ.get(LAB_CONNECTION_ENV) or "{}")
+    except ValueError:
+        return None
+    connection = handed.get("connection") if isinstance(handed, dict) else None
+    if not isinstance(connection, dict) or handed.get("options") != options:
+        return None
+    if connection.get("lab_dir") != str(lab_options.lab_dir()) or not alive(connection.get("pid")):
+        return None
+    return connection
 
 
 def collect_parameters(namespace: Mapping[str, Any]) -> dict:

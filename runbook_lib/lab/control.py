@@ -33,11 +33,7 @@ if TYPE_CHECKING:
 
 def lab_dir() -> Path:
     """``$RUNBOOK_LAB_DIR`` when set, otherwise a per-user cache folder."""
-    env = os.environ.get("RUNBOOK_LAB_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "runbook-lab"
+    return lab_options.lab_dir()
 
 
 def default_options() -> dict:
@@ -169,6 +165,7 @@ def connection(d: Path | None = None) -> dict:
         raise LabNotRunning(f"the lab is not running (lab directory {d}): run `runbook lab start`")
     return {
         "lab_dir": str(d),
+        "pid": info["pid"],
         "url": info["url"],
         "kubeconfig": str(d / "kubeconfig"),
         "talosconfig": str(d / "talosconfig"),

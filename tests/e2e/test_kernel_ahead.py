@@ -7,10 +7,12 @@ working directory, an empty namespace, execution counts from 1, and the kernel g
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 
 import nbformat
 import papermill as pm
+import pytest
 
 from runbook_lib import kernels
 from runbook_lib.processes import alive
@@ -33,8 +35,15 @@ def _notebook(path, cells=CELLS):
     return path
 
 
-def _ahead(tmp_path, notebook, **env):
-    manager_class = kernels.ipc_kernel_manager(str(tmp_path))
+@pytest.fixture
+def sockets():
+    """The kernels' sockets, in a short path as the runner's are (a Unix socket's path has at most 107 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="kernels-") as d:
+        yield d
+
+
+def _ahead(tmp_path, notebook, sockets, **env):
+    manager_class = kernels.ipc_kernel_manager(sockets)
     return kernels.KernelAhead(manager_class, env={**os.environ, **env}, cwd=str(tmp_path),
                                warm_up=kernels.library_imports(notebook))
 
@@ -50,9 +59,9 @@ def _text(nb, index):
     return "".join(o.get("text", "") for o in nb.cells[index].outputs)
 
 
-def test_a_kernel_started_ahead_runs_its_notebook_as_a_kernel_of_its_own(tmp_path) -> None:
+def test_a_kernel_started_ahead_runs_its_notebook_as_a_kernel_of_its_own(tmp_path, sockets) -> None:
     src = _notebook(tmp_path / "n.ipynb")
-    ahead = _ahead(tmp_path, src, AHEAD_MARK="for-this-notebook")
+    ahead = _ahead(tmp_path, src, sockets, AHEAD_MARK="for-this-notebook")
     manager = ahead.take()
     assert manager is not None, ahead.problem
     pid = manager.provisioner.pid
@@ -65,9 +74,9 @@ def test_a_kernel_started_ahead_runs_its_notebook_as_a_kernel_of_its_own(tmp_pat
     assert _gone(pid), "the notebook owns the kernel started ahead: it ends with the notebook"
 
 
-def test_a_kernel_not_taken_is_shut_down_once_started_or_while_it_starts(tmp_path) -> None:
+def test_a_kernel_not_taken_is_shut_down_once_started_or_while_it_starts(tmp_path, sockets) -> None:
     src = _notebook(tmp_path / "n.ipynb")
-    started, starting = _ahead(tmp_path, src, AHEAD_MARK="x"), _ahead(tmp_path, src, AHEAD_MARK="y")
+    started, starting = _ahead(tmp_path, src, sockets, AHEAD_MARK="x"), _ahead(tmp_path, src, sockets, AHEAD_MARK="y")
     starting.discard()  # at once: its kernel is still starting, and is shut down once it has
     started._thread.join(120)
     started.discard()
@@ -77,8 +86,8 @@ def test_a_kernel_not_taken_is_shut_down_once_started_or_while_it_starts(tmp_pat
     assert starting.take() is None  # discarded is discarded
 
 
-def test_a_warm_up_that_fails_costs_only_the_head_start(tmp_path) -> None:
+def test_a_warm_up_that_fails_costs_only_the_head_start(tmp_path, sockets) -> None:
     src = _notebook(tmp_path / "n.ipynb", ["from runbook_lib import no_such_module"])
-    ahead = _ahead(tmp_path, src, AHEAD_MARK="x")
+    ahead = _ahead(tmp_path, src, sockets, AHEAD_MARK="x")
     assert ahead.take() is None and "ImportError" in ahead.problem
     assert ahead.pid and _gone(ahead.pid)
