@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -209,16 +210,28 @@ def write_connection_files(d: Path, url: str, token: str, nodes: list[dict], pki
             }
         },
     }
-    for name, data in (("kubeconfig", kubeconfig), ("talosconfig", talosconfig)):
+    # the talosconfig in JSON, which is YAML too: the lab's talosctl then reads it without importing a YAML parser
+    for name, text in (("kubeconfig", yaml.safe_dump(kubeconfig, sort_keys=False)),
+                       ("talosconfig", json.dumps(talosconfig, indent=2) + "\n")):
         path = d / name
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        path.write_text(text)
         path.chmod(0o600)
     bindir = d / "bin"
     bindir.mkdir(exist_ok=True)
     for tool, module in (("talosctl", "talos.talosctl"), ("helm", "helm")):
         shim = bindir / tool
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runbook_lib.lab.{module} "$@"\n')
+        shim.write_text(tool_shim(f"runbook_lib.lab.{module}"))
         shim.chmod(0o755)
+
+
+def tool_shim(module: str) -> str:
+    """The lab's ``talosctl`` or ``helm``: ``python -m <module>`` without ``site`` (a third of each call's start),
+    importing from where this lab's runbook_lib and PyYAML are (``$PYTHONPATH`` still comes first)."""
+    package_root, yaml_root = Path(__file__).resolve().parents[2], Path(yaml.__file__).resolve().parents[1]
+    paths = list(dict.fromkeys([str(package_root), str(yaml_root)]))
+    code = f'import runpy, sys; sys.path += {json.dumps(paths)}; ' \
+           f'runpy.run_module("{module}", run_name="__main__", alter_sys=True)'
+    return f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -S -c {shlex.quote(code)} "$@"\n'
 
 
 def export_kubeconfig(output: str | None = None, d: Path | None = None) -> str:

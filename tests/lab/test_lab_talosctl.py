@@ -7,6 +7,7 @@ subprocess (``python -m runbook_lib.lab.talos.talosctl``), the way the runbooks 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from runbook_lib.lab import control
 from runbook_lib.lab.clock import Clock
 from runbook_lib.lab.faults import FaultBook
 from runbook_lib.lab.talos import api as talos_api
@@ -258,3 +260,26 @@ def test_upgrade_waits_for_the_new_boot(lab_env):
     assert res.stderr.splitlines()[-2:] == ['"10.5.0.6": events check condition met', '"10.5.0.6": post check passed']
     ext = decode_stream(talosctl(lab_env, "-n", "10.5.0.6", "get", "extensions", "-o", "json").stdout)
     assert [(e["metadata"]["id"], e["spec"]["metadata"]["name"]) for e in ext] == [(0, "drbd"), (1, "schematic")]
+
+
+def test_the_labs_shim_runs_from_anywhere_on_a_json_or_yaml_talosconfig(lab_env, tmp_path):
+    """``bin/talosctl`` of a lab (control.tool_shim) starts Python without ``site``, from any directory and without
+    ``$PYTHONPATH``; the talosconfig the lab writes is JSON, one a user writes is YAML: both are talosconfigs."""
+    shim = tmp_path / "talosctl"
+    shim.write_text(control.tool_shim("runbook_lib.lab.talos.talosctl"))
+    shim.chmod(0o755)
+    as_json = tmp_path / "talosconfig.json"
+    as_json.write_text(json.dumps(yaml.safe_load(Path(lab_env.talosconfig).read_text())))
+    broken = tmp_path / "broken"
+    broken.write_text("{contexts: [")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def run(cfg):
+        return subprocess.run([str(shim), "--talosconfig", str(cfg), "-n", "10.5.0.2", "version"], cwd="/", env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    for cfg in (lab_env.talosconfig, as_json):
+        res = run(cfg)
+        assert res.returncode == 0 and "NODE:        10.5.0.2" in res.stdout, res.stderr
+    res = run(broken)
+    assert res.returncode == 1 and f"failed to parse config file {str(broken)!r}" in res.stderr

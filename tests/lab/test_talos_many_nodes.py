@@ -16,6 +16,7 @@ import pytest
 
 from runbook_lib.errors import ParseError, TalosError
 from runbook_lib.execution import Executor
+from runbook_lib.lab import control
 from runbook_lib.params import Node
 from runbook_lib.record import Record
 from runbook_lib.talos import Talosctl
@@ -130,7 +131,7 @@ def lab(tmp_path_factory):
     d: Path = tmp_path_factory.mktemp("talos-many")
     lab, server, cfg = serve_lab(LAB_NODES, d)
     exe = d / "talosctl"
-    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runbook_lib.lab.talos.talosctl "$@"\n')
+    exe.write_text(control.tool_shim("runbook_lib.lab.talos.talosctl"))
     exe.chmod(0o755)
     talos = Talosctl(Executor(Record(notebook="t", run_id="r", parameters={}), dry_run=False, approve=None),
                      str(exe), str(cfg))
