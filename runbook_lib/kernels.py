@@ -4,7 +4,8 @@ A kernel takes a second or two to start and its notebook's first cell another to
 :class:`KernelAhead` spends that time while the previous notebook waits on the cluster: it starts the
 next notebook's kernel with exactly the environment and working directory that notebook gets, and
 imports the ``runbook_lib`` modules the notebook imports, in a namespace of their own (the notebook's
-own namespace stays empty, its cells run as written). Nothing else of the notebook runs ahead.
+own namespace stays empty, its cells run as written), and starts the browser that draws the figures
+of a notebook that has some. Nothing else of the notebook runs ahead.
 Whatever goes wrong ahead only loses the head start: the kernel is shut down and the notebook
 starts its own, as it would without one.
 """
@@ -29,6 +30,7 @@ KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 READY_TIMEOUT_S = 60  # nbclient's own startup timeout
 WARM_UP_TIMEOUT_S = 120
 
+_IMPORTS_VIZ = re.compile(r"^from runbook_lib import .*\bviz\b|^import runbook_lib\.viz\b")
 _LIBRARY_IMPORT = re.compile(r"^(from runbook_lib(\.[\w.]+)? import [\w., ]+|import runbook_lib(\.[\w.]+)?)$")
 
 
@@ -50,14 +52,17 @@ def ipc_kernel_manager(socket_dir: str) -> type:
     return IpcKernelManager
 
 
-def library_imports(notebook: Path) -> str:
-    """The notebook's import lines of ``runbook_lib``, as one function body that binds no name of the notebook."""
+def warm_up_code(notebook: Path) -> str:
+    """What a kernel runs before ``notebook``: its ``runbook_lib`` import lines and, when it draws figures
+    (imports ``viz``), the start of the figures' browser; in a function that binds no name of the notebook."""
     nb = nbformat.read(notebook, as_version=4)
-    lines = [ln.strip() for cell in nb.cells if cell.get("cell_type") == "code"
-             for ln in cell.get("source", "").splitlines() if _LIBRARY_IMPORT.match(ln.strip())]
+    lines = list(dict.fromkeys(ln.strip() for cell in nb.cells if cell.get("cell_type") == "code"
+                               for ln in cell.get("source", "").splitlines() if _LIBRARY_IMPORT.match(ln.strip())))
     if not lines:
         return ""
-    body = "".join(f"    {ln}\n" for ln in dict.fromkeys(lines))
+    if any(_IMPORTS_VIZ.search(ln) for ln in lines):
+        lines += ["from runbook_lib import figure_export", "figure_export.prepare()"]
+    body = "".join(f"    {ln}\n" for ln in lines)
     return f"def _runbook_warm_up():\n{body}_runbook_warm_up()\ndel _runbook_warm_up\n"
 
 
@@ -130,11 +135,12 @@ class KernelAhead:
             _shut_down(self.manager)
 
 
-def _shut_down(manager: Any, *, now: bool = True) -> None:
+def _shut_down(manager: Any) -> None:
+    """A graceful end (the kernel closes its figure browser on the way out), killed after jupyter_client's wait."""
     if manager is None:
         return
     with contextlib.suppress(Exception):
-        run_sync(manager.shutdown_kernel)(now=now)
+        run_sync(manager.shutdown_kernel)(now=False)
     with contextlib.suppress(Exception):
         run_sync(manager.cleanup_resources)()
 
@@ -157,8 +163,7 @@ class Reaper:
         self.threads: list[threading.Thread] = []
 
     def shut_down(self, manager: Any) -> None:
-        thread = threading.Thread(target=_shut_down, args=(manager,), kwargs={"now": False}, name="kernel-end",
-                                  daemon=True)
+        thread = threading.Thread(target=_shut_down, args=(manager,), name="kernel-end", daemon=True)
         thread.start()
         self.threads.append(thread)
 

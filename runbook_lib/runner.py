@@ -286,7 +286,7 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
                 name = names[after]
                 ahead = kernels.KernelAhead(manager_class, env={**os.environ, **kernel_env(name)},
                                             cwd=str(notebooks_dir()),
-                                            warm_up=kernels.library_imports(notebooks_dir() / f"{name}.ipynb"))
+                                            warm_up=kernels.warm_up_code(notebooks_dir() / f"{name}.ipynb"))
 
         try:
             start_ahead(0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import nbformat
 import papermill as pm
@@ -17,6 +18,7 @@ import pytest
 from runbook_lib import kernels
 from runbook_lib.processes import alive
 from runbook_lib.runner import _register_engine
+from tests.figure_checks import needs_browser
 
 CELLS = [
     "import os, sys\n"
@@ -45,7 +47,7 @@ def sockets():
 def _ahead(tmp_path, notebook, sockets, **env):
     manager_class = kernels.ipc_kernel_manager(sockets)
     return kernels.KernelAhead(manager_class, env={**os.environ, **env}, cwd=str(tmp_path),
-                               warm_up=kernels.library_imports(notebook))
+                               warm_up=kernels.warm_up_code(notebook))
 
 
 def _gone(pid, timeout=30.0) -> bool:
@@ -91,3 +93,36 @@ def test_a_warm_up_that_fails_costs_only_the_head_start(tmp_path, sockets) -> No
     ahead = _ahead(tmp_path, src, sockets, AHEAD_MARK="x")
     assert ahead.take() is None and "ImportError" in ahead.problem
     assert ahead.pid and _gone(ahead.pid)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (by each process's parent in /proc/<pid>/stat)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [p for p, pp in parents.items() if pp == parent and p not in found]
+        found.update(kids)
+        todo += kids
+    return found
+
+
+@needs_browser
+def test_a_kernel_that_started_its_figure_browser_ends_with_it(tmp_path, sockets) -> None:
+    """The warm-up of a notebook that draws figures starts the browser; a kernel not taken leaves none behind."""
+    src = _notebook(tmp_path / "n.ipynb", ["from runbook_lib import viz"])
+    ahead = _ahead(tmp_path, src, sockets, AHEAD_MARK="x")
+    ahead._thread.join(120)
+    assert ahead.pid and not ahead.problem, ahead.problem
+    deadline = time.monotonic() + 60
+    while not (below := _descendants(ahead.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert below, "the warm-up starts the figures' browser"
+    ahead.discard()
+    assert all(_gone(pid) for pid in below | {ahead.pid})

@@ -22,7 +22,7 @@ def test_the_warm_up_imports_the_library_modules_the_notebook_imports_and_binds_
     src = _notebook(tmp_path, "import os\nfrom runbook_lib import sizes, fault_kinds\nrb = sizes.parse_size('1GiB')",
                     "from runbook_lib.steps import nb04_storage_classes as classes\n  import runbook_lib.errors  ",
                     "from runbook_lib import sizes, fault_kinds\nos.remove('/nowhere')")
-    code = kernels.library_imports(src)
+    code = kernels.warm_up_code(src)
     assert code.count("from runbook_lib import sizes, fault_kinds") == 1
     assert "import os" not in code and "parse_size" not in code and "viz" not in code and "remove" not in code
     namespace: dict = {}
@@ -32,11 +32,18 @@ def test_the_warm_up_imports_the_library_modules_the_notebook_imports_and_binds_
 
 
 def test_a_notebook_without_library_imports_warms_up_nothing(tmp_path) -> None:
-    assert kernels.library_imports(_notebook(tmp_path, "import os\nprint(1)")) == ""
+    assert kernels.warm_up_code(_notebook(tmp_path, "import os\nprint(1)")) == ""
 
 
 def test_every_runbook_warms_up_its_step_module_and_the_session() -> None:
     for name in NOTEBOOKS:
-        code = kernels.library_imports(notebooks_dir() / f"{name}.ipynb")
+        code = kernels.warm_up_code(notebooks_dir() / f"{name}.ipynb")
         assert "from runbook_lib.session import Session" in code, name
         assert "from runbook_lib.steps import nb" in code, name
+
+
+def test_a_notebook_that_draws_figures_starts_its_browser_ahead_and_one_that_draws_none_does_not(tmp_path) -> None:
+    drawing = kernels.warm_up_code(_notebook(tmp_path, "from runbook_lib import manifests, viz"))
+    assert drawing.endswith("    figure_export.prepare()\n_runbook_warm_up()\ndel _runbook_warm_up\n")
+    plain = kernels.warm_up_code(_notebook(tmp_path, "from runbook_lib import vizier_tools, sizes"))
+    assert "prepare" not in plain
