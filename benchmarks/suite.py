@@ -3,8 +3,9 @@
 The floor is what no runbook can avoid: N papermill runs (N = the suite's notebooks) of a bare
 one-cell notebook with no imports, in the same kernel through the same engine. The ratio
 suite / floor is the runbooks' own cost, their imports included; the slowest cells show where it goes.
-The floor is measured before and after the suite and the lower one counts (a busy spell of the machine
-during one of them would otherwise flatter the ratio).
+The bare kernel runs N times before the suite and N times after it; the floor is N times the median
+of those 2N runs (a busy spell of the machine during a few of them would otherwise flatter the ratio:
+single runs of 4 s among runs of 0.8 s were seen on a shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,9 +35,8 @@ class SuiteResult:
     notebooks: list[str]
     suite_s: float  # wall time of `runbook run`, lab start and lock included
     per_notebook_s: dict[str, float]
-    floor_s: float  # N papermill runs of the bare one-cell notebook (the lower of the two measurements)
-    floor_runs_s: list[float]
-    floors_s: tuple[float, float] = (0.0, 0.0)  # before and after the suite
+    floor_s: float  # N times the median bare-kernel run
+    floor_runs_s: list[float]  # all 2N runs, before and after the suite
     slowest_cells: list[dict] = field(default_factory=list)
     lab_stats: dict = field(default_factory=dict)
 
@@ -134,18 +135,18 @@ def measure(echo=print, top_cells: int = 10, names: list[str] | None = None) -> 
             stop_lab(work / "lab")
         after = measure_floor(names, work)
         echo(f"floor again: {sum(after):.1f}s ({', '.join(f'{t:.1f}' for t in after)})")
-        floor = min(before, after, key=sum)
+        runs = before + after
         index = json.loads((run_dir / "run.json").read_text())
         per = {n["name"]: n["duration_s"] for n in index["notebooks"]}
-        return SuiteResult(names, suite_s, per, sum(floor), floor, (sum(before), sum(after)),
+        return SuiteResult(names, suite_s, per, len(names) * statistics.median(runs), runs,
                            _slowest_cells(run_dir, top_cells), stats)
 
 
 def report(res: SuiteResult) -> list[str]:
-    floor_each = res.floor_s / len(res.floor_runs_s)
+    floor_each = res.floor_s / len(res.notebooks)
     out = [f"Suite: {len(res.notebooks)} notebooks in {res.suite_s:.1f}s; floor {res.floor_s:.1f}s "
-           f"({len(res.floor_runs_s)} x {floor_each:.1f}s, bare kernels; the lower of {res.floors_s[0]:.1f}s before "
-           f"and {res.floors_s[1]:.1f}s after the suite)",
+           f"({len(res.notebooks)} x {floor_each:.2f}s, the median of {len(res.floor_runs_s)} bare kernels "
+           f"from {min(res.floor_runs_s):.2f}s to {max(res.floor_runs_s):.2f}s, before and after the suite)",
            f"ratio {res.ratio:.2f}",
            "  notebook                      seconds  over floor"]
     for name, sec in res.per_notebook_s.items():
