@@ -46,7 +46,15 @@ from .runs import (
     started_changes,
     write_notebook,
 )
-from .session import RUN_ID_ENV, SECRETS_ENV, connection_for, new_run_id, operator_identity
+from .session import (
+    LAB_CONNECTION_ENV,
+    RUN_ID_ENV,
+    SECRETS_ENV,
+    connection_for,
+    handed_lab_connection,
+    new_run_id,
+    operator_identity,
+)
 
 NOTEBOOKS = ("01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes",
              "05-snapshots", "06-failover-drill", "07-benchmarks", "08-storage-health")
@@ -223,15 +231,16 @@ def run(
     out_dir = Path(out_dir).absolute()
     check_out_dir(out_dir)
     lock = None
-    if params.target == "lab":  # started (or found) once here: every kernel of the run finds it in its environment
-        connection_for(params)
+    # the lab is started (or found) once, here: the run's kernels find the answer in their environment
+    connection = connection_for(params) if params.target == "lab" or not params.effective_dry_run else None
     if not params.effective_dry_run:  # plans change nothing and may run beside anything
         from .kube import connect
 
-        lock = take_lock(connect(connection_for(params).get("kubeconfig")), operator_identity(), run_id,
+        lock = take_lock(connect(connection.get("kubeconfig")), operator_identity(), run_id,
                          finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
     try:
-        return _run(params, params_file, names, out_dir, run_id, public, secret, echo)
+        return _run(params, params_file, names, out_dir, run_id, public, secret, echo,
+                    lab=connection if params.target == "lab" else None)
     finally:
         if lock is not None:
             problem = lock.release_quietly()
@@ -240,7 +249,7 @@ def run(
 
 
 def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict, secret: dict,
-         echo: Callable[[str], None]) -> tuple[Path, bool]:
+         echo: Callable[[str], None], *, lab: dict | None = None) -> tuple[Path, bool]:
     import papermill as pm
 
     cluster_dir = out_dir / params.cluster_name
@@ -265,7 +274,9 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
     records_of: dict[str, dict | None] = {}
     failed = False
     keep_going = params.effective_dry_run  # a plan changes nothing: plan every notebook that can be planned
-    saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV, PROGRESS_ENV)}
+    saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV, PROGRESS_ENV, LAB_CONNECTION_ENV)}
+    if lab is not None:
+        os.environ[LAB_CONNECTION_ENV] = handed_lab_connection(params, lab, run_id)
     ahead: kernels.KernelAhead | None = None
     reaper = kernels.Reaper()
     with tempfile.TemporaryDirectory(prefix="runbook-records-") as records:

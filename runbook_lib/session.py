@@ -58,9 +58,8 @@ def lab_connection(params: Params) -> dict:
     """Start (or reuse) the lab through its own entry point and return its connection info.
 
     The library runs ``python -m runbook_lib.lab connect`` instead of importing the lab,
-    so production code keeps no dependency on the simulator. The answer is kept in
-    ``$RUNBOOK_LAB_CONNECTION``: the kernels of a run (and later sessions in this kernel)
-    ask for the same lab, and skip the question while its server still runs.
+    so production code keeps no dependency on the simulator. The kernels of a ``runbook run``
+    find the runner's answer in ``$RUNBOOK_LAB_CONNECTION`` and take it without asking again.
     """
     options = json.loads(json.dumps(lab_options_of(params)))
     handed = _handed_connection(options)
@@ -70,9 +69,12 @@ def lab_connection(params: Params) -> dict:
                           capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise RunbookError(f"could not start the lab: {proc.stderr.strip()}")
-    info = json.loads(proc.stdout)
-    os.environ[LAB_CONNECTION_ENV] = json.dumps({"options": options, "connection": info})
-    return info
+    return json.loads(proc.stdout)
+
+
+def handed_lab_connection(params: Params, connection: dict, run_id: str) -> str:
+    """``$RUNBOOK_LAB_CONNECTION`` for the kernels of run ``run_id``: the lab ``connection`` the runner got."""
+    return json.dumps({"run_id": run_id, "options": lab_options_of(params), "connection": connection})
 
 
 def lab_options_of(params: Params) -> dict:
@@ -93,14 +95,16 @@ def lab_options_of(params: Params) -> dict:
 
 
 def _handed_connection(options: dict) -> dict | None:
-    """The connection an earlier ``lab connect`` gave for these options and this lab directory, while that
-    very server runs (a lab restarted since, or another lab directory, is asked again)."""
+    """The runner's connection, for a kernel of its run asking with the same options for the same lab directory
+    while that very server runs (a lab restarted since, another run or another lab directory asks again)."""
     try:
         handed = json.loads(os.environ.get(LAB_CONNECTION_ENV) or "{}")
     except ValueError:
         return None
     connection = handed.get("connection") if isinstance(handed, dict) else None
     if not isinstance(connection, dict) or handed.get("options") != options:
+        return None
+    if not handed.get("run_id") or handed.get("run_id") != os.environ.get(RUN_ID_ENV):
         return None
     if connection.get("lab_dir") != str(lab_options.lab_dir()) or not alive(connection.get("pid")):
         return None

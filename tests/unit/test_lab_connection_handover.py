@@ -39,27 +39,32 @@ def connects(monkeypatch):
     return calls
 
 
-def _hand_over(options, **connection):
-    os.environ[session.LAB_CONNECTION_ENV] = json.dumps({"options": options, "connection": connection})
+def _hand_over(params, run_id="run-1", **connection):
+    os.environ[session.LAB_CONNECTION_ENV] = session.handed_lab_connection(params, connection, run_id)
 
 
-def test_the_first_session_asks_and_the_next_ones_reuse_its_answer(params, lab_dir, connects) -> None:
-    first = session.lab_connection(params)
-    assert len(connects) == 1 and "connect" in connects[0]
-    assert session.lab_connection(params) == first and len(connects) == 1
+def test_a_kernel_of_the_run_takes_the_runners_answer_and_others_ask(params, lab_dir, connects, monkeypatch) -> None:
+    monkeypatch.setenv(session.RUN_ID_ENV, "run-1")
+    _hand_over(params, lab_dir=str(lab_dir), pid=os.getpid(), url="handed")
+    assert session.lab_connection(params)["url"] == "handed" and connects == []
+    monkeypatch.setenv(session.RUN_ID_ENV, "run-2")  # a later run in a kernel that outlived this one
+    assert session.lab_connection(params)["url"] == "u" and len(connects) == 1
+    monkeypatch.delenv(session.RUN_ID_ENV)  # a notebook run by hand
+    session.lab_connection(params)
+    assert len(connects) == 2 and "connect" in connects[0]
 
 
 def test_other_options_another_lab_directory_or_a_gone_server_are_asked_again(params, lab_dir, connects,
                                                                                monkeypatch) -> None:
-    options = json.loads(json.dumps(session.lab_options_of(params)))
-    _hand_over({**options, "seed": 7}, lab_dir=str(lab_dir), pid=os.getpid(), url="u")
+    monkeypatch.setenv(session.RUN_ID_ENV, "run-1")
+    _hand_over(parse_params({"lab": {"seed": 7}}), lab_dir=str(lab_dir), pid=os.getpid(), url="h")
     session.lab_connection(params)
-    _hand_over(options, lab_dir=str(lab_dir.parent / "other"), pid=os.getpid(), url="u")
+    _hand_over(params, lab_dir=str(lab_dir.parent / "other"), pid=os.getpid(), url="h")
     session.lab_connection(params)
-    _hand_over(options, lab_dir=str(lab_dir), pid=2**22 + 11, url="u")  # no such process
+    _hand_over(params, lab_dir=str(lab_dir), pid=2**22 + 11, url="h")  # no such process
     session.lab_connection(params)
     monkeypatch.setenv(session.LAB_CONNECTION_ENV, "{not json")
     session.lab_connection(params)
     assert len(connects) == 4
-    _hand_over(options, lab_dir=str(lab_dir), pid=os.getpid(), url="handed")
-    assert session.lab_connection(params)["url"] == "handed" and len(connects) == 4
+    _hand_over(params, lab_dir=str(lab_dir), pid=os.getpid(), url="h")
+    assert session.lab_connection(params)["url"] == "h" and len(connects) == 4
