@@ -101,8 +101,11 @@ class KernelAhead:
     def _warm_up(self) -> None:
         from jupyter_client.blocking import BlockingKernelClient
 
+        # parent: "is the kernel alive?" is then its process's answer, as for nbclient's own client. Without one,
+        # jupyter_client asks the heartbeat, which a kernel still starting on a busy machine has not answered yet
+        # ("Kernel died before replying to kernel_info").
         client = BlockingKernelClient(**self.manager.get_connection_info(session=True),
-                                      connection_file=self.manager.connection_file)
+                                      connection_file=self.manager.connection_file, parent=self.manager)
         client.start_channels()
         try:
             client.wait_for_ready(timeout=READY_TIMEOUT_S)

@@ -7,6 +7,7 @@ working directory, an empty namespace, execution counts from 1, and the kernel g
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -126,3 +127,19 @@ def test_a_kernel_that_started_its_figure_browser_ends_with_it(tmp_path, sockets
     assert below, "the warm-up starts the figures' browser"
     ahead.discard()
     assert all(_gone(pid) for pid in below | {ahead.pid})
+
+
+def test_a_kernel_slow_to_answer_at_start_is_waited_for(tmp_path, sockets) -> None:
+    """On a busy machine a starting kernel can miss jupyter_client's heartbeat: that is not a dead kernel."""
+    src = _notebook(tmp_path / "n.ipynb")
+    ahead = _ahead(tmp_path, src, sockets, AHEAD_MARK="x")
+    deadline = time.monotonic() + 60
+    while ahead.pid is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(ahead.pid, signal.SIGSTOP)  # the kernel answers nothing for a while, as under load
+    time.sleep(3)
+    os.kill(ahead.pid, signal.SIGCONT)
+    manager = ahead.take()
+    assert manager is not None, ahead.problem
+    kernels._shut_down(manager)
+    assert _gone(ahead.pid)
