@@ -13,6 +13,7 @@ import email.utils
 import json
 import os
 import ssl
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -278,6 +279,12 @@ class LabHTTPServer(ThreadingHTTPServer):
     def kube_url(self) -> str:
         """Where kubeconfig clients reach the API: https on the same port when the lab has a PKI."""
         return self.url.replace("http://", "https://", 1) if self.tls_context else self.url
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (reset, broken pipe) is no server error and leaves no traceback."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Serve one connection, in TLS when it opens with a ClientHello (in the connection's own thread)."""

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -283,3 +286,14 @@ def test_the_labs_shim_runs_from_anywhere_on_a_json_or_yaml_talosconfig(lab_env,
         assert res.returncode == 0 and "NODE:        10.5.0.2" in res.stdout, res.stderr
     res = run(broken)
     assert res.returncode == 1 and f"failed to parse config file {str(broken)!r}" in res.stderr
+
+
+def test_a_client_resetting_its_connection_mid_request_leaves_no_traceback(lab_env, capfd):
+    """A client that hangs up is no server error (as on an API server or apid)."""
+    host, port = lab_env.server.url.split("://", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /lab/v1/status HTTP/1.1\r\nHost: lab\r\n")  # the request's headers never end
+        time.sleep(0.2)  # the server's thread is reading them
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+    time.sleep(0.5)
+    assert "Traceback" not in capfd.readouterr().err
