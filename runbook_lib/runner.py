@@ -110,9 +110,9 @@ def _register_engine(redactor: Redactor | None = None) -> None:
                 return started(cell, cell_index, **kw)
 
             nb_man.cell_start = cell_start
-            manager, reaper = kwargs.pop("km", None), kwargs.pop("kernel_reaper", None) or kernels.Reaper()
+            manager, reaper = kwargs.pop("km", None), kwargs.pop("kernel_reaper", None)
             if manager is not None:
-                return kernels.execute_in(manager, reaper, nb_man, kernel_name, **kwargs)
+                return kernels.execute_in(manager, reaper or kernels.Reaper(), nb_man, kernel_name, **kwargs)
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
     papermill_engines.register("runbook", RunbookEngine)

@@ -32,9 +32,7 @@ from ..processes import alive
 if TYPE_CHECKING:
     from .tls import Pki
 
-def lab_dir() -> Path:
-    """``$RUNBOOK_LAB_DIR`` when set, otherwise a per-user cache folder."""
-    return lab_options.lab_dir()
+lab_dir = lab_options.lab_dir  # ``$RUNBOOK_LAB_DIR`` when set, otherwise a per-user cache folder
 
 
 def default_options() -> dict:

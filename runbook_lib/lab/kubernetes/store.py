@@ -111,10 +111,11 @@ class KubeStore:
         # Real (time.monotonic, the same clock in every process) instants of waited-for states.
         self.milestones: deque[dict] = deque(maxlen=self.EVENT_LOG)
         self._reached: set[tuple] = set()
-        # What objects.apply last brought each object to: (the stored object it left, a copy of what it applied).
+        # What objects.apply last brought each object to: (the stored object it left, a copy of what it applied
+        # with the fields it kept).
         # The controllers apply the same desired state at every pass, and the defaults this store fills in make
         # most of them differ from the stored object; while that object is still the one left, it is unchanged.
-        self.last_applied: dict[tuple, tuple[dict, dict]] = {}
+        self.last_applied: dict[tuple, tuple[dict, tuple[dict, tuple[str, ...]]]] = {}
         for rt in BUILTIN_TYPES:
             self.register(rt)
 
