@@ -143,3 +143,35 @@ def test_a_kernel_slow_to_answer_at_start_is_waited_for(tmp_path, sockets) -> No
     assert manager is not None, ahead.problem
     kernels._shut_down(manager)
     assert _gone(ahead.pid)
+
+
+FIRST_CALLS = """
+import json, sys
+from pathlib import Path
+from runbook_lib import kernels
+exec(kernels.warm_up_code(Path(sys.argv[1])), {})
+before = set(sys.modules)
+from runbook_lib import kube
+api = kube.connect(sys.argv[2])
+assert kube.node_states(api), "the lab lists its nodes"
+assert kube.pod_log(api, "default", "no-such-pod") is None
+kube.list_objects(api, "/api/v1/pods")
+kube.http_client(api).close()
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+@pytest.mark.parametrize("name", ["01-partition", "08-storage-health"])
+def test_after_the_warm_up_a_notebook_s_first_api_calls_import_no_client_module(name, fresh_lab) -> None:
+    """The clients the library imports on first use (kernels.CLIENT_MODULES) are imported ahead, and the calls
+    every notebook makes first need nothing more: no typed API module or model of the kubernetes client."""
+    import json
+    import subprocess
+    import sys
+
+    from runbook_lib.runner import notebooks_dir
+
+    out = subprocess.run([sys.executable, "-c", FIRST_CALLS, str(notebooks_dir() / f"{name}.ipynb"),
+                          str(fresh_lab.kubeconfig)], capture_output=True, text=True, timeout=120, check=True).stdout
+    late = [m for m in json.loads(out) if m.split(".")[0] in ("kubernetes", "httpx", "httpcore", "urllib3")]
+    assert late == []

@@ -1,4 +1,5 @@
-"""What a kernel started ahead runs before its notebook: the notebook's library imports, and nothing else."""
+"""What a kernel started ahead runs before its notebook: the notebook's library imports and the clients they
+import on first use, and nothing else."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_the_warm_up_imports_the_library_modules_the_notebook_imports_and_binds_
     exec(compile(code, "<warm-up>", "exec"), namespace)
     assert set(namespace) == {"__builtins__"}
     assert {"runbook_lib.sizes", "runbook_lib.steps.nb04_storage_classes", "runbook_lib.errors"} <= set(sys.modules)
+    assert set(kernels.CLIENT_MODULES) <= set(sys.modules)  # what the first API call would import
 
 
 def test_a_notebook_without_library_imports_warms_up_nothing(tmp_path) -> None:
