@@ -89,13 +89,11 @@ class _Renderer:
     """
 
     def __init__(self) -> None:
-        import kaleido
-
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="figure-export", daemon=True).start()
 
         async def start():
-            browser = kaleido.Kaleido(mathjax=False, browser_cls=_chromium_without_private_env())
+            browser = _kaleido_answering_before_reload()(mathjax=False, browser_cls=_chromium_without_private_env())
             await browser.open()
             await _check_page_scripts(browser)
             return browser
@@ -122,7 +120,7 @@ class _Renderer:
         if self.loop.is_closed() or not self.loop.is_running():
             return
         try:
-            self._call(self.kaleido.close(), 30)
+            self._call(self.kaleido.settle_and_close(), 30)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
 
@@ -185,6 +183,42 @@ def _fail(reason: str):
 def private_env_removed(env: dict) -> dict:
     """``env`` without the variables a browser must not see."""
     return {k: v for k, v in env.items() if not _PRIVATE_ENV.search(k)}
+
+
+def _kaleido_answering_before_reload():
+    """kaleido's Kaleido, answering each figure before its tab is reloaded for the next one.
+
+    kaleido (1.5) reloads the tab a figure was drawn in, plotly.js included, before it returns the image: about
+    two thirds of a figure's time. Here the reload runs on the browser's loop while the notebook goes on; the tab
+    is back in kaleido's queue once reloaded, so the next figure still waits for a fresh page. A tab whose reload
+    failed goes back too: its next figure fails or is redrawn as in :meth:`_Renderer.draw`.
+    """
+    import kaleido
+
+    class KaleidoAnsweringBeforeReload(kaleido.Kaleido):
+        _reloads: set
+
+        async def _return_kaleido_tab(self, tab) -> None:
+            reloads = self.__dict__.setdefault("_reloads", set())
+            task = asyncio.get_running_loop().create_task(self._reload_and_return(tab))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        async def _reload_and_return(self, tab) -> None:
+            try:
+                await super()._return_kaleido_tab(tab)
+            except Exception:  # noqa: BLE001 - the tab's next figure reports it
+                await self.tabs_ready.put(tab)
+
+        async def settle(self) -> None:
+            """Wait for the tabs being reloaded."""
+            await asyncio.gather(*self.__dict__.get("_reloads", ()), return_exceptions=True)
+
+        async def settle_and_close(self) -> None:
+            await self.settle()
+            await self.close()
+
+    return KaleidoAnsweringBeforeReload
 
 
 def _chromium_without_private_env():
