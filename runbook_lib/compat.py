@@ -39,6 +39,9 @@ from .services.clients import linstor as linstor_client
 from .session import Session
 from .storage_gates import linstor_installed
 
+#: the typed API the exec stream calls, which the kubernetes client loads on first use (runbook_lib.warm_up)
+WARM_UP_IMPORTS = ("kubernetes.client.api.core_v1_api",)
+
 #: the first Talos release whose kernel (Linux 6.18) lacks crct10dif, LINSTOR's automatic choice (talos#12478)
 NO_CRCT10DIF_FROM = (1, 12)
 _ZFS_PROVIDERS = {"zfsPool": "ZFS", "zfsThinPool": "ZFS_THIN", "lvmPool": "LVM", "lvmThinPool": "LVM_THIN"}

@@ -30,10 +30,6 @@ KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 READY_TIMEOUT_S = 60  # nbclient's own startup timeout
 WARM_UP_TIMEOUT_S = 120
 
-#: What the library imports on first use rather than at import (kube.py says why) and every notebook needs
-#: once it talks to the cluster: a kernel started ahead imports them too, before a cell waits on them.
-CLIENT_MODULES = ("kubernetes.config", "kubernetes.client.rest", "httpx", "httpcore")
-
 _IMPORTS_VIZ = re.compile(r"^from runbook_lib import .*\bviz\b|^import runbook_lib\.viz\b")
 _LIBRARY_IMPORT = re.compile(r"^(from runbook_lib(\.[\w.]+)? import [\w., ]+|import runbook_lib(\.[\w.]+)?)$")
 
@@ -57,15 +53,15 @@ def ipc_kernel_manager(socket_dir: str) -> type:
 
 
 def warm_up_code(notebook: Path) -> str:
-    """What a kernel runs before ``notebook``: its ``runbook_lib`` import lines, the clients they import on first
-    use, and, when it draws figures (imports ``viz``), the start of the figures' browser; in a function that
+    """What a kernel runs before ``notebook``: its ``runbook_lib`` import lines, what those modules import on
+    first use (:mod:`runbook_lib.warm_up`), and, when it draws figures (imports ``viz``), the start of the figures' browser; in a function that
     binds no name of the notebook."""
     nb = nbformat.read(notebook, as_version=4)
     lines = list(dict.fromkeys(ln.strip() for cell in nb.cells if cell.get("cell_type") == "code"
                                for ln in cell.get("source", "").splitlines() if _LIBRARY_IMPORT.match(ln.strip())))
     if not lines:
         return ""
-    lines += [f"import {module}" for module in CLIENT_MODULES]
+    lines += ["from runbook_lib import warm_up", "warm_up.import_declared()"]
     if any(_IMPORTS_VIZ.search(ln) for ln in lines):
         lines += ["from runbook_lib import figure_export", "figure_export.prepare()"]
     body = "".join(f"    {ln}\n" for ln in lines)

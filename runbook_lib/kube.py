@@ -23,6 +23,9 @@ from .errors import RunbookError
 if TYPE_CHECKING:
     from kubernetes import client as k8s
 
+#: imported on first use (runbook_lib.warm_up): the kubeconfig loader, the REST layer and httpx with its transport
+WARM_UP_IMPORTS = ("kubernetes.config", "kubernetes.client.rest", "httpx", "httpcore")
+
 T = TypeVar("T")
 
 

@@ -18,6 +18,9 @@ import plotly.graph_objects as go
 from . import figure_export
 from .bench_analysis import HEADLINE
 
+#: imported on first use (runbook_lib.warm_up): the explorers' widgets and plotly express
+WARM_UP_IMPORTS = ("ipywidgets", "plotly.express")
+
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 
 PARTITION_COLORS = {

@@ -163,7 +163,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 
 @pytest.mark.parametrize("name", ["01-partition", "08-storage-health"])
 def test_after_the_warm_up_a_notebook_s_first_api_calls_import_no_client_module(name, fresh_lab) -> None:
-    """The clients the library imports on first use (kernels.CLIENT_MODULES) are imported ahead, and the calls
+    """The clients the library imports on first use (runbook_lib.warm_up) are imported ahead, and the calls
     every notebook makes first need nothing more: no typed API module or model of the kubernetes client."""
     import json
     import subprocess

@@ -4,10 +4,11 @@ import on first use, and nothing else."""
 from __future__ import annotations
 
 import sys
+import types
 
 import nbformat
 
-from runbook_lib import kernels
+from runbook_lib import kernels, kube, warm_up
 from runbook_lib.runner import NOTEBOOKS, notebooks_dir
 
 
@@ -30,7 +31,8 @@ def test_the_warm_up_imports_the_library_modules_the_notebook_imports_and_binds_
     exec(compile(code, "<warm-up>", "exec"), namespace)
     assert set(namespace) == {"__builtins__"}
     assert {"runbook_lib.sizes", "runbook_lib.steps.nb04_storage_classes", "runbook_lib.errors"} <= set(sys.modules)
-    assert set(kernels.CLIENT_MODULES) <= set(sys.modules)  # what the first API call would import
+    assert "kubernetes.client.rest" in kube.WARM_UP_IMPORTS
+    assert set(warm_up.declared()) <= set(sys.modules)  # what the library would import on first use
 
 
 def test_a_notebook_without_library_imports_warms_up_nothing(tmp_path) -> None:
@@ -49,3 +51,19 @@ def test_a_notebook_that_draws_figures_starts_its_browser_ahead_and_one_that_dra
     assert drawing.endswith("    figure_export.prepare()\n_runbook_warm_up()\ndel _runbook_warm_up\n")
     plain = kernels.warm_up_code(_notebook(tmp_path, "from runbook_lib import vizier_tools, sizes"))
     assert "prepare" not in plain
+
+
+def test_the_warm_up_imports_what_the_loaded_library_modules_declare_and_nothing_of_other_packages(monkeypatch) -> None:
+    step = types.ModuleType("runbook_lib.some_step")
+    step.WARM_UP_IMPORTS = ("colorsys", "wave")
+    again = types.ModuleType("runbook_lib.other_step")
+    again.WARM_UP_IMPORTS = ("wave",)
+    outside = types.ModuleType("not_the_library")
+    outside.WARM_UP_IMPORTS = ("no_such_module_anywhere",)  # importing it would fail the test
+    for module in (step, again, outside):
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    for name in ("colorsys", "wave"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert [n for n in warm_up.declared() if n in ("colorsys", "wave", "no_such_module_anywhere")] == ["colorsys", "wave"]
+    warm_up.import_declared()
+    assert {"colorsys", "wave"} <= set(sys.modules)
