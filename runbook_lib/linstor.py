@@ -68,7 +68,6 @@ RESOURCE_COLUMNS: tuple[str, ...] = (
 
 _DISKLESS_FLAGS = frozenset({"DISKLESS", "DRBD_DISKLESS", "TIE_BREAKER"})
 
-# --------------------------------------------------------------------------- wire models
 # The fields these views read, as LINSTOR sends them; a field that does not fit is a ParseError
 # naming its path (``pools[1].free_capacity``), see :mod:`runbook_lib.wire`.
 
@@ -200,9 +199,6 @@ class Node(wire.WireModel):
     connection_status: wire.Text | None = None
 
 
-# --------------------------------------------------------------------------- storage pools
-
-
 def _pool_row(pool: StoragePool) -> dict[str, Any] | None:
     if pool.provider_kind == "DISKLESS":
         return None
@@ -237,9 +233,6 @@ def storage_pools_frame(pools: list[dict]) -> pd.DataFrame:
         frame[column] = frame[column].astype("Int64")
     frame["supports_snapshots"] = frame["supports_snapshots"].astype("boolean")
     return frame.sort_values(["node", "pool"], kind="stable").reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------- resources
 
 
 def _peer_columns(drbd: Drbd | None, state_reported: bool) -> dict[str, Any]:
@@ -372,9 +365,6 @@ def resources_frame(resources: list[dict]) -> pd.DataFrame:
     frame["resync_done_percent"] = frame["resync_done_percent"].astype("float64")
     frame = frame.sort_values(["resource", "node", "volume_number"], kind="stable", na_position="first")
     return frame.reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------- REST client
 
 
 class LinstorClient:

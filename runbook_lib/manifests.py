@@ -77,8 +77,6 @@ def to_yaml(docs: list[dict]) -> str:
     return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
 
 
-# ----------------------------------------------------------------------------- Piraeus (notebook 03)
-
 #: The Talos override of the satellite pod (piraeus-operator docs/how-to/talos.md): Talos has
 #: no systemd and no /usr/lib/modules or /usr/src (the DRBD modules come from the extension),
 #: and /etc/lvm is read-only, so LVM's backup and archive move to /var/etc/lvm instead of

@@ -77,9 +77,6 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-# --------------------------------------------------------------------------- writing a run
-
-
 def _write_index(run_dir: Path, index: dict) -> None:
     """Write ``run.json`` durably; on a full disk, give up the reserve and try once more."""
     text = json.dumps(index, indent=2) + "\n"
@@ -203,9 +200,6 @@ def seal_run(run_dir: Path, index: dict, status: str) -> dict:
     return index
 
 
-# --------------------------------------------------------------------------- runs that were killed
-
-
 def is_dead(index: dict, *, holding_lock: bool) -> bool:
     """A ``running`` run whose runner is gone: its process died here, or we hold the lock it would hold."""
     if index.get("status") != "running":
@@ -244,9 +238,6 @@ def seal_interrupted_runs(cluster_dir: Path, *, holding_lock: bool) -> list[str]
                      + (":" if changes else "") + f" (marked interrupted in {run_dir / RUN_INDEX})")
         lines += [f"  {c}" for c in changes]
     return lines
-
-
-# --------------------------------------------------------------------------- the journal
 
 
 def journal_path(cluster_dir: Path) -> Path:
@@ -313,9 +304,6 @@ def _journal_problems(cluster_dir: Path) -> tuple[list[str], list[str]]:
         if started and run_id > started[0]:
             problems.append(f"{run_id}: not in the journal, although it is newer than the journal's first run")
     return problems, []
-
-
-# --------------------------------------------------------------------------- verification
 
 
 @dataclass

@@ -87,7 +87,6 @@ class SchematicError(RunbookError, ValueError):
     """
 
 
-
 def _check_keys(value: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
     """Reject unknown keys, like the factory's decoder (KnownFields(true)) does."""
     for key in value:
@@ -253,9 +252,6 @@ def _emit_seq(items: _Seq, indent: str, lines: list[str]) -> None:
             lines.append(f"{indent}- {item}")
 
 
-# --------------------------------------------------------------------------- schematic → nodes
-
-
 def _overlay_node(raw: Any) -> _Map:
     overlay = _as_mapping(raw, "overlay")
     _check_keys(overlay, _OVERLAY_FIELDS, "overlay")
@@ -383,7 +379,6 @@ def schematic_id(schematic: dict) -> str:
     invalid or cannot be hashed offline with certainty.
     """
     return hashlib.sha256(canonical_yaml(schematic).encode("utf-8")).hexdigest()
-
 
 
 def _parse_talos_version(version: str) -> tuple[int, int, str]:

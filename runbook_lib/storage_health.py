@@ -173,9 +173,6 @@ def read_view(client: Any, api: Any) -> StorageView:
     return model(client.resources(), client.nodes(), client.storage_pools(), node_states(api))
 
 
-# ----------------------------------------------------------------------------- verdicts
-
-
 @dataclass(frozen=True)
 class Blocker:
     resource: str  # a resource name, or "satellite"/"node" for node-level problems
@@ -324,9 +321,6 @@ def is_back(view: StorageView, node: str, held: Mapping[str, bool]) -> Verdict:
             blockers.append(Blocker(resource, node, rep.describe(), "wait for DRBD to reconnect; check the "
                                     "replication network between the nodes"))
     return Verdict(f"{node} is back", tuple(blockers))
-
-
-# ----------------------------------------------------------------------------- tables
 
 
 def replicas_frame(view: StorageView) -> pd.DataFrame:

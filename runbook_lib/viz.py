@@ -173,8 +173,6 @@ def show_in(view, fig: go.Figure, table: pd.DataFrame) -> None:
     )
 
 
-# --------------------------------------------------------------------------- 07-benchmarks
-
 CLASS_COLORS = ("#42a5f5", "#ef5350", "#66bb6a", "#ffa726", "#ab47bc")
 CEILING_COLOR = "#212121"  # an open marker is drawn in marker.color: set both, or it takes the class colour
 PERCENTILE_COLUMNS = {"p50": "clat_p50_us", "p99": "clat_p99_us", "p99.9": "clat_p999_us"}

@@ -47,9 +47,6 @@ MOUNT = "/data"
 FILES = (f"{MOUNT}/marker", f"{MOUNT}/blob")
 
 
-# ----------------------------------------------------------------------------- manifests (pure)
-
-
 def snapshot_class(name: str, deletion_policy: str = "Retain") -> dict:
     return {"apiVersion": f"{GROUP}/v1", "kind": "VolumeSnapshotClass",
             "metadata": {"name": name, "labels": {VELERO_LABEL: "true"}},
@@ -118,9 +115,6 @@ class TestObjects:
 
     def all(self) -> list[dict]:
         return [self.source, self.writer, self.snapshot, self.restored, self.reader]
-
-
-# ----------------------------------------------------------------------------- preflight
 
 
 @dataclass
@@ -205,9 +199,6 @@ def check_pool(session: Session, storage_class: str | None = None) -> pd.DataFra
     return pools[["node", "pool", "provider_kind", "supports_snapshots", "total_bytes", "free_bytes", "used_bytes"]]
 
 
-# ----------------------------------------------------------------------------- install
-
-
 def install_controller(session: Session, found: Prerequisites) -> None:
     """The snapshot-controller chart (CRDs + controller), then wait until the API serves the kinds."""
     p = session.params.snapshots
@@ -240,9 +231,6 @@ def apply_class(session: Session) -> dict:
                                  "driver and parameters are immutable: delete it and run again")
     apply(session, vsc, step=f"VolumeSnapshotClass {p.class_name}")
     return vsc
-
-
-# ----------------------------------------------------------------------------- the round trip
 
 
 def parse_sha256(log: str) -> dict[str, str]:

@@ -47,18 +47,6 @@ KNOWN_REPOS = {"https://piraeus.io/helm-charts": ("linstor-cluster", "snapshot-c
                                                   "linstor-scheduler", "linstor-affinity-controller")}
 
 
-# ----------------------------------------------------------------------------- arguments
-
-
-# ----------------------------------------------------------------------------- cluster access
-
-
-# ----------------------------------------------------------------------------- releases
-
-
-# ----------------------------------------------------------------------------- charts
-
-
 def resolve_chart(ref: str, version: str | None, cluster: Cluster | None, verb: str) -> tuple[str, str]:
     """(chart name, version) for a chart reference, or the error helm prints."""
     if ref.startswith(OCI_PREFIX):
@@ -110,12 +98,6 @@ def _repos(cluster: Cluster | None) -> dict[str, str]:
         return {}
     data = yaml.safe_load(path.read_text()) or {}
     return {r["name"]: r["url"] for r in data.get("repositories") or []}
-
-
-# ----------------------------------------------------------------------------- apply
-
-
-# ----------------------------------------------------------------------------- commands
 
 
 def _print_status(rel: dict, out: str | None) -> None:

@@ -198,9 +198,6 @@ def v2_document(types: list[ResourceType], crd_of) -> dict:
             "definitions": json.loads(text)}
 
 
-# ---------------------------------------------------------------- field validation
-
-
 def unknown_fields(obj: Any, schema: dict | None, defs: dict[str, dict], path: str = "") -> list[str]:
     """Fields of ``obj`` the schema does not declare (what ``fieldValidation=Strict`` refuses)."""
     if not isinstance(schema, dict):

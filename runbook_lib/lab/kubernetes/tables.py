@@ -61,9 +61,6 @@ def age(timestamp: str | None, now: datetime | None = None) -> str:
     return human_duration(((now or datetime.now(UTC)) - when).total_seconds())
 
 
-# ---------------------------------------------------------------- built-in printers
-
-
 def _col(name: str, ctype: str = "string", priority: int = 0, description: str = "") -> dict:
     return {"name": name, "type": ctype, "format": "", "priority": priority, "description": description}
 
@@ -338,9 +335,6 @@ PRINTERS: dict[str, tuple[list[dict], Callable[[dict], list]]] = {
 }
 _CREATED_AT = ([_NAME_COL, {**_col("Created At", "date"), "description": "the object's creation time"}],
                lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")])
-
-
-# ---------------------------------------------------------------- custom resources
 
 
 _FILTER = re.compile(r"^\?\(@\.([A-Za-z0-9_.]+)\s*==\s*['\"]?([^'\"]*)['\"]?\)$")

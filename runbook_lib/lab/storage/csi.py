@@ -54,17 +54,8 @@ TOPOLOGY_KEY = "linbit.com/hostname"
 PROVISIONED_BY = "Aux/csi-provisioning-completed-by"
 
 
-# ----------------------------------------------------------------------------- parameters
-
-
-# ----------------------------------------------------------------------------- state
-
-
 def _provisioner_source(pod: dict) -> str:
     return f"{DRIVER}_{pod['metadata']['name']}_{uuid.uuid5(uuid.NAMESPACE_OID, pod['metadata']['uid'])}"
-
-
-# ----------------------------------------------------------------------------- reconcile
 
 
 def reconcile(lab: Lab, now: float) -> None:
@@ -326,8 +317,4 @@ def _reconcile_released(lab: Lab, pv: dict, up: bool) -> None:
         ko.delete(lab, pv)
         pv = ko.get(lab, "", "persistentvolumes", None, pv["metadata"]["name"]) or pv
     ko.update(lab, pv, lambda o: o["metadata"].__setitem__("finalizers", []))
-
-
-# ----------------------------------------------------------------------------- attach / publish
-
 

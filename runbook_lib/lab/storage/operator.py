@@ -68,24 +68,6 @@ DEFAULT_CONTROLLER_PROPS = {
 }
 
 
-# ----------------------------------------------------------------------------- CRDs
-
-
-# ----------------------------------------------------------------------------- the chart
-
-
-# ----------------------------------------------------------------------------- operator state
-
-
-# ----------------------------------------------------------------------------- the whole storage stack
-
-
-# ----------------------------------------------------------------------------- LINSTOR <- hosts
-
-
-# ----------------------------------------------------------------------------- operator
-
-
 def reconcile_operator(lab: Lab, now: float) -> None:
     ns = operator_namespace(lab)
     if ns is None or rtype(lab, GROUP, "v1", "linstorclusters") is None:
@@ -300,11 +282,4 @@ def _cluster_state(lab: Lab, lcluster: dict, ns: str, conds: dict, applied: dict
         elif ko.get(lab, "storage.k8s.io", "csinodes", None, pod["spec"].get("nodeName", "")) is None:
             add_error(conds, "Configured", f'failed to get CSI Node: csinodes.storage.k8s.io "{pod["spec"].get("nodeName")}" not found')
     return status
-
-
-# ----------------------------------------------------------------------------- runner
-
-
-# ----------------------------------------------------------------------------- wiring into the lab
-
 

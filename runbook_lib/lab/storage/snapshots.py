@@ -43,12 +43,6 @@ CONTENT_FINALIZER = "snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-
 DEFAULT_CLASS = "snapshot.storage.kubernetes.io/is-default-class"
 
 
-# ----------------------------------------------------------------------------- the chart
-
-
-# ----------------------------------------------------------------------------- controllers
-
-
 def _served(lab: Lab) -> bool:
     return rtype(lab, GROUP, "v1", "volumesnapshots") is not None and \
         rtype(lab, GROUP, "v1", "volumesnapshotcontents") is not None
@@ -238,9 +232,6 @@ def _mirror_status(lab: Lab, vs: dict) -> None:
     if cst.get("error"):
         status["error"] = cst["error"]
     ko.set_status(lab, vs, status)
-
-
-# ----------------------------------------------------------------------------- restore (linstor-csi CreateVolume)
 
 
 def restore_source(lab: Lab, pvc: dict, size_bytes: int) -> tuple[str, str] | None:

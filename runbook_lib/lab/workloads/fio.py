@@ -88,9 +88,6 @@ def model(lab: Lab) -> PerfModel:
     return cached
 
 
-# ----------------------------------------------------------------------------- the volume under test
-
-
 @dataclass
 class Volume:
     size: int | None  # bytes; None when unknown (no PVC)
@@ -118,8 +115,6 @@ def volume_of(lab: Lab, pod: dict, container: dict, node: str, path: str) -> Vol
     local = node in diskful
     return Volume(size, rd.drbd, len(diskful) - (1 if local else 0) if rd.drbd else 0, local or not rd.drbd)
 
-
-# ----------------------------------------------------------------------------- fio command line
 
 _SUFFIX = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 KNOWN = {"name", "rw", "readwrite", "bs", "blocksize", "iodepth", "fsync", "runtime", "ramp_time", "size", "numjobs",
@@ -182,9 +177,6 @@ def fio_argv(container: dict) -> list[str] | None:
             if words and words[0].rsplit("/", 1)[-1] == "fio":
                 return words
     return None
-
-
-# ----------------------------------------------------------------------------- the runner
 
 
 class FioRunner:

@@ -54,25 +54,10 @@ MAX_EVENTS = 2000  # Events kept in the store (a real API server expires them af
 STARTUP_BY_IMAGE = {"piraeus-server": 12.0, "piraeus-csi": 2.0, "piraeus-operator": 3.0}
 
 
-# ----------------------------------------------------------------------------- node facts
-
-
-# ----------------------------------------------------------------------------- store helpers
-
-
-# ----------------------------------------------------------------------------- events
-
-
-# ----------------------------------------------------------------------------- runners
-
-
 class PodRunner(Protocol):
     """Plays a container of a run-to-completion pod. Return None to let the next runner try."""
 
     def run(self, lab: Lab, pod: dict, container: dict, node: str, now: float) -> RunResult | None: ...
-
-
-# ----------------------------------------------------------------------------- state
 
 
 class Workloads:
@@ -93,15 +78,6 @@ class Workloads:
     @classmethod
     def from_dict(cls, data: dict | None) -> Workloads:
         return cls(WorkloadState.from_dict(data or {}))
-
-
-# ----------------------------------------------------------------------------- reconcile
-
-
-# ----------------------------------------------------------------------------- scheduler
-
-
-# ----------------------------------------------------------------------------- kubelet
 
 
 def _host_path_error(path: str, htype: str, writable: Iterable[str] = TALOS_WRITABLE) -> str | None:
@@ -431,13 +407,8 @@ def _write_pod_status(lab: Lab, pod: dict, rt: PodRuntime, facts: NodeFacts, now
         set_status(lab, pod, status)
 
 
-# ----------------------------------------------------------------------------- queries
-
-
-# ----------------------------------------------------------------------------- volume content
 # Files written in a pod's PVC mount are kept per volume (the CSI volume handle, i.e. the LINSTOR
 # resource) as deterministic bytes: literal text, zeros, or a seeded pseudo-random stream for
 # ``/dev/urandom``. ``sha256sum`` hashes the real bytes, so a volume restored from the wrong
 # source, or an empty one, gives another checksum or no file at all.
-
 
