@@ -91,8 +91,11 @@ def _register_engine(redactor: Redactor | None = None) -> None:
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
             original = nb_man.save
+            prose = {"cell": False}  # papermill saves at every cell's start and end, markdown cells' too
 
             def save(**kw):
+                if prose["cell"]:  # a markdown cell changes only papermill's timing metadata: saved with the next cell
+                    return
                 merge_record(nb_man.nb)
                 if nb_man.output_path:  # atomic and fsynced: a crash or a full disk keeps the last good version
                     write_notebook(Path(nb_man.output_path), masked(nb_man.nb))
@@ -102,14 +105,25 @@ def _register_engine(redactor: Redactor | None = None) -> None:
 
             masked = redactor.deep if redactor else (lambda nb: nb)  # secrets out of every cell and output
             nb_man.save = save
-            started = nb_man.cell_start
+            started, completed = nb_man.cell_start, nb_man.cell_complete
 
             def cell_start(cell, cell_index=None, **kw):  # the terminal hears which section runs now
                 if cell.get("cell_type") == "code" and cell_index is not None:
                     progress.emit(cell_line(nb_man.nb, cell_index))
-                return started(cell, cell_index, **kw)
+                prose["cell"] = cell.get("cell_type") != "code"
+                try:
+                    return started(cell, cell_index, **kw)
+                finally:
+                    prose["cell"] = False
 
-            nb_man.cell_start = cell_start
+            def cell_complete(cell, cell_index=None, **kw):
+                prose["cell"] = cell.get("cell_type") != "code"
+                try:
+                    return completed(cell, cell_index, **kw)
+                finally:
+                    prose["cell"] = False
+
+            nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
             manager, reaper = kwargs.pop("km", None), kwargs.pop("kernel_reaper", None)
             if manager is not None:
                 return kernels.execute_in(manager, reaper or kernels.Reaper(), nb_man, kernel_name, **kwargs)
