@@ -288,6 +288,25 @@ def test_the_labs_shim_runs_from_anywhere_on_a_json_or_yaml_talosconfig(lab_env,
     assert res.returncode == 1 and f"failed to parse config file {str(broken)!r}" in res.stderr
 
 
+def test_a_talosctl_call_of_the_lab_imports_only_what_it_uses(lab_env, tmp_path):
+    """A runbook calls the lab's talosctl about a hundred times per rehearsal, each a new interpreter: no ``runpy``
+    (the shim imports the package's ``__main__``), no ``typing``, no idna codec for a numeric endpoint, no PyYAML
+    for the lab's JSON talosconfig. Python reports each import (``PYTHONPROFILEIMPORTTIME``)."""
+    shim = tmp_path / "talosctl"
+    shim.write_text(control.tool_shim("runbook_lib.lab.talos.talosctl"))
+    shim.chmod(0o755)
+    as_json = tmp_path / "talosconfig.json"
+    as_json.write_text(json.dumps(yaml.safe_load(Path(lab_env.talosconfig).read_text())))
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPROFILEIMPORTTIME": "1"}
+    for args in (["read", "/proc/modules"], ["get", "disks", "-o", "json"]):
+        res = subprocess.run([str(shim), "--talosconfig", str(as_json), "-n", "10.5.0.2", *args], cwd="/", env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+        assert "runbook_lib.lab.talos.talosctl.main" in imported  # the report is there
+        assert not imported & {"runpy", "typing", "encodings.idna", "yaml"}, sorted(imported)
+
+
 def test_a_client_resetting_its_connection_mid_request_leaves_no_traceback(lab_env, capfd):
     """A client that hangs up is no server error (as on an API server or apid)."""
     host, port = lab_env.server.url.split("://", 1)[1].rsplit(":", 1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # no typing import: the lab's talosctl imports this module at every call
+if TYPE_CHECKING:
+    from typing import Any
 
 MIB = 1024 * 1024
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+
+TYPE_CHECKING = False  # no typing import: the lab's talosctl imports this module at every call
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Raw(str):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # no typing import: the lab's talosctl imports this module at every call
+if TYPE_CHECKING:
+    from typing import Any
 
 # type -> (namespace, aliases, print columns (name, jsonpath on spec), owner)
 RESOURCE_DEFS: dict[str, dict[str, Any]] = {

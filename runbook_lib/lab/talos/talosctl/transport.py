@@ -109,7 +109,9 @@ class Client:
         head = (f"{method} {path} HTTP/1.1\r\nHost: {self.endpoint}\r\nAuthorization: Bearer {self.key}\r\n"
                 f"X-Talosctl-Call: {self.call_id}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n")
-        with socket.create_connection((self.host, self.port), timeout=30) as sock, sock.makefile("rb") as rfile:
+        # An ASCII host as bytes: a str one goes through the idna codec, an import at every talosctl call.
+        host = self.host.encode() if self.host.isascii() else self.host
+        with socket.create_connection((host, self.port), timeout=30) as sock, sock.makefile("rb") as rfile:
             sock.sendall(head.encode("latin-1") + data)
             status_line = rfile.readline(65537)
             parts = status_line.split(None, 2)
