@@ -27,6 +27,7 @@ from . import kernels, progress, run_summary
 from .errors import ParamsError, RunbookError, RunInterrupted
 from .interrupt import run_interruptibly, tracking
 from .lock import take as take_lock
+from .notebook_json import NotebookEncoder
 from .params import load_params, parse_params, read_params_file, split_secrets
 from .progress import PROGRESS_ENV
 from .record import RECORD_ENV, RecordWriteError, utcnow
@@ -92,13 +93,14 @@ def _register_engine(redactor: Redactor | None = None) -> None:
         def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
             original = nb_man.save
             prose = {"cell": False}  # papermill saves at every cell's start and end, markdown cells' too
+            encoder = NotebookEncoder()  # each save re-encodes only the cells that changed
 
             def save(**kw):
                 if prose["cell"]:  # a markdown cell changes only papermill's timing metadata: saved with the next cell
                     return
                 merge_record(nb_man.nb)
                 if nb_man.output_path:  # atomic and fsynced: a crash or a full disk keeps the last good version
-                    write_notebook(Path(nb_man.output_path), masked(nb_man.nb))
+                    write_notebook(Path(nb_man.output_path), masked(nb_man.nb), encoder)
                     nb_man.last_save_time = nb_man.now()
                 else:
                     original(**kw)

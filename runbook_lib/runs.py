@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RunbookError
+from .notebook_json import NotebookEncoder
 from .processes import alive
 from .record import RecordWriteError, utcnow, write_durably
 
@@ -129,11 +130,16 @@ def mark_notebook(run_dir: Path, index: dict, name: str, status: str, sha256: st
     _write_index(run_dir, index)
 
 
-def write_notebook(path: Path, nb: dict) -> None:
+def write_notebook(path: Path, nb: dict, encoder: NotebookEncoder | None = None) -> None:
     """Write an executed notebook durably (a crash or full disk leaves the previous version, never half a file).
 
-    ``nbformat`` is imported here, where a notebook is written: importing it loads ``jsonschema`` (seconds).
+    ``encoder`` (one per notebook, kept across its saves) re-encodes only the cells changed since its last save;
+    without one, ``nbformat`` writes it (and validates it). ``nbformat`` is imported here, where a notebook is
+    written: importing it loads ``jsonschema`` (seconds).
     """
+    if encoder is not None:
+        write_durably(path, encoder.encode(nb))
+        return
     import nbformat
 
     write_durably(path, nbformat.writes(nbformat.from_dict(nb)))
