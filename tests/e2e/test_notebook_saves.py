@@ -23,9 +23,9 @@ def test_markdown_cells_cost_no_save_and_keep_their_papermill_metadata(tmp_path,
     saves: list[list[tuple[str, str]]] = []
     write = runner.write_notebook
 
-    def recording(path, written) -> None:
+    def recording(path, written, *args) -> None:
         saves.append([(c["cell_type"], c["metadata"].get("papermill", {}).get("status", "")) for c in written["cells"]])
-        write(path, written)
+        write(path, written, *args)
 
     monkeypatch.setattr(runner, "write_notebook", recording)
     runner._register_engine()
