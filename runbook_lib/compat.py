@@ -133,20 +133,19 @@ def preflight(session: Session, *, before_upgrade: bool = False) -> pd.DataFrame
     else:
         print("LINSTOR is not installed yet: its node checks run in 03")
         rows = {n: NodeCompat(n, "not installed", "", "") for n in names}
+    drbd_versions = session.talos.read_each(session.storage_nodes, "/sys/module/drbd/version")
+    cryptos = session.talos.read_each(session.storage_nodes, "/proc/crypto")
     for node in session.storage_nodes:
         nc = rows[node.name]
-        try:
-            nc.drbd_module = session.talos.read(node, "/sys/module/drbd/version").strip()
-        except TalosError:
-            nc.drbd_module = "not loaded"
+        drbd, crypto = drbd_versions[node.name], cryptos[node.name]
+        nc.drbd_module = "not loaded" if isinstance(drbd, TalosError) else drbd.strip()
         major = nc.drbd_module.split(".")[0]
         if not before_upgrade and (not major.isdigit() or int(major) < 9):
             nc.problems.append(f"{node.name}: DRBD module {nc.drbd_module}: LINSTOR needs DRBD 9 (the siderolabs/drbd "
                                "extension and its machine.kernel.modules entries, which 02 adds)")
-        try:
-            algs = crypto_algorithms(session.talos.read(node, "/proc/crypto"))
-        except TalosError as err:
-            raise PreconditionFailed(f"{node.name}: cannot read /proc/crypto ({err})") from None
+        if isinstance(crypto, TalosError):
+            raise PreconditionFailed(f"{node.name}: cannot read /proc/crypto ({crypto})")
+        algs = crypto_algorithms(crypto)
         nc.verify_alg = f"{VERIFY_ALG} present" if VERIFY_ALG in algs else f"{VERIFY_ALG} missing"
         if VERIFY_ALG not in algs:
             nc.problems.append(f"{node.name}: its kernel lists no {VERIFY_ALG} in /proc/crypto, the DRBD verify "

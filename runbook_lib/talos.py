@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +25,8 @@ from .execution import Executor
 _DECODER = json.JSONDecoder()
 
 
+#: one-node ``talosctl read`` calls run at once (each is a process and a round trip to the node's apid)
+READS_AT_ONCE = 4
 JSON_WHITESPACE = " \t\n\r"  # what JSON and YAML treat as blank between documents (RFC 8259 ws)
 
 
@@ -216,6 +219,22 @@ class Talosctl:
 
     def read(self, node: NodeRef, path: str) -> str:
         return self._read(node, ["read", path], step=f"read {path}")
+
+    def read_each(self, nodes: Sequence[NodeRef], path: str) -> dict[str, str | TalosError]:
+        """``talosctl read`` of ``path`` on each node, side by side (``read`` takes one node per call): node name →
+        the file's text, or the :class:`TalosError` its read raised, for the caller to judge; in the given order."""
+        nodes = list(nodes)
+
+        def one(node: NodeRef) -> str | TalosError:
+            try:
+                return self.read(node, path)
+            except TalosError as err:
+                return err
+
+        if len(nodes) <= 1:
+            return {n.name: one(n) for n in nodes}
+        with ThreadPoolExecutor(max_workers=min(len(nodes), READS_AT_ONCE), thread_name_prefix="talosctl-read") as pool:
+            return dict(zip([n.name for n in nodes], pool.map(one, nodes), strict=True))
 
     def machine_config(self, node: NodeRef) -> str:
         """The node's running machine configuration (secret material: never record or print it)."""

@@ -186,28 +186,31 @@ class NodeState:
 
 
 def observe_nodes(session: Session, nodes: list[NodeRef]) -> list[NodeState]:
-    """Version and extensions of all nodes in one ``talosctl`` call each; loaded modules per node
-    (``talosctl read`` takes one node)."""
+    """Version and extensions of all nodes in one ``talosctl`` call each; loaded modules and their parameters
+    per node (``talosctl read`` takes one node), the nodes side by side."""
     talos = session.talos
     versions = talos.versions(nodes)
     extensions = talos.get_many(nodes, "extensions")
+    loaded = talos.read_each(nodes, "/proc/modules")
+    modules: dict[str, list[str]] = {}
+    for node in nodes:
+        text = loaded[node.name]
+        if isinstance(text, TalosError):
+            raise text
+        modules[node.name] = [line.split()[0] for line in text.splitlines() if line.strip()]
+
+    def parameter(module: str, path: str) -> dict[str, str]:
+        """The module parameter on each node that has the module loaded and lets it be read."""
+        found = talos.read_each([n for n in nodes if module in modules[n.name]], path)
+        return {name: text.strip() for name, text in found.items() if isinstance(text, str)}
+
+    helpers = parameter("drbd", "/sys/module/drbd/parameters/usermode_helper")
+    arcs = parameter("zfs", "/sys/module/zfs/parameters/zfs_arc_max")
     states = []
     for node in nodes:
         schematic, exts = _schematic_of(extensions[node.name])
-        modules = [line.split()[0] for line in talos.read(node, "/proc/modules").splitlines() if line.strip()]
-        helper = None
-        if "drbd" in modules:
-            try:
-                helper = talos.read(node, "/sys/module/drbd/parameters/usermode_helper").strip()
-            except TalosError:
-                helper = None
-        arc = None
-        if "zfs" in modules:
-            try:
-                arc = talos.read(node, "/sys/module/zfs/parameters/zfs_arc_max").strip()
-            except TalosError:
-                arc = None
-        states.append(NodeState(node.name, versions[node.name], schematic, exts, modules, helper, arc))
+        states.append(NodeState(node.name, versions[node.name], schematic, exts, modules[node.name],
+                                helpers.get(node.name), arcs.get(node.name)))
     return states
 
 

@@ -184,3 +184,25 @@ def test_lab_node_down_first_in_the_list_is_named(lab) -> None:
         assert "is it powered on and reachable?" in str(exc.value)
     finally:
         _clear(lab)
+
+
+def test_read_each_reads_every_node_side_by_side_and_hands_back_a_node_s_error(tmp_path: Path) -> None:
+    """``talosctl read`` takes one node: ``read_each`` makes one call per node, at once. Each stand-in call waits
+    until every node's call has started, so calls made one after the other would say "alone"."""
+    marks = tmp_path / "started"
+    marks.mkdir()
+    talos, log = _fake(tmp_path, f"import os, time\nmarks = {str(marks)!r}\n"
+                       "open(os.path.join(marks, nodes[0]), 'w').close()\n"
+                       "deadline = time.monotonic() + 60\n"
+                       "while len(os.listdir(marks)) < 3 and time.monotonic() < deadline:\n"
+                       "    time.sleep(0.01)\n"
+                       "together = 'together' if len(os.listdir(marks)) == 3 else 'alone'\n"
+                       "if nodes[0] == '10.5.0.3':\n"
+                       "    sys.stderr.write('error reading file: rpc error: code = NotFound desc = no such file')\n"
+                       "    sys.exit(1)\n"
+                       "print(nodes[0], together, argv[-1])\n")
+    got = talos.read_each(NODES, "/proc/modules")
+    assert list(got) == ["cp-1", "cp-2", "w-1"]
+    assert got["cp-1"] == "10.5.0.2 together /proc/modules\n" and got["w-1"] == "10.5.0.20 together /proc/modules\n"
+    assert isinstance(got["cp-2"], TalosError) and got["cp-2"].target == "cp-2" and "NotFound" in str(got["cp-2"])
+    assert sorted(c[c.index("--nodes") + 1] for c in _calls(log)) == ["10.5.0.2", "10.5.0.20", "10.5.0.3"]
