@@ -3,8 +3,9 @@
 A kernel takes a second or two to start and its notebook's first cell another to import the library.
 :class:`KernelAhead` spends that time while the previous notebook waits on the cluster: it starts the
 next notebook's kernel with exactly the environment and working directory that notebook gets, and
-imports the ``runbook_lib`` modules the notebook imports, in a namespace of their own (the notebook's
-own namespace stays empty, its cells run as written), and starts the browser that draws the figures
+imports the ``runbook_lib`` modules the notebook imports and what they import on first use
+(:mod:`runbook_lib.warm_up`), in a namespace of their own (the notebook's own namespace stays empty, its
+cells run as written), and starts the browser that draws the figures
 of a notebook that has some. Nothing else of the notebook runs ahead.
 Whatever goes wrong ahead only loses the head start: the kernel is shut down and the notebook
 starts its own, as it would without one.
@@ -54,8 +55,8 @@ def ipc_kernel_manager(socket_dir: str) -> type:
 
 def warm_up_code(notebook: Path) -> str:
     """What a kernel runs before ``notebook``: its ``runbook_lib`` import lines, what those modules import on
-    first use (:mod:`runbook_lib.warm_up`), and, when it draws figures (imports ``viz``), the start of the figures' browser; in a function that
-    binds no name of the notebook."""
+    first use (:mod:`runbook_lib.warm_up`) and, when it draws figures (imports ``viz``), the start of the
+    figures' browser; in a function that binds no name of the notebook."""
     nb = nbformat.read(notebook, as_version=4)
     lines = list(dict.fromkeys(ln.strip() for cell in nb.cells if cell.get("cell_type") == "code"
                                for ln in cell.get("source", "").splitlines() if _LIBRARY_IMPORT.match(ln.strip())))

@@ -92,11 +92,11 @@ def _register_engine(redactor: Redactor | None = None) -> None:
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
             original = nb_man.save
-            prose = {"cell": False}  # papermill saves at every cell's start and end, markdown cells' too
+            markdown = {"now": False}  # papermill saves at every cell's start and end, a markdown cell's too
             encoder = NotebookEncoder()  # each save re-encodes only the cells that changed
 
             def save(**kw):
-                if prose["cell"]:  # a markdown cell changes only papermill's timing metadata: saved with the next cell
+                if markdown["now"]:  # a markdown cell changes only papermill's timing metadata: saved with the next cell
                     return
                 merge_record(nb_man.nb)
                 if nb_man.output_path:  # atomic and fsynced: a crash or a full disk keeps the last good version
@@ -105,27 +105,25 @@ def _register_engine(redactor: Redactor | None = None) -> None:
                 else:
                     original(**kw)
 
+            def unsaved_for_markdown(step):
+                def wrapped(cell, cell_index=None, **kw):
+                    markdown["now"] = cell.get("cell_type") != "code"
+                    try:
+                        return step(cell, cell_index, **kw)
+                    finally:
+                        markdown["now"] = False
+                return wrapped
+
             masked = redactor.deep if redactor else (lambda nb: nb)  # secrets out of every cell and output
             nb_man.save = save
-            started, completed = nb_man.cell_start, nb_man.cell_complete
+            started = unsaved_for_markdown(nb_man.cell_start)
 
             def cell_start(cell, cell_index=None, **kw):  # the terminal hears which section runs now
                 if cell.get("cell_type") == "code" and cell_index is not None:
                     progress.emit(cell_line(nb_man.nb, cell_index))
-                prose["cell"] = cell.get("cell_type") != "code"
-                try:
-                    return started(cell, cell_index, **kw)
-                finally:
-                    prose["cell"] = False
+                return started(cell, cell_index, **kw)
 
-            def cell_complete(cell, cell_index=None, **kw):
-                prose["cell"] = cell.get("cell_type") != "code"
-                try:
-                    return completed(cell, cell_index, **kw)
-                finally:
-                    prose["cell"] = False
-
-            nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
+            nb_man.cell_start, nb_man.cell_complete = cell_start, unsaved_for_markdown(nb_man.cell_complete)
             manager, reaper = kwargs.pop("km", None), kwargs.pop("kernel_reaper", None)
             if manager is not None:
                 return kernels.execute_in(manager, reaper or kernels.Reaper(), nb_man, kernel_name, **kwargs)
