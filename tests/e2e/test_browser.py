@@ -162,21 +162,25 @@ def jupyterlab(tmp_path_factory, notebooks):
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
          "--allow-root"],
         env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    served = {"base": f"http://127.0.0.1:{port}"}
 
     def up() -> bool:
+        """Answering at the port it writes in its runtime file: when another process took the port asked for
+        (free_port's port is free only when it is picked), the server takes the next one."""
         assert proc.poll() is None, (root / "server.log").read_text()[-2000:]
         try:
-            return httpx.get(f"{base}/api/status", params={"token": token}, timeout=2).status_code == 200
-        except httpx.HTTPError:
+            served["base"] = "http://127.0.0.1:{port}".format(
+                **json.loads((root / ".runtime" / f"jpserver-{proc.pid}.json").read_text()))
+            return httpx.get(f"{served['base']}/api/status", params={"token": token}, timeout=2).status_code == 200
+        except (OSError, ValueError, KeyError, httpx.HTTPError):
             return False
 
     try:
         wait_for(up, timeout=120, what="JupyterLab to start")
-        yield base, token
+        yield served["base"], token
     finally:
         try:
-            httpx.post(f"{base}/api/shutdown", headers={"Authorization": f"token {token}"}, timeout=10)
+            httpx.post(f"{served['base']}/api/shutdown", headers={"Authorization": f"token {token}"}, timeout=10)
             proc.wait(timeout=30)
         except (httpx.HTTPError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGTERM)
