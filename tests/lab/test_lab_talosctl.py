@@ -265,14 +265,20 @@ def test_upgrade_waits_for_the_new_boot(lab_env):
     assert [(e["metadata"]["id"], e["spec"]["metadata"]["name"]) for e in ext] == [(0, "drbd"), (1, "schematic")]
 
 
-def test_the_labs_shim_runs_from_anywhere_on_a_json_or_yaml_talosconfig(lab_env, tmp_path):
-    """``bin/talosctl`` of a lab (control.tool_shim) starts Python without ``site``, from any directory and without
-    ``$PYTHONPATH``; the talosconfig the lab writes is JSON, one a user writes is YAML: both are talosconfigs."""
+def _shim_and_json_talosconfig(lab_env, tmp_path) -> tuple[Path, Path]:
+    """A lab's ``bin/talosctl`` (control.tool_shim) and the lab's talosconfig written as JSON, as the lab writes it."""
     shim = tmp_path / "talosctl"
     shim.write_text(control.tool_shim("runbook_lib.lab.talos.talosctl"))
     shim.chmod(0o755)
     as_json = tmp_path / "talosconfig.json"
     as_json.write_text(json.dumps(yaml.safe_load(Path(lab_env.talosconfig).read_text())))
+    return shim, as_json
+
+
+def test_the_labs_shim_runs_from_anywhere_on_a_json_or_yaml_talosconfig(lab_env, tmp_path):
+    """``bin/talosctl`` of a lab (control.tool_shim) starts Python without ``site``, from any directory and without
+    ``$PYTHONPATH``; the talosconfig the lab writes is JSON, one a user writes is YAML: both are talosconfigs."""
+    shim, as_json = _shim_and_json_talosconfig(lab_env, tmp_path)
     broken = tmp_path / "broken"
     broken.write_text("{contexts: [")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -292,11 +298,7 @@ def test_a_talosctl_call_of_the_lab_imports_only_what_it_uses(lab_env, tmp_path)
     """A runbook calls the lab's talosctl about a hundred times per rehearsal, each a new interpreter: no ``runpy``
     (the shim imports the package's ``__main__``), no ``typing``, no idna codec for a numeric endpoint, no PyYAML
     for the lab's JSON talosconfig. Python reports each import (``PYTHONPROFILEIMPORTTIME``)."""
-    shim = tmp_path / "talosctl"
-    shim.write_text(control.tool_shim("runbook_lib.lab.talos.talosctl"))
-    shim.chmod(0o755)
-    as_json = tmp_path / "talosconfig.json"
-    as_json.write_text(json.dumps(yaml.safe_load(Path(lab_env.talosconfig).read_text())))
+    shim, as_json = _shim_and_json_talosconfig(lab_env, tmp_path)
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPROFILEIMPORTTIME": "1"}
     for args in (["read", "/proc/modules"], ["get", "disks", "-o", "json"]):
         res = subprocess.run([str(shim), "--talosconfig", str(as_json), "-n", "10.5.0.2", *args], cwd="/", env=env,
