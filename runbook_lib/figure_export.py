@@ -7,6 +7,11 @@ when the kernel exits. Its page loads plotly.js from the plotly package and no
 MathJax, so drawing a figure makes no network request. :func:`prepare` starts the browser on a thread of
 its own, so a notebook's first figure need not wait for it. The browser gets the kernel's
 environment without the runbook's variables and anything named like a credential.
+
+A kernel of ``runbook run`` finds ``$RUNBOOK_FIGURE_SOCKET`` in its environment: the run's one browser
+(:mod:`runbook_lib.figure_server`) draws its figures, and the kernel starts none (a browser's start costs
+several seconds of CPU, more than all the figures of a notebook). Should that socket not answer, the
+kernel draws with a browser of its own.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
+import os
 import re
 import threading
 
+FIGURE_SOCKET_ENV = "RUNBOOK_FIGURE_SOCKET"  # set by runbook run: the Unix socket of the run's figure server
 PNG_SCALE = 2  # pixels per CSS pixel: sharp on high-density screens, still small for bar charts
 DEFAULT_SIZE = (900, 450)
 
@@ -34,24 +42,65 @@ _WRONG_CONTEXT = ("kaleido_scopes is not defined", "Cannot find context with spe
 
 START_TIMEOUT_S = 120  # the first start of a browser on a busy 2-core machine takes a few seconds
 DRAW_TIMEOUT_S = 120
+UNAVAILABLE_STATUS = 503  # the figure server's answer when no browser can be started (its text says why)
 
-_state: dict = {"renderer": None, "failure": None, "starting": None}
+_state: dict = {"renderer": None, "failure": None, "starting": None, "server_gone": False}
 _start_lock = threading.Lock()  # one browser per process, whichever thread asks first
 
 
 def png(figure: dict, width: int | None = None, height: int | None = None) -> bytes:
     """The PNG of ``figure`` (a plotly figure as a dict), at its layout size or ``DEFAULT_SIZE``."""
-    renderer = _renderer()
     layout = figure.get("layout", {})
     opts = {"format": "png", "scale": PNG_SCALE,
             "width": width or layout.get("width") or DEFAULT_SIZE[0],
             "height": height or layout.get("height") or DEFAULT_SIZE[1]}
-    return renderer.draw(figure, opts)
+    socket_path = _figure_socket()
+    if socket_path:
+        try:
+            return _drawn_by_server(socket_path, figure, opts)
+        except ConnectionError:
+            _state["server_gone"] = True  # the run's server is gone: this kernel draws with a browser of its own
+    return draw_locally(figure, opts)
+
+
+def draw_locally(figure: dict, opts: dict) -> bytes:
+    """The PNG of ``figure`` with ``opts`` as :func:`png` makes them, drawn by this process's browser."""
+    return _renderer().draw(figure, opts)
+
+
+def _figure_socket() -> str | None:
+    return None if _state["server_gone"] else os.environ.get(FIGURE_SOCKET_ENV) or None
+
+
+def _drawn_by_server(socket_path: str, figure: dict, opts: dict) -> bytes:
+    """The figure server's PNG (see :mod:`runbook_lib.figure_server`). ``ConnectionError`` when nothing answers
+    at ``socket_path``; its refusal to draw is raised as the local browser's would be."""
+    import httpx
+
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=socket_path),
+                          timeout=START_TIMEOUT_S + DRAW_TIMEOUT_S) as client:
+            answer = client.post("http://figures/png", content=json.dumps({"figure": figure, "opts": opts}),
+                                 headers={"Content-Type": "application/json"})
+    except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+        raise ConnectionError(str(exc)) from exc
+    if answer.status_code == 200:
+        return answer.content
+    if answer.status_code == UNAVAILABLE_STATUS:
+        raise StaticExportUnavailable(answer.text)
+    raise RuntimeError(f"the run's figure server could not draw the figure: {answer.text}")
 
 
 def prepare() -> None:
     """Start the browser now, in the background: it starts in processes of its own, beside the kernel's work
-    (reading the cluster) before its first figure. A browser that cannot start is reported by that figure."""
+    (reading the cluster) before its first figure. A browser that cannot start is reported by that figure.
+    Nothing to do in a kernel whose figures the run's figure server draws."""
+    if not _figure_socket():
+        start_browser()
+
+
+def start_browser() -> None:
+    """Start this process's browser in the background (once)."""
     if _state["renderer"] is not None or _state["failure"] or _state["starting"] is not None:
         return
     _state["starting"] = threading.Thread(target=_start_quietly, name="figure-export-start", daemon=True)

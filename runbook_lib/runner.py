@@ -25,6 +25,8 @@ import yaml
 
 from . import kernels, progress, run_summary
 from .errors import ParamsError, RunbookError, RunInterrupted
+from .figure_export import FIGURE_SOCKET_ENV
+from .figure_server import FigureServer
 from .interrupt import run_interruptibly, tracking
 from .lock import take as take_lock
 from .notebook_json import NotebookEncoder
@@ -244,26 +246,29 @@ def run(
     # absolute: papermill runs each notebook from notebooks/ (its cwd), where a relative --out points elsewhere
     out_dir = Path(out_dir).absolute()
     check_out_dir(out_dir)
-    lock = None
-    # the lab is started (or found) once, here: the run's kernels find the answer in their environment
-    connection = connection_for(params) if params.target == "lab" or not params.effective_dry_run else None
-    if not params.effective_dry_run:  # plans change nothing and may run beside anything
-        from .kube import connect
+    # the run's one browser starts now, beside the lab's start and the lock, and draws every kernel's figures
+    with FigureServer() as figures:
+        lock = None
+        # the lab is started (or found) once, here: the run's kernels find the answer in their environment
+        connection = connection_for(params) if params.target == "lab" or not params.effective_dry_run else None
+        if not params.effective_dry_run:  # plans change nothing and may run beside anything
+            from .kube import connect
 
-        lock = take_lock(connect(connection.get("kubeconfig")), operator_identity(), run_id,
-                         finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
-    try:
-        return _run(params, params_file, names, out_dir, run_id, public, secret, echo,
-                    lab=connection if params.target == "lab" else None)
-    finally:
-        if lock is not None:
-            problem = lock.release_quietly()
-            if problem:
-                echo(f"warning: {problem}")
+            lock = take_lock(connect(connection.get("kubeconfig")), operator_identity(), run_id,
+                             finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
+        try:
+            return _run(params, params_file, names, out_dir, run_id, public, secret, echo,
+                        lab=connection if params.target == "lab" else None, figure_socket=figures.socket_path)
+        finally:
+            if lock is not None:
+                problem = lock.release_quietly()
+                if problem:
+                    echo(f"warning: {problem}")
 
 
 def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict, secret: dict,
-         echo: Callable[[str], None], *, lab: dict | None = None) -> tuple[Path, bool]:
+         echo: Callable[[str], None], *, lab: dict | None = None, figure_socket: str | None = None
+         ) -> tuple[Path, bool]:
     import papermill as pm
 
     cluster_dir = out_dir / params.cluster_name
@@ -288,9 +293,12 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
     records_of: dict[str, dict | None] = {}
     failed = False
     keep_going = params.effective_dry_run  # a plan changes nothing: plan every notebook that can be planned
-    saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV, PROGRESS_ENV, LAB_CONNECTION_ENV)}
+    saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV, PROGRESS_ENV, LAB_CONNECTION_ENV,
+                                                FIGURE_SOCKET_ENV)}
     if lab is not None:
         os.environ[LAB_CONNECTION_ENV] = handed_lab_connection(params, lab, run_id)
+    if figure_socket:
+        os.environ[FIGURE_SOCKET_ENV] = figure_socket
     ahead: kernels.KernelAhead | None = None
     reaper = kernels.Reaper()
     with tempfile.TemporaryDirectory(prefix="runbook-records-") as records:

@@ -34,8 +34,9 @@ provisioning:
 """
 
 
-def runbook(*args: str, lab_dir: Path, check: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RUNBOOK_LAB_DIR": str(lab_dir)}
+def runbook(*args: str, lab_dir: Path, check: bool = False, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RUNBOOK_LAB_DIR": str(lab_dir), **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "runbook_lib.cli", *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=600)
     if check and proc.returncode != 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class InstalledRun:
     params: Path
     output: str  # the command's stdout and stderr
     lab_environ: bytes  # /proc/<pid>/environ of the lab server the run started
+    browser_starts: int  # how many times the run started a browser for its figures
 
 
 def _planted_params(path: Path) -> Path:
@@ -46,12 +48,27 @@ def _planted_params(path: Path) -> Path:
                         lab={**base["lab"], "faults": [{"kind": "api-errors", "count": API_ERRORS}]})
 
 
+def _counting_browser(root: Path) -> dict[str, str]:
+    """``$BROWSER_PATH`` for a browser that notes each start in ``browser-starts`` and then is the real one."""
+    from runbook_lib import figure_export
+
+    real = figure_export.browser_path()
+    if real is None:
+        return {}
+    wrapper = root / "counting-chromium"
+    wrapper.write_text(f'#!/bin/sh\necho "$$" >> {shlex.quote(str(root / "browser-starts"))}\n'
+                       f'exec {shlex.quote(real)} "$@"\n')
+    wrapper.chmod(0o755)
+    return {"BROWSER_PATH": str(wrapper)}
+
+
 def _build(root: Path) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     lab_dir, out = root / "lab", root / "out"
     params = _planted_params(root / "params.yaml")
     try:
-        proc = runbook("run", "-f", str(params), *INSTALLED, "--out", str(out), lab_dir=lab_dir, check=True)
+        proc = runbook("run", "-f", str(params), *INSTALLED, "--out", str(out), lab_dir=lab_dir, check=True,
+                       env=_counting_browser(root))
         environ = Path(f"/proc/{control.status(lab_dir)['pid']}/environ").read_bytes()
     finally:
         control.stop(lab_dir)
@@ -71,5 +88,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> InstalledRun:
         if not done.exists():
             done.write_text(json.dumps(_build(root)))
     paths = json.loads(done.read_text())
+    starts = root / "browser-starts"
     return InstalledRun(Path(paths["lab"]), Path(paths["run"]), Path(paths["params"]),
-                        (root / "output.txt").read_text(), (root / "lab-environ").read_bytes())
+                        (root / "output.txt").read_text(), (root / "lab-environ").read_bytes(),
+                        len(starts.read_text().split()) if starts.exists() else 0)

@@ -47,3 +47,11 @@ def test_executed_notebooks_are_strict_json(tmp_path) -> None:
         except ValueError as exc:
             raise AssertionError(f"{name}: {exc} in the executed notebook: JupyterLab cannot open it") from None
 
+
+
+@needs_browser
+def test_a_run_of_four_notebooks_draws_their_figures_with_one_browser(installed) -> None:
+    """01-04 draw five figures; the run's figure server starts one browser for all its kernels."""
+    pngs = sum(len(figure_outputs(json.loads(path.read_text()))) for path in installed.run.glob("0[1-4]-*.ipynb"))
+    assert pngs == 5
+    assert installed.browser_starts == 1
