@@ -142,7 +142,7 @@ class _Renderer:
         threading.Thread(target=self.loop.run_forever, name="figure-export", daemon=True).start()
 
         async def start():
-            browser = _kaleido_answering_before_reload()(mathjax=False, browser_cls=_chromium_without_private_env())
+            browser = _kaleido_keeping_its_page()(mathjax=False, browser_cls=_chromium_without_private_env())
             await browser.open()
             await _check_page_scripts(browser)
             return browser
@@ -159,6 +159,8 @@ class _Renderer:
             return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
         except Exception as exc:
             if not any(text in str(exc) for text in _WRONG_CONTEXT):
+                with contextlib.suppress(Exception):  # the figure's error is the one to report
+                    self._call(_reload_idle_tabs(self.kaleido), START_TIMEOUT_S)  # the next figure: a fresh page
                 raise
             self._call(_check_page_scripts(self.kaleido), START_TIMEOUT_S)
             return self._call(self.kaleido.calc_fig(figure, opts=opts), DRAW_TIMEOUT_S)
@@ -169,7 +171,7 @@ class _Renderer:
         if self.loop.is_closed() or not self.loop.is_running():
             return
         try:
-            self._call(self.kaleido.settle_and_close(), 30)
+            self._call(self.kaleido.close(), 30)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
 
@@ -196,6 +198,13 @@ async def _check_page_scripts(browser) -> None:
                 break
             await asyncio.sleep(0.1 * attempt)  # lets the browser's pending events be read first
             await tab.reload()
+
+
+async def _reload_idle_tabs(browser) -> None:
+    """Reload each tab waiting in kaleido's queue, then make sure its script is there."""
+    for tab in list(getattr(getattr(browser, "tabs_ready", None), "_queue", ())):
+        await tab.reload()
+    await _check_page_scripts(browser)
 
 
 def _renderer() -> _Renderer:
@@ -234,40 +243,22 @@ def private_env_removed(env: dict) -> dict:
     return {k: v for k, v in env.items() if not _PRIVATE_ENV.search(k)}
 
 
-def _kaleido_answering_before_reload():
-    """kaleido's Kaleido, answering each figure before its tab is reloaded for the next one.
+def _kaleido_keeping_its_page():
+    """kaleido's Kaleido, drawing every figure in the page its tab loaded once.
 
-    kaleido (1.5) reloads the tab a figure was drawn in, plotly.js included, before it returns the image: about
-    two thirds of a figure's time. Here the reload runs on the browser's loop while the notebook goes on; the tab
-    is back in kaleido's queue once reloaded, so the next figure still waits for a fresh page. A tab whose reload
-    failed goes back too: its next figure fails or is redrawn as in :meth:`_Renderer.draw`.
+    kaleido (1.5) reloads a tab after each figure, plotly.js included: about 0.4 s of the browser's CPU per
+    figure, three times what drawing it costs. Its page script draws each figure with ``Plotly.toImage`` on a
+    plot of its own that plotly.js removes afterwards (``kaleido_scopes.js``), the way kaleido 0.x drew all
+    figures in one page, so a figure leaves nothing behind for the next one. After a figure that failed, the
+    tab is reloaded (:meth:`_Renderer.draw`).
     """
     import kaleido
 
-    class KaleidoAnsweringBeforeReload(kaleido.Kaleido):
-        _reloads: set
-
+    class KaleidoKeepingItsPage(kaleido.Kaleido):
         async def _return_kaleido_tab(self, tab) -> None:
-            reloads = self.__dict__.setdefault("_reloads", set())
-            task = asyncio.get_running_loop().create_task(self._reload_and_return(tab))
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
+            await self.tabs_ready.put(tab)
 
-        async def _reload_and_return(self, tab) -> None:
-            try:
-                await super()._return_kaleido_tab(tab)
-            except Exception:  # noqa: BLE001 - the tab's next figure reports it
-                await self.tabs_ready.put(tab)
-
-        async def settle(self) -> None:
-            """Wait for the tabs being reloaded."""
-            await asyncio.gather(*self.__dict__.get("_reloads", ()), return_exceptions=True)
-
-        async def settle_and_close(self) -> None:
-            await self.settle()
-            await self.close()
-
-    return KaleidoAnsweringBeforeReload
+    return KaleidoKeepingItsPage
 
 
 def _chromium_without_private_env():

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from runbook_lib import figure_export, viz
 from tests.figure_checks import needs_browser, png_size
@@ -102,54 +101,74 @@ def test_a_tab_whose_page_script_is_missing_draws_on_the_second_try() -> None:
     renderer._call(remove_script(), 30)
     png = figure_export.png({"data": [{"type": "bar", "y": [1]}], "layout": {}})
     assert png_size(png) == (900 * figure_export.PNG_SCALE, 450 * figure_export.PNG_SCALE)
-    renderer._call(renderer.kaleido.settle(), 30)  # the tab's reload after that figure is over
     tab._current_js_id = 0  # a context that is gone (as the blank page's is once the page has loaded)
     png = figure_export.png({"data": [{"type": "bar", "y": [2]}], "layout": {}})
     assert png_size(png) == (900 * figure_export.PNG_SCALE, 450 * figure_export.PNG_SCALE)
 
 
+def _logging_reloads(tab, log: list[str]) -> None:
+    reload = tab.reload
+
+    async def logged_reload():
+        log.append("reloaded")
+        await reload()
+
+    tab.reload = logged_reload
+
+
+def _evaluate(renderer, tab, expression: str):
+    async def ask():
+        answer = await tab.tab.send_command("Runtime.evaluate", params={
+            "expression": expression, "contextId": tab._current_js_id, "returnByValue": True})
+        return answer["result"]["result"].get("value")
+
+    return renderer._call(ask(), 30)
+
+
 @needs_browser
-def test_a_figure_is_answered_before_its_tab_reloads_and_the_next_one_waits_for_the_reloaded_page() -> None:
-    """kaleido reloads a tab after every figure; figure_export answers first and lets the reload run behind.
-    The tab's reload is held here until the test lets it go: the first figure comes back all the same, and the
-    second one is drawn only once the tab is reloaded."""
+def test_figures_are_drawn_one_after_another_in_the_page_the_tab_loaded_once() -> None:
+    """kaleido 1.5 reloads its tab after every figure; figure_export keeps the page (and plotly.js in it). A mark
+    left in the page survives three figures, each has its own size, and no plot is left behind in the page."""
     figure_export.stop()
     renderer = figure_export._renderer()
     (tab,) = renderer.kaleido.tabs_ready._queue
     log: list[str] = []
-    gate = asyncio.Event()
-    reload, calc = tab.reload, tab._calc_fig
-
-    async def held_reload():
-        await gate.wait()
-        await reload()
-        log.append("reloaded")
-
-    async def logged_calc(*args, **kwargs):
-        out = await calc(*args, **kwargs)
-        log.append("drew")
-        return out
-
-    tab.reload, tab._calc_fig = held_reload, logged_calc
+    _logging_reloads(tab, log)
+    _evaluate(renderer, tab, "window.runbookMark = 'kept'")
     try:
-        figures = [{"data": [{"type": "bar", "y": [1]}], "layout": {"width": 400, "height": 300}},
-                   {"data": [{"type": "bar", "y": [2]}], "layout": {"width": 500, "height": 200}}]
-        pngs: dict[int, bytes] = {}
-        first = threading.Thread(target=lambda: pngs.setdefault(0, figure_export.png(figures[0])))
-        first.start()
-        first.join(figure_export.DRAW_TIMEOUT_S)
-        assert not first.is_alive() and log == ["drew"], "the first figure waited for its tab's reload"
-        second = threading.Thread(target=lambda: pngs.setdefault(1, figure_export.png(figures[1])))
-        second.start()
-        second.join(0.5)
-        assert second.is_alive() and log == ["drew"]  # its tab is not back yet
-        renderer.loop.call_soon_threadsafe(gate.set)
-        second.join(figure_export.DRAW_TIMEOUT_S)
-        assert log[:3] == ["drew", "reloaded", "drew"]
-        assert png_size(pngs[0]) == (400 * figure_export.PNG_SCALE, 300 * figure_export.PNG_SCALE)
-        assert png_size(pngs[1]) == (500 * figure_export.PNG_SCALE, 200 * figure_export.PNG_SCALE)
+        for width, height in ((400, 300), (500, 200), (640, 480)):
+            png = figure_export.png({"data": [{"type": "bar", "y": [width]}], "layout": {"width": width,
+                                                                                          "height": height}})
+            assert png_size(png) == (width * figure_export.PNG_SCALE, height * figure_export.PNG_SCALE)
+        assert log == []
+        assert _evaluate(renderer, tab, "window.runbookMark") == "kept"
+        assert _evaluate(renderer, tab, "document.querySelectorAll('.js-plotly-plot').length") == 0
     finally:
-        renderer.loop.call_soon_threadsafe(gate.set)
+        figure_export.stop()
+
+
+@needs_browser
+def test_after_a_figure_that_failed_its_tab_is_reloaded_and_the_next_figure_is_drawn() -> None:
+    figure_export.stop()
+    renderer = figure_export._renderer()
+    (tab,) = renderer.kaleido.tabs_ready._queue
+    log: list[str] = []
+    _logging_reloads(tab, log)
+    calc = tab._calc_fig
+
+    async def failing_once(*args, **kwargs):
+        tab._calc_fig = calc
+        raise RuntimeError("the page's script threw")
+
+    tab._calc_fig = failing_once
+    try:
+        with pytest.raises(RuntimeError, match="the page's script threw"):
+            figure_export.png({"data": [{"type": "bar", "y": [1]}], "layout": {}})
+        assert log == ["reloaded"]
+        png = figure_export.png({"data": [{"type": "bar", "y": [2]}], "layout": {"width": 300, "height": 200}})
+        assert png_size(png) == (300 * figure_export.PNG_SCALE, 200 * figure_export.PNG_SCALE)
+        assert log == ["reloaded"]
+    finally:
         figure_export.stop()
 
 
