@@ -61,7 +61,9 @@ class FigureServer:
         self._dir = tempfile.TemporaryDirectory(prefix="runbook-figures-")  # mode 0700
         self.socket_path = str(Path(self._dir.name) / "figures.sock")
         self._server = _UnixHTTPServer(self.socket_path, _Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="figure-server", daemon=True)
+        # the poll interval bounds only how long close() waits for the serving loop to notice
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="figure-server", daemon=True)
         self._thread.start()
         figure_export.start_browser()
 
