@@ -246,24 +246,24 @@ def run(
     # absolute: papermill runs each notebook from notebooks/ (its cwd), where a relative --out points elsewhere
     out_dir = Path(out_dir).absolute()
     check_out_dir(out_dir)
-    # the run's one browser starts now, beside the lab's start and the lock, and draws every kernel's figures
-    with FigureServer() as figures:
-        lock = None
-        # the lab is started (or found) once, here: the run's kernels find the answer in their environment
-        connection = connection_for(params) if params.target == "lab" or not params.effective_dry_run else None
-        if not params.effective_dry_run:  # plans change nothing and may run beside anything
-            from .kube import connect
+    lock = None
+    # the lab is started (or found) once, here: the run's kernels find the answer in their environment
+    connection = connection_for(params) if params.target == "lab" or not params.effective_dry_run else None
+    if not params.effective_dry_run:  # plans change nothing and may run beside anything
+        from .kube import connect
 
-            lock = take_lock(connect(connection.get("kubeconfig")), operator_identity(), run_id,
-                             finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
-        try:
+        lock = take_lock(connect(connection.get("kubeconfig")), operator_identity(), run_id,
+                         finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
+    try:
+        # the run's one browser starts now, beside the first kernel's start, and draws every kernel's figures
+        with FigureServer() as figures:
             return _run(params, params_file, names, out_dir, run_id, public, secret, echo,
                         lab=connection if params.target == "lab" else None, figure_socket=figures.socket_path)
-        finally:
-            if lock is not None:
-                problem = lock.release_quietly()
-                if problem:
-                    echo(f"warning: {problem}")
+    finally:
+        if lock is not None:
+            problem = lock.release_quietly()
+            if problem:
+                echo(f"warning: {problem}")
 
 
 def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict, secret: dict,
