@@ -5,8 +5,8 @@ A kernel takes a second or two to start and its notebook's first cell another to
 next notebook's kernel with exactly the environment and working directory that notebook gets, and
 imports the ``runbook_lib`` modules the notebook imports and what they import on first use
 (:mod:`runbook_lib.warm_up`), in a namespace of their own (the notebook's own namespace stays empty, its
-cells run as written), and starts the browser that draws the figures
-of a notebook that has some. Nothing else of the notebook runs ahead.
+cells run as written), and, for a notebook that draws figures, prepares their browser (nothing to start when
+the run's figure server draws them, :mod:`runbook_lib.figure_server`). Nothing else of the notebook runs ahead.
 Whatever goes wrong ahead only loses the head start: the kernel is shut down and the notebook
 starts its own, as it would without one.
 """
