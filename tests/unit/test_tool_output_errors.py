@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runbook_lib.bench import parse_fio
@@ -211,7 +211,10 @@ def yaml_stream(text: Any) -> list | None:
 
 def talos_stream(text: Any) -> list | None:
     """What a Talos resource stream must hold for the parser (its docstring): per resource its node, a
-    ``metadata.id`` and a ``spec`` (the other metadata fields are not read; each type's spec is its own)."""
+    ``metadata.id`` and a ``spec`` (the other metadata fields are not read; each type's spec is its own).
+    Output of whitespace only is no resource at all, tabs included (PyYAML refuses a lone tab as a token)."""
+    if isinstance(text, str) and not text.strip(" \t\r\n"):
+        return []
     docs = json_stream(text) if isinstance(text, str) and text.lstrip().startswith("{") else yaml_stream(text)
     if docs is None or not all(isinstance(d, dict) for d in docs):
         return docs
@@ -277,6 +280,8 @@ def version_sections(text: Any) -> dict | None:
 
 @FUZZ
 @given(st.one_of(garbled(JSON_STREAM), garbled(YAML_STREAM), st.text(max_size=200)))
+@example("\t")
+@example(" \x1f")
 def test_talosctl_resources_garbled_text(text: str) -> None:
     original = JSON_STREAM if text.lstrip().startswith("{") else YAML_STREAM
     refused_unless_valid("talosctl", parse_resources, text, original, talos_stream)
