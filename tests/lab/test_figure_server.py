@@ -72,13 +72,10 @@ def test_the_figure_socket_is_in_a_directory_only_its_user_can_enter(server) -> 
 
 def test_a_server_without_a_browser_tells_each_kernel_why_its_figures_have_no_image(monkeypatch) -> None:
     figure_export.stop()
-    monkeypatch.setitem(figure_export._state, "failure", None)
+    monkeypatch.setitem(figure_export._state, "failure", None)  # put back at the end: later tests start a browser
     monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
-    try:
-        with FigureServer() as figures:
-            drawn = run_kernel(figures.socket_path)
-    finally:
-        figure_export._state["failure"] = None
+    with FigureServer() as figures:
+        drawn = run_kernel(figures.socket_path)
     assert drawn["sizes"] == [] and not drawn["own_browser"]
     assert all("no static image: the browser could not be started" in text for text in drawn["texts"]), drawn
     assert drawn["warnings"]
