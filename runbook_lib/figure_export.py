@@ -188,8 +188,7 @@ async def _check_page_scripts(browser) -> None:
     context kaleido keeps, whether the script is there, and reloaded until it is. A kaleido without these internals
     is left as it is.
     """
-    queue = getattr(getattr(browser, "tabs_ready", None), "_queue", ())
-    for tab in list(queue):
+    for tab in _idle_tabs(browser):
         for attempt in range(1, 6):
             answer = await tab.tab.send_command("Runtime.evaluate", params={
                 "expression": "typeof kaleido_scopes", "contextId": getattr(tab, "_current_js_id", None),
@@ -202,9 +201,14 @@ async def _check_page_scripts(browser) -> None:
 
 async def _reload_idle_tabs(browser) -> None:
     """Reload each tab waiting in kaleido's queue, then make sure its script is there."""
-    for tab in list(getattr(getattr(browser, "tabs_ready", None), "_queue", ())):
+    for tab in _idle_tabs(browser):
         await tab.reload()
     await _check_page_scripts(browser)
+
+
+def _idle_tabs(browser) -> list:
+    """The tabs waiting in kaleido's queue (none for a kaleido without that internal)."""
+    return list(getattr(getattr(browser, "tabs_ready", None), "_queue", ()))
 
 
 def _renderer() -> _Renderer:
