@@ -267,8 +267,7 @@ def run(
 
 
 def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict, secret: dict,
-         echo: Callable[[str], None], *, lab: dict | None = None, figure_socket: str | None = None
-         ) -> tuple[Path, bool]:
+         echo: Callable[[str], None], *, lab: dict | None = None, figure_socket: str) -> tuple[Path, bool]:
     import papermill as pm
 
     cluster_dir = out_dir / params.cluster_name
@@ -297,8 +296,7 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
                                                 FIGURE_SOCKET_ENV)}
     if lab is not None:
         os.environ[LAB_CONNECTION_ENV] = handed_lab_connection(params, lab, run_id)
-    if figure_socket:
-        os.environ[FIGURE_SOCKET_ENV] = figure_socket
+    os.environ[FIGURE_SOCKET_ENV] = figure_socket
     ahead: kernels.KernelAhead | None = None
     reaper = kernels.Reaper()
     with tempfile.TemporaryDirectory(prefix="runbook-records-") as records:
