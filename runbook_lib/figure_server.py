@@ -3,9 +3,9 @@
 A Chromium's start costs several seconds of CPU on a 2-core machine, more than all the figures of a
 notebook; one browser per kernel made the figures' browsers the largest CPU cost of a rehearsal and
 slowed every notebook running beside them. The run starts one in its own process, once it holds the
-cluster's lock (a run refused there starts none); its kernels find the socket in ``$RUNBOOK_FIGURE_SOCKET`` and post each figure there
-(:func:`runbook_lib.figure_export.png`). The socket lives in a directory only the run's user can
-enter. The browser is the same one a kernel would start: the environment without the runbook's
+cluster's lock (a run refused there starts none); its kernels find the socket in ``$RUNBOOK_FIGURE_SOCKET``
+and post each figure there (:func:`runbook_lib.figure_export.png`). The socket lives in a directory only
+the run's user can enter. The browser is the same one a kernel would start: the environment without the runbook's
 variables, no network request.
 """
 

@@ -39,10 +39,9 @@ KERNEL = textwrap.dedent("""
 """)
 
 
-def run_kernel(socket_path: str, **env: str) -> dict:
+def run_kernel(socket_path: str) -> dict:
     proc = subprocess.run([sys.executable, "-c", KERNEL], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), figure_export.FIGURE_SOCKET_ENV: socket_path,
-                               **env})
+                          env={**os.environ, "PYTHONPATH": str(ROOT), figure_export.FIGURE_SOCKET_ENV: socket_path})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
