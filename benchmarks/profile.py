@@ -45,21 +45,25 @@ def _kind(argv: list[str]) -> str:
 
 
 def instrument(tally: list[Tally]) -> None:
-    real_run, real_sleep = subprocess.run, time.sleep
+    real_popen, real_sleep = subprocess.Popen, time.sleep
 
-    def run(argv, *args, **kwargs):
-        t0 = time.monotonic()
-        try:
-            return real_run(argv, *args, **kwargs)
-        finally:
-            tally[0].add(_kind(list(argv)), time.monotonic() - t0)
+    class Popen(real_popen):  # every tool call (execution's runner, ``subprocess.run``) goes through it
+        def __init__(self, argv, *args, **kwargs):
+            self._t0, self._argv = time.monotonic(), list(argv) if not isinstance(argv, str) else [argv]
+            super().__init__(argv, *args, **kwargs)
+
+        def __exit__(self, *exc):
+            try:
+                return super().__exit__(*exc)
+            finally:
+                tally[0].add(_kind(self._argv), time.monotonic() - self._t0)
 
     def sleep(seconds: float) -> None:
         t0 = time.monotonic()
         real_sleep(seconds)
         tally[0].add("sleep", time.monotonic() - t0)
 
-    subprocess.run = run  # type: ignore[assignment]
+    subprocess.Popen = Popen  # type: ignore[misc]
     time.sleep = sleep  # type: ignore[assignment]
 
 
