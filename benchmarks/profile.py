@@ -47,7 +47,7 @@ def _kind(argv: list[str]) -> str:
 def instrument(tally: list[Tally]) -> None:
     real_popen, real_sleep = subprocess.Popen, time.sleep
 
-    class Popen(real_popen):  # every tool call (execution's runner, ``subprocess.run``) goes through it
+    class Popen(real_popen):  # tallied at ``with`` exit: how execution's runner and ``subprocess.run`` use it
         def __init__(self, argv, *args, **kwargs):
             self._t0, self._argv = time.monotonic(), list(argv) if not isinstance(argv, str) else [argv]
             super().__init__(argv, *args, **kwargs)
