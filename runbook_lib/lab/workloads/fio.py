@@ -13,7 +13,9 @@ can compare what 07-benchmarks estimates with what is really there:
 :class:`FioRunner` plays containers whose command runs ``fio``: it reads the fio options the
 runbook passes (global options, then one ``--name=`` section per job), finds the pod's volume
 (PVC -> PV -> LINSTOR resource and its replicas) and writes fio-3.x ``--output-format=json``
-output with seeded noise. The jobs "run" ramp + runtime lab seconds each.
+output with seeded noise. The jobs "run" ramp + runtime lab seconds each. Like fio (filesetup.c), the IO
+file is laid out only when it is missing or smaller than ``size``; the laid-out file stays on the volume, so
+the next run on the same PVC starts measuring at once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.quantity import quantity_bytes
 from .state import RunResult
+from .volume_data import _account_write, resolve_path
 
 FIO_VERSION = "fio-3.33"
 GBE_PAYLOAD = 0.9415  # TCP payload share of Ethernet line rate at MTU 1500
@@ -197,12 +200,21 @@ class FioRunner:
         path = first.get("filename") or (first.get("directory", "/") + "/" + first["name"])
         vol = volume_of(lab, pod, container, node, path)
         seed = f"{lab.options.get('seed', 1)}/{pod['metadata']['name']}"
-        code, text, took = render(model(lab), vol, glob, jobs, seed)
+        where = resolve_path(lab, pod, container, path)
+        files = lab.workloads.state.volume_data.setdefault(where[0], {}) if where else {}
+        existing = int((files.get(where[1]) or {}).get("size", 0)) if where else 0
+        code, text, took = render(model(lab), vol, glob, jobs, seed, existing=existing)
+        size = _bytes({**glob, **jobs[0]}.get("size", "1g"))
+        if where and code == 0 and existing < size:  # the laid-out file: pseudo-random content, like fio's buffers
+            files[where[1]] = {"seed": f"fio/{where[0]}{where[1]}", "size": size}
+            _account_write(lab, where[0], size - existing)
         return RunResult(code, text, took)
 
 
-def render(perf: PerfModel, vol: Volume, glob: dict, jobs: list[dict], seed: str) -> tuple[int, str, float]:
-    """fio's result for ``jobs`` on ``vol``: (exit code, output text, lab seconds it takes)."""
+def render(perf: PerfModel, vol: Volume, glob: dict, jobs: list[dict], seed: str,
+           existing: int = 0) -> tuple[int, str, float]:
+    """fio's result for ``jobs`` on ``vol`` whose IO file has ``existing`` bytes: (exit code, output text, lab
+    seconds it takes)."""
     if glob.get("output-format") != "json":
         raise FioUsageError("lab fio: only --output-format=json is modelled")
     results, took = [], 0.0
@@ -216,8 +228,8 @@ def render(perf: PerfModel, vol: Volume, glob: dict, jobs: list[dict], seed: str
             return 1, (f"fio: pid=1, err=28/file:filesetup.c:240, func=write, error=No space left on device\n"
                        f"{opts['name']}: Laying out IO file ({size} bytes) failed"), took + 1.0
         ramp, runtime = _seconds(opts.get("ramp_time", "0")), _seconds(opts.get("runtime", "10"))
-        if index == 0:
-            took += size / perf.disk_write_bw  # laying out the file
+        if index == 0 and existing < size:
+            took += (size - existing) / perf.disk_write_bw  # laying out the file (fio extends a short one)
         took += ramp + runtime
         results.append(job_json(perf, vol, opts, rw, size, runtime, index, random.Random(f"{seed}/{index}")))
     now = time.time()
