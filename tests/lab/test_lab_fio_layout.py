@@ -38,6 +38,10 @@ def test_second_run_on_the_same_volume_skips_the_layout(classes: StorageLab) -> 
         first, second = _fio(s, "fio-layout"), _fio(s, "fio-layout")
         assert first == pytest.approx(second + layout)
         assert second == pytest.approx(3.0)  # ramp + runtime only
+        pv = s.core.read_persistent_volume(bound_claim(s, "fio-layout").spec.volume_name)
+        with s.lab.lock:  # the file shrinks to half (a truncate): the next run extends it
+            s.lab.workloads.state.volume_data[pv.spec.csi.volume_handle]["/fio.dat"]["size"] //= 2
+        assert _fio(s, "fio-layout") == pytest.approx(3.0 + layout / 2)
     finally:
         s.core.delete_namespaced_pod("fio-layout", "default")
         s.core.delete_namespaced_persistent_volume_claim("fio-layout", "default")
