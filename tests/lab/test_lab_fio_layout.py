@@ -32,13 +32,13 @@ def test_second_run_on_the_same_volume_skips_the_layout(classes: StorageLab) -> 
     s.core.create_namespaced_persistent_volume_claim("default", pvc_doc("fio-layout", "csi-replicated"))
     s.core.create_namespaced_pod("default", pod_doc("fio-layout", "fio-layout"))
     try:
-        bound_claim(s, "fio-layout")
+        claim = bound_claim(s, "fio-layout")
         running_pod(s, "fio-layout")
         layout = 512 * 2**20 / model(s.lab).disk_write_bw
         first, second = _fio(s, "fio-layout"), _fio(s, "fio-layout")
         assert first == pytest.approx(second + layout)
         assert second == pytest.approx(3.0)  # ramp + runtime only
-        pv = s.core.read_persistent_volume(bound_claim(s, "fio-layout").spec.volume_name)
+        pv = s.core.read_persistent_volume(claim.spec.volume_name)
         with s.lab.lock:  # the file shrinks to half (a truncate): the next run extends it
             s.lab.workloads.state.volume_data[pv.spec.csi.volume_handle]["/fio.dat"]["size"] //= 2
         assert _fio(s, "fio-layout") == pytest.approx(3.0 + layout / 2)

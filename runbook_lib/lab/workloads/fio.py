@@ -34,7 +34,7 @@ from ..cluster import Lab
 from ..kubernetes import objects as ko
 from ..kubernetes.quantity import quantity_bytes
 from .state import RunResult
-from .volume_data import _account_write, resolve_path
+from .volume_data import entry_size, put_file, resolve_path
 
 FIO_VERSION = "fio-3.33"
 GBE_PAYLOAD = 0.9415  # TCP payload share of Ethernet line rate at MTU 1500
@@ -201,13 +201,12 @@ class FioRunner:
         vol = volume_of(lab, pod, container, node, path)
         seed = f"{lab.options.get('seed', 1)}/{pod['metadata']['name']}"
         where = resolve_path(lab, pod, container, path)
-        files = lab.workloads.state.volume_data.setdefault(where[0], {}) if where else {}
-        existing = int((files.get(where[1]) or {}).get("size", 0)) if where else 0
+        kept = lab.workloads.state.volume_data.get(where[0], {}).get(where[1]) if where else None
+        existing = entry_size(kept) if kept else 0
         code, text, took = render(model(lab), vol, glob, jobs, seed, existing=existing)
-        size = _bytes({**glob, **jobs[0]}.get("size", "1g"))
+        size = _bytes(first.get("size", "1g"))
         if where and code == 0 and existing < size:  # the laid-out file: pseudo-random content, like fio's buffers
-            files[where[1]] = {"seed": f"fio/{where[0]}{where[1]}", "size": size}
-            _account_write(lab, where[0], size - existing)
+            put_file(lab, where[0], where[1], {"seed": f"fio/{where[0]}{where[1]}", "size": size}, size - existing)
         return RunResult(code, text, took)
 
 

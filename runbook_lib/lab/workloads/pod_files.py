@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..cluster import Lab
 from ..kubernetes.objects import get
 from ..storage import drbd
-from .volume_data import _account_write, file_bytes, resolve_path
+from .volume_data import file_bytes, put_file, resolve_path
 
 # directories every image the lab runs has (FHS; busybox and Debian-based images alike)
 IMAGE_DIRS = ("/", "/bin", "/dev", "/etc", "/home", "/proc", "/root", "/run", "/sbin", "/sys", "/tmp", "/usr", "/var")
@@ -176,8 +176,7 @@ def write(lab: Lab, pod: dict, container: dict, path: str, data: bytes | None) -
     if where.kind == "volume":
         if data is None:
             return  # the volume model keeps files; a directory exists through the files in it
-        lab.workloads.state.volume_data.setdefault(where.key, {})[where.inner] = entry
-        _account_write(lab, where.key, len(data))
+        put_file(lab, where.key, where.inner, entry, len(data))
         return
     layer = lab.workloads.state.container_files.setdefault(where.key, dict(_layer(lab, pod, where.key)))
     layer[where.inner] = entry

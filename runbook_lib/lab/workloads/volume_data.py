@@ -48,6 +48,17 @@ def resolve_path(lab: Lab, pod: dict, container: dict, path: str) -> tuple[str, 
     return None
 
 
+def entry_size(entry: dict) -> int:
+    """Bytes of a file kept on a volume."""
+    return len(entry["text"].encode()) if "text" in entry else int(entry.get("size", 0))
+
+
+def put_file(lab: Lab, key: str, inner: str, entry: dict, written: int) -> None:
+    """Keep ``entry`` as the file ``inner`` of volume ``key``; writing it put ``written`` bytes on the replicas."""
+    lab.workloads.state.volume_data.setdefault(key, {})[inner] = entry
+    _account_write(lab, key, written)
+
+
 def _account_write(lab: Lab, rd_name: str, size: int) -> None:
     rd = lab.linstor.rds.get(rd_name)
     if rd is None:
@@ -67,8 +78,7 @@ def volume_command(lab: Lab, pod: dict, container: dict, cmd: str, args: list[st
         if target is None:
             return None
         text = " ".join(args[:i]) + ("\n" if cmd == "echo" else "")
-        data.setdefault(target[0], {})[target[1]] = {"text": text}
-        _account_write(lab, target[0], len(text))
+        put_file(lab, target[0], target[1], {"text": text}, len(text))
         return 0, "", 0.0
     if cmd == "dd":
         opts = dict(a.split("=", 1) for a in args if "=" in a)
@@ -86,8 +96,7 @@ def volume_command(lab: Lab, pod: dict, container: dict, cmd: str, args: list[st
             entry = {"seed": seed, "size": size}
         else:
             return 1, f"dd: can't open '{source}': No such file or directory", 0.0
-        data.setdefault(target[0], {})[target[1]] = entry
-        _account_write(lab, target[0], size)
+        put_file(lab, target[0], target[1], entry, size)
         count = int(opts.get("count", "1"))
         text = "" if opts.get("status") == "none" else f"{count}+0 records in\n{count}+0 records out\n{size} bytes copied"
         return 0, text, size / (200 * 2**20)  # ~200 MiB/s
