@@ -9,12 +9,18 @@ cells run as written), and, for a notebook that draws figures, prepares their br
 the run's figure server draws them, :mod:`runbook_lib.figure_server`). Nothing else of the notebook runs ahead.
 Whatever goes wrong ahead only loses the head start: the kernel is shut down and the notebook
 starts its own, as it would without one.
+
+The first notebook's kernel starts before the run has connected to the lab, taken the cluster's lock and started
+its figure server, so its start and imports overlap theirs. What only those steps know (where the lab and the
+figure server are) reaches it through :meth:`KernelAhead.complete_env` after its imports and before its figures'
+browser is prepared, so it has the environment its notebook gets before it is handed over.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import threading
@@ -53,20 +59,35 @@ def ipc_kernel_manager(socket_dir: str) -> type:
     return IpcKernelManager
 
 
-def warm_up_code(notebook: Path) -> str:
-    """What a kernel runs before ``notebook``: its ``runbook_lib`` import lines, what those modules import on
-    first use (:mod:`runbook_lib.warm_up`) and, when it draws figures (imports ``viz``), the start of the
-    figures' browser; in a function that binds no name of the notebook."""
+def warm_up_lines(notebook: Path) -> tuple[list[str], list[str]]:
+    """What a kernel runs before ``notebook``, as (imports, figures): its ``runbook_lib`` import lines and what those
+    modules import on first use (:mod:`runbook_lib.warm_up`); when it draws figures (imports ``viz``), the start of
+    the figures' browser, which needs the kernel's whole environment (whether the run's figure server draws)."""
     nb = nbformat.read(notebook, as_version=4)
     lines = list(dict.fromkeys(ln.strip() for cell in nb.cells if cell.get("cell_type") == "code"
                                for ln in cell.get("source", "").splitlines() if _LIBRARY_IMPORT.match(ln.strip())))
     if not lines:
+        return [], []
+    figures = ["from runbook_lib import figure_export", "figure_export.prepare()"] \
+        if any(_IMPORTS_VIZ.search(ln) for ln in lines) else []
+    return lines + ["from runbook_lib import warm_up", "warm_up.import_declared()"], figures
+
+
+def warm_up_code(notebook: Path) -> str:
+    """:func:`warm_up_lines` as one piece of code, in a function that binds no name of the notebook."""
+    return in_function(sum(warm_up_lines(notebook), []))
+
+
+def in_function(lines: list[str]) -> str:
+    """``lines`` run in a function that binds no name of the notebook's namespace; "" when there are none."""
+    if not lines:
         return ""
-    lines += ["from runbook_lib import warm_up", "warm_up.import_declared()"]
-    if any(_IMPORTS_VIZ.search(ln) for ln in lines):
-        lines += ["from runbook_lib import figure_export", "figure_export.prepare()"]
     body = "".join(f"    {ln}\n" for ln in lines)
     return f"def _runbook_warm_up():\n{body}_runbook_warm_up()\ndel _runbook_warm_up\n"
+
+
+def _env_code(extra: dict[str, str]) -> str:
+    return in_function(["import json, os", f"os.environ.update(json.loads({json.dumps(extra)!r}))"])
 
 
 class KernelAhead:
@@ -77,13 +98,21 @@ class KernelAhead:
     down one that is not taken.
     """
 
-    def __init__(self, manager_class: type, *, env: dict[str, str], cwd: str, warm_up: str) -> None:
-        self.manager_class, self.env, self.cwd, self.warm_up = manager_class, env, cwd, warm_up
+    def __init__(self, manager_class: type, *, env: dict[str, str], cwd: str, warm_up: str, figures: str = "",
+                 env_later: bool = False) -> None:
+        """``warm_up`` runs first, then ``figures`` once the environment is complete; ``env_later``: part of the
+        environment comes later, through :meth:`complete_env` (before :meth:`take`)."""
+        self.manager_class, self.env, self.cwd = manager_class, env, cwd
+        self.warm_up, self.figures = warm_up, figures
         self.manager: Any = None
         self.pid: int | None = None  # the kernel's process, once started
         self.problem: str | None = None
         self._lock = threading.Lock()
         self._ended = self._discarded = False
+        self._late_env: dict[str, str] | None = None
+        self._env_complete = threading.Event()
+        if not env_later:
+            self._env_complete.set()
         self._thread = threading.Thread(target=self._start, name="kernel-ahead", daemon=True)
         self._thread.start()
 
@@ -112,17 +141,36 @@ class KernelAhead:
         client.start_channels()
         try:
             client.wait_for_ready(timeout=READY_TIMEOUT_S)
-            if self.warm_up:
-                reply = client.execute_interactive(self.warm_up, silent=True, store_history=False, allow_stdin=False,
-                                                   timeout=WARM_UP_TIMEOUT_S, output_hook=lambda msg: None)
-                if reply["content"].get("status") != "ok":
-                    self.problem = f"its warm-up failed: {reply['content'].get('ename', 'error')}"
+            self._execute(client, self.warm_up)
+            self._env_complete.wait()
+            with self._lock:
+                if self._discarded:
+                    return
+            if self._late_env:
+                self._execute(client, _env_code(self._late_env))
+            self._execute(client, self.figures)
         finally:
             client.stop_channels()
 
+    def _execute(self, client: Any, code: str) -> None:
+        if not code or self.problem:
+            return
+        reply = client.execute_interactive(code, silent=True, store_history=False, allow_stdin=False,
+                                           timeout=WARM_UP_TIMEOUT_S, output_hook=lambda msg: None)
+        if reply["content"].get("status") != "ok":
+            self.problem = f"its warm-up failed: {reply['content'].get('ename', 'error')}"
+
+    def complete_env(self, extra: dict[str, str]) -> None:
+        """The rest of the kernel's environment (``env_later``): set in the kernel before its figures' browser is
+        prepared and before :meth:`take` hands it over."""
+        self._late_env = dict(extra)
+        self._env_complete.set()
+
     def take(self) -> Any:
         """The kernel's manager once its warm-up has ended, or None (and the kernel shut down) if it did not work."""
-        self._thread.join(READY_TIMEOUT_S + WARM_UP_TIMEOUT_S)
+        if not self._env_complete.is_set():
+            raise RuntimeError("KernelAhead.take before complete_env: the kernel's environment is not complete")
+        self._thread.join(READY_TIMEOUT_S + 3 * WARM_UP_TIMEOUT_S)
         if self._thread.is_alive() or self.problem or not _alive(self.manager):
             self.discard()
             return None
@@ -130,15 +178,21 @@ class KernelAhead:
             self._discarded = True  # taken: the notebook owns it now
         return self.manager
 
-    def discard(self) -> None:
-        """Shut the kernel down unless it was taken (after Ctrl-C or a failure; a warm-up that did not work)."""
+    def discard(self, *, wait: bool = False) -> None:
+        """Shut the kernel down unless it was taken (after Ctrl-C or a failure; a warm-up that did not work).
+
+        ``wait``: return only once it is shut down, also when it is still starting (its thread shuts it down
+        then), so a process about to exit leaves no kernel behind."""
         with self._lock:
             if self._discarded:
                 return
             self._discarded = True
             ended = self._ended
+        self._env_complete.set()  # a warm-up waiting for the rest of its environment ends now
         if ended:
             _shut_down(self.manager)
+        elif wait:
+            self._thread.join(READY_TIMEOUT_S + 3 * WARM_UP_TIMEOUT_S)
 
 
 def _shut_down(manager: Any) -> None:

@@ -246,28 +246,63 @@ def run(
     # absolute: papermill runs each notebook from notebooks/ (its cwd), where a relative --out points elsewhere
     out_dir = Path(out_dir).absolute()
     check_out_dir(out_dir)
-    lock = None
-    # the lab is started (or found) once, here: the run's kernels find the answer in their environment
-    connection = connection_for(params) if params.target == "lab" or not params.effective_dry_run else None
-    if not params.effective_dry_run:  # plans change nothing and may run beside anything
-        from .kube import connect
+    with tempfile.TemporaryDirectory(prefix="runbook-records-") as records:
+        kernel_starts = KernelStarts(records, out_dir / params.cluster_name / run_id, run_id, secret)
+        # the first kernel starts now, beside the lab's start, the lock and the figure server: it learns where the
+        # lab and the figure server are once they are known (runbook_lib.kernels)
+        first = kernel_starts.ahead(names[0], env_later=True)
+        lock = None
+        try:
+            # the lab is started (or found) once, here: the run's kernels find the answer in their environment
+            connection = connection_for(params) if params.target == "lab" or not params.effective_dry_run else None
+            if not params.effective_dry_run:  # plans change nothing and may run beside anything
+                from .kube import connect
 
-        lock = take_lock(connect(connection.get("kubeconfig")), operator_identity(), run_id,
-                         finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
-    try:
-        # the run's one browser starts now, beside the first kernel's start, and draws every kernel's figures
-        with FigureServer() as figures:
-            return _run(params, params_file, names, out_dir, run_id, public, secret, echo,
-                        lab=connection if params.target == "lab" else None, figure_socket=figures.socket_path)
-    finally:
-        if lock is not None:
-            problem = lock.release_quietly()
-            if problem:
-                echo(f"warning: {problem}")
+                lock = take_lock(connect(connection.get("kubeconfig")), operator_identity(), run_id,
+                                 finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
+            # the run's one browser starts now and draws every kernel's figures
+            with FigureServer() as figures:
+                lab = connection if params.target == "lab" else None
+                late = {FIGURE_SOCKET_ENV: figures.socket_path}
+                if lab is not None:
+                    late[LAB_CONNECTION_ENV] = handed_lab_connection(params, lab, run_id)
+                first.complete_env(late)
+                return _run(params, params_file, names, out_dir, run_id, public, secret, echo, lab=lab,
+                            figure_socket=figures.socket_path, kernel_starts=kernel_starts, first=first)
+        finally:
+            first.discard(wait=True)  # not taken: the run stopped before its first notebook
+            if lock is not None:
+                problem = lock.release_quietly()
+                if problem:
+                    echo(f"warning: {problem}")
+
+
+class KernelStarts:
+    """How the run's kernels start: on Unix sockets in the run's private folder ``records``, each with its
+    notebook's record, progress file, run ID and secrets in its environment."""
+
+    def __init__(self, records: str, run_dir: Path, run_id: str, secret: dict) -> None:
+        self.records, self.run_dir, self.run_id, self.secret = records, run_dir, run_id, secret
+        self.manager_class = kernels.ipc_kernel_manager(records)
+
+    def env(self, name: str) -> dict[str, str]:
+        """What the notebook's kernel finds in its environment besides the run's own: its record, its progress."""
+        progress_file = Path(self.records) / f"{name}.progress"
+        progress_file.touch()
+        return {RUN_ID_ENV: self.run_id, RECORD_ENV: str(record_path(self.run_dir, name)),
+                SECRETS_ENV: json.dumps(self.secret), PROGRESS_ENV: str(progress_file)}
+
+    def ahead(self, name: str, *, env_later: bool = False) -> kernels.KernelAhead:
+        """Notebook ``name``'s kernel, starting now (see :mod:`runbook_lib.kernels`)."""
+        imports, figures = (kernels.in_function(lines)
+                            for lines in kernels.warm_up_lines(notebooks_dir() / f"{name}.ipynb"))
+        return kernels.KernelAhead(self.manager_class, env={**os.environ, **self.env(name)}, cwd=str(notebooks_dir()),
+                                   warm_up=imports, figures=figures, env_later=env_later)
 
 
 def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict, secret: dict,
-         echo: Callable[[str], None], *, lab: dict | None = None, figure_socket: str) -> tuple[Path, bool]:
+         echo: Callable[[str], None], *, lab: dict | None, figure_socket: str, kernel_starts: KernelStarts,
+         first: kernels.KernelAhead) -> tuple[Path, bool]:
     import papermill as pm
 
     cluster_dir = out_dir / params.cluster_name
@@ -297,94 +332,81 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
     if lab is not None:
         os.environ[LAB_CONNECTION_ENV] = handed_lab_connection(params, lab, run_id)
     os.environ[FIGURE_SOCKET_ENV] = figure_socket
-    ahead: kernels.KernelAhead | None = None
+    ahead: kernels.KernelAhead | None = first
     reaper = kernels.Reaper()
-    with tempfile.TemporaryDirectory(prefix="runbook-records-") as records:
-        manager_class = kernels.ipc_kernel_manager(records)
+    manager_class = kernel_starts.manager_class
 
-        def kernel_env(name: str) -> dict[str, str]:
-            """What the notebook's kernel finds in its environment besides the run's own: its record, its progress."""
-            progress_file = Path(records) / f"{name}.progress"
-            progress_file.touch()
-            return {RUN_ID_ENV: run_id, RECORD_ENV: str(record_path(run_dir, name)), SECRETS_ENV: json.dumps(secret),
-                    PROGRESS_ENV: str(progress_file)}
+    def start_ahead(after: int) -> None:
+        """While notebook ``after`` runs, the next one's kernel starts (see :mod:`runbook_lib.kernels`)."""
+        nonlocal ahead
+        if after < len(names) and ahead is None:
+            ahead = kernel_starts.ahead(names[after])
 
-        def start_ahead(after: int) -> None:
-            """While notebook ``after`` runs, the next one's kernel starts (see :mod:`runbook_lib.kernels`);
-            the first one's at once."""
-            nonlocal ahead
-            if after < len(names) and ahead is None:
-                name = names[after]
-                ahead = kernels.KernelAhead(manager_class, env={**os.environ, **kernel_env(name)},
-                                            cwd=str(notebooks_dir()),
-                                            warm_up=kernels.warm_up_code(notebooks_dir() / f"{name}.ipynb"))
+    try:
+        for i, name in enumerate(names, 1):
+            if failed and not keep_going:
+                outcomes.append(NotebookOutcome(name, "skipped", None, 0.0))
+                continue
+            echo(f"[{i}/{len(names)}] {name} ...")
+            os.environ.update(kernel_starts.env(name))
+            progress.set_notebook(name)
+            tail = ProgressTail(Path(os.environ[PROGRESS_ENV]), lambda line: echo(f"      {line}"), label=name)
+            out_nb = run_dir / f"{name}.ipynb"
+            t0 = time.monotonic()
+            error = None
+            mark_notebook(run_dir, index, name, "running")
+            started, ahead = (ahead.take() if ahead else None), None
 
-        try:
-            start_ahead(0)
-            for i, name in enumerate(names, 1):
-                if failed and not keep_going:
-                    outcomes.append(NotebookOutcome(name, "skipped", None, 0.0))
-                    continue
-                echo(f"[{i}/{len(names)}] {name} ...")
-                os.environ.update(kernel_env(name))
-                progress.set_notebook(name)
-                tail = ProgressTail(Path(os.environ[PROGRESS_ENV]), lambda line: echo(f"      {line}"), label=name)
-                out_nb = run_dir / f"{name}.ipynb"
-                t0 = time.monotonic()
-                error = None
-                mark_notebook(run_dir, index, name, "running")
-                started, ahead = (ahead.take() if ahead else None), None
+            def execute(kms: list, name: str = name, out_nb: Path = out_nb, started: Any = started,
+                        i: int = i) -> None:
+                if started is not None:
+                    kms.append(started)  # Ctrl-C interrupts it as it does a kernel papermill starts
+                pm.execute_notebook(
+                    str(notebooks_dir() / f"{name}.ipynb"), str(out_nb), parameters=public,
+                    engine_name="runbook", kernel_name="python3", progress_bar=False, cwd=str(notebooks_dir()),
+                    log_output=False, kernel_manager_class=tracking(manager_class, kms), km=started,
+                    kernel_reaper=reaper, on_notebook_start=lambda notebook: start_ahead(i))
 
-                def execute(kms: list, name: str = name, out_nb: Path = out_nb, started: Any = started,
-                            i: int = i) -> None:
-                    if started is not None:
-                        kms.append(started)  # Ctrl-C interrupts it as it does a kernel papermill starts
-                    pm.execute_notebook(
-                        str(notebooks_dir() / f"{name}.ipynb"), str(out_nb), parameters=public,
-                        engine_name="runbook", kernel_name="python3", progress_bar=False, cwd=str(notebooks_dir()),
-                        log_output=False, kernel_manager_class=tracking(manager_class, kms), km=started,
-                        kernel_reaper=reaper, on_notebook_start=lambda notebook: start_ahead(i))
-
-                try:
-                    run_interruptibly(execute)
-                    status = "succeeded"
-                except Exception as exc:  # noqa: BLE001 - any failure ends the run, reported below
-                    status, error = "failed", _first_line(exc)
-                finally:
-                    tail.stop()
-                duration = time.monotonic() - t0
-                record = None
-                if out_nb.exists():
-                    nb = nbformat.read(out_nb, as_version=4)
-                    record = merge_record(nb, final_status=status)
-                    write_notebook(out_nb, redactor.deep(nb))
-                    sha = sha256_file(out_nb)
-                else:
-                    sha = None
-                mark_notebook(run_dir, index, name, status, sha, duration)
-                records_of[name] = record
-                outcomes.append(NotebookOutcome(name, status, sha, duration, error))
-                echo(f"[{i}/{len(names)}] {name} {status} in {duration:.1f}s" + (f": {error}" if error else ""))
-                if status != "succeeded" and keep_going and i < len(names):
-                    echo(f"      plan mode: {name} could not be planned to its end; planning the next notebook")
-                failed = failed or status != "succeeded"
-        except KeyboardInterrupt:
-            where = next((e["name"] for e in index["notebooks"] if e["status"] == "running"), "")
-            changes = started_changes(run_dir, index)
-            seal_run(run_dir, index, "interrupted")
-            raise RunInterrupted(run_dir, where, changes) from None
-        except RecordWriteError:
-            _seal_after_write_error(run_dir, index)
-            raise
-        finally:
-            if ahead is not None:
-                ahead.discard()
-            reaper.wait()
-            for k, v in saved_env.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            try:
+                run_interruptibly(execute)
+                status = "succeeded"
+            except Exception as exc:  # noqa: BLE001 - any failure ends the run, reported below
+                status, error = "failed", _first_line(exc)
+            finally:
+                tail.stop()
+            duration = time.monotonic() - t0
+            record = None
+            if out_nb.exists():
+                nb = nbformat.read(out_nb, as_version=4)
+                record = merge_record(nb, final_status=status)
+                write_notebook(out_nb, redactor.deep(nb))
+                sha = sha256_file(out_nb)
+            else:
+                sha = None
+            mark_notebook(run_dir, index, name, status, sha, duration)
+            records_of[name] = record
+            outcomes.append(NotebookOutcome(name, status, sha, duration, error))
+            echo(f"[{i}/{len(names)}] {name} {status} in {duration:.1f}s" + (f": {error}" if error else ""))
+            if status != "succeeded" and keep_going and i < len(names):
+                echo(f"      plan mode: {name} could not be planned to its end; planning the next notebook")
+            failed = failed or status != "succeeded"
+    except KeyboardInterrupt:
+        where = next((e["name"] for e in index["notebooks"] if e["status"] == "running"), "")
+        changes = started_changes(run_dir, index)
+        seal_run(run_dir, index, "interrupted")
+        raise RunInterrupted(run_dir, where, changes) from None
+    except RecordWriteError:
+        _seal_after_write_error(run_dir, index)
+        raise
+    finally:
+        if ahead is not None:
+            ahead.discard()
+        reaper.wait()
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     index["finished_at"] = utcnow()
     seal_run(run_dir, index, "failed" if failed else "succeeded")
     echo_summary(outcomes, records_of, plan=params.effective_dry_run, echo=echo)

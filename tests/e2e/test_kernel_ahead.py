@@ -89,6 +89,51 @@ def test_a_kernel_not_taken_is_shut_down_once_started_or_while_it_starts(tmp_pat
     assert starting.take() is None  # discarded is discarded
 
 
+LATE_CELLS = [
+    "import os, sys\n"
+    "print(os.environ.get('AHEAD_MARK'), os.environ.get('LATE_MARK'))\n"
+    "print('warm' if 'runbook_lib.sizes' in sys.modules else 'cold')\n"
+    "print(sorted(k for k in globals() if k.startswith('_runbook')))",
+    "import subprocess, sys\n"
+    "print(subprocess.run([sys.executable, '-c', 'import os; print(os.environ[\"LATE_MARK\"])'],"
+    " capture_output=True, text=True).stdout.strip())",
+    "from runbook_lib import sizes",
+]
+
+
+def test_a_first_kernel_gets_the_rest_of_its_environment_before_it_is_handed_over(tmp_path, sockets) -> None:
+    """The run's first kernel starts before the lab and the figure server are known (runbook_lib.runner): what
+    they add to its environment is there for its cells and for the processes they start."""
+    src = _notebook(tmp_path / "n.ipynb", LATE_CELLS)
+    ahead = kernels.KernelAhead(kernels.ipc_kernel_manager(sockets), env={**os.environ, "AHEAD_MARK": "early"},
+                                cwd=str(tmp_path), warm_up=kernels.warm_up_code(src), env_later=True)
+    with pytest.raises(RuntimeError, match="complete_env"):
+        ahead.take()
+    ahead.complete_env({"LATE_MARK": "late 'quoted' \"value\""})
+    manager = ahead.take()
+    assert manager is not None, ahead.problem
+    _register_engine()
+    nb = pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), engine_name="runbook", kernel_name="python3",
+                             progress_bar=False, cwd=str(tmp_path), km=manager)
+    assert _text(nb, 0).split("\n")[:3] == ["early late 'quoted' \"value\"", "warm", "[]"]
+    assert _text(nb, 1).strip() == "late 'quoted' \"value\""
+    assert [c.execution_count for c in nb.cells] == [1, 2, 3]
+
+
+def test_a_first_kernel_discarded_before_its_environment_is_complete_leaves_nothing_behind(tmp_path, sockets) -> None:
+    """A run refused at the lock (or interrupted while it connects) never completes its first kernel's environment:
+    ``discard(wait=True)`` returns once that kernel is gone."""
+    src = _notebook(tmp_path / "n.ipynb")
+    ahead = kernels.KernelAhead(kernels.ipc_kernel_manager(sockets), env={**os.environ, "AHEAD_MARK": "x"},
+                                cwd=str(tmp_path), warm_up=kernels.warm_up_code(src), env_later=True)
+    deadline = time.monotonic() + 60
+    while ahead.pid is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ahead.discard(wait=True)
+    assert ahead.pid and not ahead._thread.is_alive()
+    assert _gone(ahead.pid, timeout=5.0)
+
+
 def test_a_warm_up_that_fails_costs_only_the_head_start(tmp_path, sockets) -> None:
     src = _notebook(tmp_path / "n.ipynb", ["from runbook_lib import no_such_module"])
     ahead = _ahead(tmp_path, src, sockets, AHEAD_MARK="x")
