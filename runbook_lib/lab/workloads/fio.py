@@ -31,10 +31,9 @@ from statistics import NormalDist
 
 from ...lab_options import NETWORK_RTT_US
 from ..cluster import Lab
-from ..kubernetes import objects as ko
 from ..kubernetes.quantity import quantity_bytes
 from .state import RunResult
-from .volume_data import entry_size, put_file, resolve_path
+from .volume_data import Mounted, entry_size, mounted_at, put_file
 
 FIO_VERSION = "fio-3.33"
 GBE_PAYLOAD = 0.9415  # TCP payload share of Ethernet line rate at MTU 1500
@@ -99,19 +98,13 @@ class Volume:
     local_replica: bool  # the consumer's node holds a diskful replica
 
 
-def volume_of(lab: Lab, pod: dict, container: dict, node: str, path: str) -> Volume:
-    mounts = {m.get("mountPath", "").rstrip("/"): m.get("name") for m in container.get("volumeMounts") or []}
-    name = next((v for m, v in sorted(mounts.items(), key=lambda kv: -len(kv[0])) if path.startswith(m + "/")), None)
-    vol = next((v for v in pod["spec"].get("volumes") or [] if v.get("name") == name), None)
-    claim = (vol or {}).get("persistentVolumeClaim")
-    if not claim:
+def volume_of(lab: Lab, node: str, found: Mounted | None) -> Volume:
+    """The volume a consumer on ``node`` does IO on, as the performance model needs it."""
+    if found is None:
         return Volume(None, False, 0, True)
-    pvc = ko.get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim["claimName"]) or {}
-    cap = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
+    cap = ((found.claim.get("status") or {}).get("capacity") or {}).get("storage")
     size = quantity_bytes(cap) if cap else None
-    pv = ko.get(lab, "", "persistentvolumes", None, (pvc.get("spec") or {}).get("volumeName", "")) or {}
-    handle = ((pv.get("spec") or {}).get("csi") or {}).get("volumeHandle")
-    rd = lab.linstor.rds.get(handle) if handle else None
+    rd = lab.linstor.rds.get(found.handle) if found.handle else None
     if rd is None:
         return Volume(size, False, 0, True)
     diskful = [n for n, r in rd.replicas.items() if not r.diskless]
@@ -198,15 +191,15 @@ class FioRunner:
     def _run(self, lab: Lab, pod: dict, container: dict, node: str, glob: dict, jobs: list[dict]) -> RunResult:
         first = {**glob, **jobs[0]}
         path = first.get("filename") or (first.get("directory", "/") + "/" + first["name"])
-        vol = volume_of(lab, pod, container, node, path)
+        found = mounted_at(lab, pod, container, path)
         seed = f"{lab.options.get('seed', 1)}/{pod['metadata']['name']}"
-        where = resolve_path(lab, pod, container, path)
-        kept = lab.workloads.state.volume_data.get(where[0], {}).get(where[1]) if where else None
+        key, inner = (found.handle, found.inner) if found and found.handle else (None, None)
+        kept = lab.workloads.state.volume_data.get(key, {}).get(inner) if key else None
         existing = entry_size(kept) if kept else 0
-        code, text, took = render(model(lab), vol, glob, jobs, seed, existing=existing)
+        code, text, took = render(model(lab), volume_of(lab, node, found), glob, jobs, seed, existing=existing)
         size = _bytes(first.get("size", "1g"))
-        if where and code == 0 and existing < size:  # the laid-out file: pseudo-random content, like fio's buffers
-            put_file(lab, where[0], where[1], {"seed": f"fio/{where[0]}{where[1]}", "size": size}, size - existing)
+        if key and code == 0 and existing < size:  # the laid-out file: pseudo-random content, like fio's buffers
+            put_file(lab, key, inner, {"seed": f"fio/{key}{inner}", "size": size}, size - existing)
         return RunResult(code, text, took)
 
 

@@ -6,6 +6,7 @@ import base64
 import copy
 import hashlib
 import random
+from dataclasses import dataclass
 
 from ..cluster import Lab
 from ..kubernetes.objects import get
@@ -30,8 +31,18 @@ def file_bytes(entry: dict) -> bytes:
     return random.Random(entry["seed"]).randbytes(entry["size"])
 
 
-def resolve_path(lab: Lab, pod: dict, container: dict, path: str) -> tuple[str, str] | None:
-    """(volume key, path inside the volume) for a path under one of the container's PVC mounts."""
+@dataclass(frozen=True)
+class Mounted:
+    """A path under a container's PVC mount: the claim, its PV's CSI volume handle (None while unbound) and the
+    path inside the volume."""
+
+    claim: dict
+    handle: str | None
+    inner: str
+
+
+def mounted_at(lab: Lab, pod: dict, container: dict, path: str) -> Mounted | None:
+    """The PVC mount ``path`` is under (the longest mount path that holds it); None under no mount or another kind."""
     mounts = sorted(container.get("volumeMounts") or [], key=lambda m: -len(m.get("mountPath", "")))
     for m in mounts:
         root = m.get("mountPath", "").rstrip("/")
@@ -41,11 +52,17 @@ def resolve_path(lab: Lab, pod: dict, container: dict, path: str) -> tuple[str, 
         claim = ((vol or {}).get("persistentVolumeClaim") or {}).get("claimName")
         if not claim:
             return None
-        pvc = get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim)
-        pv = get(lab, "", "persistentvolumes", None, ((pvc or {}).get("spec") or {}).get("volumeName") or "")
+        pvc = get(lab, "", "persistentvolumeclaims", pod["metadata"]["namespace"], claim) or {}
+        pv = get(lab, "", "persistentvolumes", None, (pvc.get("spec") or {}).get("volumeName") or "")
         handle = (((pv or {}).get("spec") or {}).get("csi") or {}).get("volumeHandle")
-        return (handle, path[len(root):] or "/") if handle else None
+        return Mounted(pvc, handle or None, path[len(root):] or "/")
     return None
+
+
+def resolve_path(lab: Lab, pod: dict, container: dict, path: str) -> tuple[str, str] | None:
+    """(volume key, path inside the volume) for a path under one of the container's bound PVC mounts."""
+    found = mounted_at(lab, pod, container, path)
+    return (found.handle, found.inner) if found and found.handle else None
 
 
 def entry_size(entry: dict) -> int:
