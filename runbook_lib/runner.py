@@ -262,13 +262,12 @@ def run(
                                  finished=lambda holder_run: run_has_ended(out_dir / params.cluster_name / holder_run))
             # the run's one browser starts now and draws every kernel's figures
             with FigureServer() as figures:
-                lab = connection if params.target == "lab" else None
-                late = {FIGURE_SOCKET_ENV: figures.socket_path}
-                if lab is not None:
-                    late[LAB_CONNECTION_ENV] = handed_lab_connection(params, lab, run_id)
-                first.complete_env(late)
-                return _run(params, params_file, names, out_dir, run_id, public, secret, echo, lab=lab,
-                            figure_socket=figures.socket_path, kernel_starts=kernel_starts, first=first)
+                run_env = {FIGURE_SOCKET_ENV: figures.socket_path}
+                if params.target == "lab":
+                    run_env[LAB_CONNECTION_ENV] = handed_lab_connection(params, connection, run_id)
+                first.complete_env(run_env)
+                return _run(params, params_file, names, out_dir, run_id, public, echo, run_env=run_env,
+                            kernel_starts=kernel_starts, first=first)
         finally:
             first.discard(wait=True)  # not taken: the run stopped before its first notebook
             if lock is not None:
@@ -300,9 +299,11 @@ class KernelStarts:
                                    warm_up=imports, figures=figures, env_later=env_later)
 
 
-def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict, secret: dict,
-         echo: Callable[[str], None], *, lab: dict | None, figure_socket: str, kernel_starts: KernelStarts,
+def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str, public: dict,
+         echo: Callable[[str], None], *, run_env: dict[str, str], kernel_starts: KernelStarts,
          first: kernels.KernelAhead) -> tuple[Path, bool]:
+    """The run itself; ``run_env``: what every kernel of the run finds in its environment (the lab's connection,
+    the figure server's socket)."""
     import papermill as pm
 
     cluster_dir = out_dir / params.cluster_name
@@ -329,9 +330,7 @@ def _run(params, params_file: Path, names: list[str], out_dir: Path, run_id: str
     keep_going = params.effective_dry_run  # a plan changes nothing: plan every notebook that can be planned
     saved_env = {k: os.environ.get(k) for k in (RUN_ID_ENV, RECORD_ENV, SECRETS_ENV, PROGRESS_ENV, LAB_CONNECTION_ENV,
                                                 FIGURE_SOCKET_ENV)}
-    if lab is not None:
-        os.environ[LAB_CONNECTION_ENV] = handed_lab_connection(params, lab, run_id)
-    os.environ[FIGURE_SOCKET_ENV] = figure_socket
+    os.environ.update(run_env)
     ahead: kernels.KernelAhead | None = first
     reaper = kernels.Reaper()
     manager_class = kernel_starts.manager_class
