@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -181,8 +182,11 @@ class KernelAhead:
     def discard(self, *, wait: bool = False) -> None:
         """Shut the kernel down unless it was taken (after Ctrl-C or a failure; a warm-up that did not work).
 
-        ``wait``: return only once it is shut down, also when it is still starting (its thread shuts it down
-        then), so a process about to exit leaves no kernel behind."""
+        ``wait``: return only once it is gone, also when it is still starting, so a process about to exit leaves
+        no kernel behind. A kernel still starting is killed then: it has only imported modules (its figures'
+        browser starts after :meth:`complete_env`), and a refused run need not wait for its imports. Its thread
+        ends on its own (a warm-up cell in a killed kernel ends at its timeout: jupyter_client's
+        ``execute_interactive`` does not notice a dead kernel)."""
         with self._lock:
             if self._discarded:
                 return
@@ -191,8 +195,14 @@ class KernelAhead:
         self._env_complete.set()  # a warm-up waiting for the rest of its environment ends now
         if ended:
             _shut_down(self.manager)
-        elif wait:
-            self._thread.join(READY_TIMEOUT_S + 3 * WARM_UP_TIMEOUT_S)
+            return
+        deadline = time.monotonic() + READY_TIMEOUT_S + 3 * WARM_UP_TIMEOUT_S
+        while wait and self._thread.is_alive() and time.monotonic() < deadline:
+            if self.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(self.pid, signal.SIGKILL)
+                return
+            self._thread.join(0.05)
 
 
 def _shut_down(manager: Any) -> None:

@@ -122,7 +122,7 @@ def test_a_first_kernel_gets_the_rest_of_its_environment_before_it_is_handed_ove
 
 def test_a_first_kernel_discarded_before_its_environment_is_complete_leaves_nothing_behind(tmp_path, sockets) -> None:
     """A run refused at the lock (or interrupted while it connects) never completes its first kernel's environment:
-    ``discard(wait=True)`` returns once that kernel is gone."""
+    ``discard(wait=True)`` returns once that kernel is gone, also in the middle of its warm-up."""
     src = _notebook(tmp_path / "n.ipynb")
     ahead = kernels.KernelAhead(kernels.ipc_kernel_manager(sockets), env={**os.environ, "AHEAD_MARK": "x"},
                                 cwd=str(tmp_path), warm_up=kernels.warm_up_code(src), env_later=True)
@@ -130,8 +130,17 @@ def test_a_first_kernel_discarded_before_its_environment_is_complete_leaves_noth
     while ahead.pid is None and time.monotonic() < deadline:
         time.sleep(0.01)
     ahead.discard(wait=True)
-    assert ahead.pid and not ahead._thread.is_alive()
-    assert _gone(ahead.pid, timeout=5.0)
+    assert ahead.pid and _gone(ahead.pid, timeout=5.0)
+    assert ahead.take() is None  # discarded is discarded
+
+
+def test_a_first_kernel_discarded_as_it_launches_is_not_left_behind(tmp_path, sockets) -> None:
+    """Discarded before its process even exists: ``discard(wait=True)`` waits for the process, then ends it."""
+    src = _notebook(tmp_path / "n.ipynb")
+    ahead = kernels.KernelAhead(kernels.ipc_kernel_manager(sockets), env={**os.environ, "AHEAD_MARK": "x"},
+                                cwd=str(tmp_path), warm_up=kernels.warm_up_code(src), env_later=True)
+    ahead.discard(wait=True)
+    assert ahead.pid and _gone(ahead.pid, timeout=5.0)
 
 
 def test_a_warm_up_that_fails_costs_only_the_head_start(tmp_path, sockets) -> None:
