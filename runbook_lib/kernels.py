@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import os
+import queue
 import re
 import signal
 import threading
@@ -154,12 +155,27 @@ class KernelAhead:
             client.stop_channels()
 
     def _execute(self, client: Any, code: str) -> None:
+        """Run ``code`` silently; a failure, a kernel that died meanwhile or ``WARM_UP_TIMEOUT_S`` is the problem.
+
+        It waits for the reply in short slices and asks the kernel's process between them: jupyter_client's
+        ``execute_interactive`` would wait out its whole timeout for a kernel that died (killed, out of memory)."""
         if not code or self.problem:
             return
-        reply = client.execute_interactive(code, silent=True, store_history=False, allow_stdin=False,
-                                           timeout=WARM_UP_TIMEOUT_S, output_hook=lambda msg: None)
-        if reply["content"].get("status") != "ok":
-            self.problem = f"its warm-up failed: {reply['content'].get('ename', 'error')}"
+        msg_id = client.execute(code, silent=True, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + WARM_UP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                reply = client.get_shell_msg(timeout=0.2)
+            except queue.Empty:
+                if not _alive(self.manager):
+                    self.problem = "its kernel died during the warm-up"
+                    return
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                if reply["content"].get("status") != "ok":
+                    self.problem = f"its warm-up failed: {reply['content'].get('ename', 'error')}"
+                return
+        self.problem = f"its warm-up took longer than {WARM_UP_TIMEOUT_S:.0f} s"
 
     def complete_env(self, extra: dict[str, str]) -> None:
         """The rest of the kernel's environment (``env_later``): set in the kernel before its figures' browser is
@@ -184,9 +200,7 @@ class KernelAhead:
 
         ``wait``: return only once it is gone, also when it is still starting, so a process about to exit leaves
         no kernel behind. A kernel still starting is killed then: it has only imported modules (its figures'
-        browser starts after :meth:`complete_env`), and a refused run need not wait for its imports. Its thread
-        ends on its own (a warm-up cell in a killed kernel ends at its timeout: jupyter_client's
-        ``execute_interactive`` does not notice a dead kernel)."""
+        browser starts after :meth:`complete_env`), and a refused run need not wait for its imports."""
         with self._lock:
             if self._discarded:
                 return
@@ -197,11 +211,12 @@ class KernelAhead:
             _shut_down(self.manager)
             return
         deadline = time.monotonic() + READY_TIMEOUT_S + 3 * WARM_UP_TIMEOUT_S
+        killed = False
         while wait and self._thread.is_alive() and time.monotonic() < deadline:
-            if self.pid:
+            if self.pid and not killed:  # its warm-up notices within a fraction of a second, and its thread ends
                 with contextlib.suppress(OSError):
                     os.kill(self.pid, signal.SIGKILL)
-                return
+                killed = True
             self._thread.join(0.05)
 
 

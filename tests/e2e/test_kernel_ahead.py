@@ -131,6 +131,7 @@ def test_a_first_kernel_discarded_before_its_environment_is_complete_leaves_noth
         time.sleep(0.01)
     ahead.discard(wait=True)
     assert ahead.pid and _gone(ahead.pid, timeout=5.0)
+    assert not ahead._thread.is_alive(), "its warm-up noticed the kernel's end"
     assert ahead.take() is None  # discarded is discarded
 
 
@@ -148,6 +149,20 @@ def test_a_warm_up_that_fails_costs_only_the_head_start(tmp_path, sockets) -> No
     ahead = _ahead(tmp_path, src, sockets, AHEAD_MARK="x")
     assert ahead.take() is None and "ImportError" in ahead.problem
     assert ahead.pid and _gone(ahead.pid)
+
+
+def test_a_kernel_that_dies_during_its_warm_up_costs_only_the_head_start(tmp_path, sockets) -> None:
+    """A kernel killed (out of memory, say) while it imports: the warm-up notices it between short waits for the
+    reply, so the notebook starts its own kernel at once instead of after the warm-up's whole timeout."""
+    ahead = kernels.KernelAhead(kernels.ipc_kernel_manager(sockets), env={**os.environ}, cwd=str(tmp_path),
+                                warm_up="import time\ntime.sleep(600)\n")
+    deadline = time.monotonic() + 60
+    while ahead.pid is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(2.0)  # ready, and in the middle of its warm-up cell (or still getting ready)
+    os.kill(ahead.pid, signal.SIGKILL)
+    assert ahead.take() is None
+    assert "died" in ahead.problem, ahead.problem
 
 
 def _descendants(pid: int) -> set[int]:
