@@ -38,6 +38,8 @@ from jupyter_core.utils import run_sync
 KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 READY_TIMEOUT_S = 60  # nbclient's own startup timeout
 WARM_UP_TIMEOUT_S = 120
+#: the longest a kernel's start and warm-up take: ready, then up to three warm-up steps (imports, env, figures)
+START_TIMEOUT_S = READY_TIMEOUT_S + 3 * WARM_UP_TIMEOUT_S
 
 _IMPORTS_VIZ = re.compile(r"^from runbook_lib import .*\bviz\b|^import runbook_lib\.viz\b")
 _LIBRARY_IMPORT = re.compile(r"^(from runbook_lib(\.[\w.]+)? import [\w., ]+|import runbook_lib(\.[\w.]+)?)$")
@@ -61,26 +63,27 @@ def ipc_kernel_manager(socket_dir: str) -> type:
     return IpcKernelManager
 
 
-def warm_up_lines(notebook: Path) -> tuple[list[str], list[str]]:
-    """What a kernel runs before ``notebook``, as (imports, figures): its ``runbook_lib`` import lines and what those
-    modules import on first use (:mod:`runbook_lib.warm_up`); when it draws figures (imports ``viz``), the start of
-    the figures' browser, which needs the kernel's whole environment (whether the run's figure server draws)."""
+def warm_up_parts(notebook: Path) -> tuple[str, str]:
+    """What a kernel runs before ``notebook``, as (imports, figures), each in a function that binds no name of the
+    notebook: its ``runbook_lib`` import lines and what those modules import on first use
+    (:mod:`runbook_lib.warm_up`); when it draws figures (imports ``viz``), the start of the figures' browser,
+    which needs the kernel's whole environment (whether the run's figure server draws). "" for a part it lacks."""
     nb = nbformat.read(notebook, as_version=4)
     lines = list(dict.fromkeys(ln.strip() for cell in nb.cells if cell.get("cell_type") == "code"
                                for ln in cell.get("source", "").splitlines() if _LIBRARY_IMPORT.match(ln.strip())))
     if not lines:
-        return [], []
+        return "", ""
     figures = ["from runbook_lib import figure_export", "figure_export.prepare()"] \
         if any(_IMPORTS_VIZ.search(ln) for ln in lines) else []
-    return lines + ["from runbook_lib import warm_up", "warm_up.import_declared()"], figures
+    return _in_function(lines + ["from runbook_lib import warm_up", "warm_up.import_declared()"]), _in_function(figures)
 
 
 def warm_up_code(notebook: Path) -> str:
-    """:func:`warm_up_lines` as one piece of code, in a function that binds no name of the notebook."""
-    return in_function(sum(warm_up_lines(notebook), []))
+    """:func:`warm_up_parts` as one piece of code, the imports first."""
+    return "".join(warm_up_parts(notebook))
 
 
-def in_function(lines: list[str]) -> str:
+def _in_function(lines: list[str]) -> str:
     """``lines`` run in a function that binds no name of the notebook's namespace; "" when there are none."""
     if not lines:
         return ""
@@ -89,7 +92,7 @@ def in_function(lines: list[str]) -> str:
 
 
 def _env_code(extra: dict[str, str]) -> str:
-    return in_function(["import json, os", f"os.environ.update(json.loads({json.dumps(extra)!r}))"])
+    return _in_function(["import json, os", f"os.environ.update(json.loads({json.dumps(extra)!r}))"])
 
 
 class KernelAhead:
@@ -187,7 +190,7 @@ class KernelAhead:
         """The kernel's manager once its warm-up has ended, or None (and the kernel shut down) if it did not work."""
         if not self._env_complete.is_set():
             raise RuntimeError("KernelAhead.take before complete_env: the kernel's environment is not complete")
-        self._thread.join(READY_TIMEOUT_S + 3 * WARM_UP_TIMEOUT_S)
+        self._thread.join(START_TIMEOUT_S)
         if self._thread.is_alive() or self.problem or not _alive(self.manager):
             self.discard()
             return None
@@ -210,7 +213,7 @@ class KernelAhead:
         if ended:
             _shut_down(self.manager)
             return
-        deadline = time.monotonic() + READY_TIMEOUT_S + 3 * WARM_UP_TIMEOUT_S
+        deadline = time.monotonic() + START_TIMEOUT_S
         killed = False
         while wait and self._thread.is_alive() and time.monotonic() < deadline:
             if self.pid and not killed:  # its warm-up notices within a fraction of a second, and its thread ends

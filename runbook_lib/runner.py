@@ -293,8 +293,7 @@ class KernelStarts:
 
     def ahead(self, name: str, *, env_later: bool = False) -> kernels.KernelAhead:
         """Notebook ``name``'s kernel, starting now (see :mod:`runbook_lib.kernels`)."""
-        imports, figures = (kernels.in_function(lines)
-                            for lines in kernels.warm_up_lines(notebooks_dir() / f"{name}.ipynb"))
+        imports, figures = kernels.warm_up_parts(notebooks_dir() / f"{name}.ipynb")
         return kernels.KernelAhead(self.manager_class, env={**os.environ, **self.env(name)}, cwd=str(notebooks_dir()),
                                    warm_up=imports, figures=figures, env_later=env_later)
 
