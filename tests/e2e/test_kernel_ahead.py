@@ -45,10 +45,10 @@ def sockets():
         yield d
 
 
-def _ahead(tmp_path, notebook, sockets, **env):
+def _ahead(tmp_path, notebook, sockets, env_later=False, **env):
     manager_class = kernels.ipc_kernel_manager(sockets)
     return kernels.KernelAhead(manager_class, env={**os.environ, **env}, cwd=str(tmp_path),
-                               warm_up=kernels.warm_up_code(notebook))
+                               warm_up=kernels.warm_up_code(notebook), env_later=env_later)
 
 
 def _gone(pid, timeout=30.0) -> bool:
@@ -105,8 +105,7 @@ def test_a_first_kernel_gets_the_rest_of_its_environment_before_it_is_handed_ove
     """The run's first kernel starts before the lab and the figure server are known (runbook_lib.runner): what
     they add to its environment is there for its cells and for the processes they start."""
     src = _notebook(tmp_path / "n.ipynb", LATE_CELLS)
-    ahead = kernels.KernelAhead(kernels.ipc_kernel_manager(sockets), env={**os.environ, "AHEAD_MARK": "early"},
-                                cwd=str(tmp_path), warm_up=kernels.warm_up_code(src), env_later=True)
+    ahead = _ahead(tmp_path, src, sockets, env_later=True, AHEAD_MARK="early")
     with pytest.raises(RuntimeError, match="complete_env"):
         ahead.take()
     ahead.complete_env({"LATE_MARK": "late 'quoted' \"value\""})
@@ -124,8 +123,7 @@ def test_a_first_kernel_discarded_before_its_environment_is_complete_leaves_noth
     """A run refused at the lock (or interrupted while it connects) never completes its first kernel's environment:
     ``discard(wait=True)`` returns once that kernel is gone, also in the middle of its warm-up."""
     src = _notebook(tmp_path / "n.ipynb")
-    ahead = kernels.KernelAhead(kernels.ipc_kernel_manager(sockets), env={**os.environ, "AHEAD_MARK": "x"},
-                                cwd=str(tmp_path), warm_up=kernels.warm_up_code(src), env_later=True)
+    ahead = _ahead(tmp_path, src, sockets, env_later=True, AHEAD_MARK="x")
     deadline = time.monotonic() + 60
     while ahead.pid is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -138,8 +136,7 @@ def test_a_first_kernel_discarded_before_its_environment_is_complete_leaves_noth
 def test_a_first_kernel_discarded_as_it_launches_is_not_left_behind(tmp_path, sockets) -> None:
     """Discarded before its process even exists: ``discard(wait=True)`` waits for the process, then ends it."""
     src = _notebook(tmp_path / "n.ipynb")
-    ahead = kernels.KernelAhead(kernels.ipc_kernel_manager(sockets), env={**os.environ, "AHEAD_MARK": "x"},
-                                cwd=str(tmp_path), warm_up=kernels.warm_up_code(src), env_later=True)
+    ahead = _ahead(tmp_path, src, sockets, env_later=True, AHEAD_MARK="x")
     ahead.discard(wait=True)
     assert ahead.pid and _gone(ahead.pid, timeout=5.0)
 
