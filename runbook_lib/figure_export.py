@@ -77,9 +77,10 @@ def _drawn_by_server(socket_path: str, figure: dict, opts: dict) -> bytes:
     at ``socket_path``; its refusal to draw is raised as the local browser's would be."""
     import httpx
 
+    from . import local_http
+
     try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=socket_path),
-                          timeout=START_TIMEOUT_S + DRAW_TIMEOUT_S) as client:
+        with local_http.client(uds=socket_path, timeout=START_TIMEOUT_S + DRAW_TIMEOUT_S) as client:
             answer = client.post("http://figures/png", content=json.dumps({"figure": figure, "opts": opts}),
                                  headers={"Content-Type": "application/json"})
     except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:

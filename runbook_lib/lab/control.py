@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
-from .. import lab_options
+from .. import lab_options, local_http
 from ..errors import LabNotRunning, RunbookError
 from ..processes import alive
 
@@ -57,7 +57,7 @@ def status(d: Path | None = None) -> dict | None:
     if not info or not alive(int(info["pid"])):
         return None
     try:
-        resp = httpx.get(f"{info['url']}/lab/v1/status", timeout=5)
+        resp = local_http.request("GET", f"{info['url']}/lab/v1/status", timeout=5)
         resp.raise_for_status()
     except httpx.HTTPError:
         return None
@@ -110,7 +110,7 @@ def stop(d: Path | None = None, *, timeout: float = 10.0) -> bool:
         return False
     pid = int(info["pid"])
     try:
-        httpx.post(f"{info['url']}/lab/v1/shutdown", timeout=5)
+        local_http.request("POST", f"{info['url']}/lab/v1/shutdown", timeout=5)
     except httpx.HTTPError:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -251,7 +251,7 @@ def _request(method: str, path: str, d: Path | None = None, **kwargs: Any) -> ht
     if not info:
         raise LabNotRunning("the lab is not running: run `runbook lab start`")
     try:
-        return httpx.request(method, f"{info['url']}{path}", timeout=10, **kwargs)
+        return local_http.request(method, f"{info['url']}{path}", timeout=10, **kwargs)
     except httpx.HTTPError as exc:
         raise LabNotRunning(f"the lab does not answer ({exc}): run `runbook lab start`") from exc
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-import httpx
-
+from ... import local_http
 from ...cluster_time import parse_date_header
 from ...errors import RunbookError
 from ...session import Session
@@ -21,7 +20,7 @@ def _lab(session: Session, method: str, path: str, body: dict | None, *, step: s
 
     def call() -> dict:
         sent = time.time()  # after the record was written: the change happens between here and the answer
-        resp = httpx.request(method, session.connection["url"] + path, json=body, timeout=30)
+        resp = local_http.request(method, session.connection["url"] + path, json=body, timeout=30)
         if sent_at is not None:
             sent_at.append((sent, time.time(), parse_date_header(resp.headers.get("Date"))))
         if resp.status_code >= 400:
