@@ -33,6 +33,5 @@ def client(*, uds: str | None = None, **kwargs: Any) -> httpx.Client:
 
 def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
     """One request to a plain-HTTP endpoint of this machine, like ``httpx.request``."""
-    timeout = kwargs.pop("timeout", httpx.USE_CLIENT_DEFAULT)
     with client() as c:
-        return c.request(method, url, timeout=timeout, **kwargs)
+        return c.request(method, url, **kwargs)
