@@ -193,13 +193,13 @@ class FioRunner:
         path = first.get("filename") or (first.get("directory", "/") + "/" + first["name"])
         found = mounted_at(lab, pod, container, path)
         seed = f"{lab.options.get('seed', 1)}/{pod['metadata']['name']}"
-        key, inner = (found.handle, found.inner) if found and found.handle else (None, None)
-        kept = lab.workloads.state.volume_data.get(key, {}).get(inner) if key else None
+        where = found.stored_at if found else None
+        kept = lab.workloads.state.volume_data.get(where[0], {}).get(where[1]) if where else None
         existing = entry_size(kept) if kept else 0
         code, text, took = render(model(lab), volume_of(lab, node, found), glob, jobs, seed, existing=existing)
         size = _bytes(first.get("size", "1g"))
-        if key and code == 0 and existing < size:  # the laid-out file: pseudo-random content, like fio's buffers
-            put_file(lab, key, inner, {"seed": f"fio/{key}{inner}", "size": size}, size - existing)
+        if where and code == 0 and existing < size:  # the laid-out file: pseudo-random content, like fio's buffers
+            put_file(lab, where[0], where[1], {"seed": f"fio/{where[0]}{where[1]}", "size": size}, size - existing)
         return RunResult(code, text, took)
 
 

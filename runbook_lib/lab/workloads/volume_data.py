@@ -40,6 +40,11 @@ class Mounted:
     handle: str | None
     inner: str
 
+    @property
+    def stored_at(self) -> tuple[str, str] | None:
+        """(volume key, path inside the volume) where the volume's files are kept; None while unbound."""
+        return (self.handle, self.inner) if self.handle else None
+
 
 def mounted_at(lab: Lab, pod: dict, container: dict, path: str) -> Mounted | None:
     """The PVC mount ``path`` is under (the longest mount path that holds it); None under no mount or another kind."""
@@ -62,7 +67,7 @@ def mounted_at(lab: Lab, pod: dict, container: dict, path: str) -> Mounted | Non
 def resolve_path(lab: Lab, pod: dict, container: dict, path: str) -> tuple[str, str] | None:
     """(volume key, path inside the volume) for a path under one of the container's bound PVC mounts."""
     found = mounted_at(lab, pod, container, path)
-    return (found.handle, found.inner) if found and found.handle else None
+    return found.stored_at if found else None
 
 
 def entry_size(entry: dict) -> int:
