@@ -203,16 +203,16 @@ class KernelAhead:
 
         ``wait``: return only once it is gone, also when it is still starting, so a process about to exit leaves
         no kernel behind. A kernel still starting is killed then: it has only imported modules (its figures'
-        browser starts after :meth:`complete_env`), and a refused run need not wait for its imports."""
+        browser starts after :meth:`complete_env`), and a refused run need not wait for its imports. That holds
+        also after an earlier ``discard()`` left it starting (the run's loop discards what it has not taken)."""
         with self._lock:
-            if self._discarded:
-                return
-            self._discarded = True
+            again, self._discarded = self._discarded, True
             ended = self._ended
-        self._env_complete.set()  # a warm-up waiting for the rest of its environment ends now
-        if ended:
-            _shut_down(self.manager)
-            return
+        if not again:
+            self._env_complete.set()  # a warm-up waiting for the rest of its environment ends now
+            if ended:
+                _shut_down(self.manager)
+                return
         deadline = time.monotonic() + START_TIMEOUT_S
         killed = False
         while wait and self._thread.is_alive() and time.monotonic() < deadline:

@@ -141,6 +141,17 @@ def test_a_first_kernel_discarded_as_it_launches_is_not_left_behind(tmp_path, so
     assert ahead.pid and _gone(ahead.pid, timeout=5.0)
 
 
+def test_waiting_for_a_kernel_already_discarded_while_it_launches_still_waits(tmp_path, sockets) -> None:
+    """The run's loop discards the kernel it has not taken, and the run then waits for its first kernel: when that
+    is the same kernel, still starting, the second call waits for its process and ends it."""
+    src = _notebook(tmp_path / "n.ipynb")
+    ahead = _ahead(tmp_path, src, sockets, env_later=True, AHEAD_MARK="x")
+    ahead.discard()
+    ahead.discard(wait=True)
+    assert ahead.pid and _gone(ahead.pid, timeout=5.0)
+    assert not ahead._thread.is_alive()
+
+
 def test_a_warm_up_that_fails_costs_only_the_head_start(tmp_path, sockets) -> None:
     src = _notebook(tmp_path / "n.ipynb", ["from runbook_lib import no_such_module"])
     ahead = _ahead(tmp_path, src, sockets, AHEAD_MARK="x")
