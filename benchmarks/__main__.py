@@ -20,12 +20,12 @@ def _use_this_tree() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", choices=["suite", "reaction", "scale", "order"], action="append",
+    parser.add_argument("--only", choices=["suite", "clock", "reaction", "scale", "order"], action="append",
                         help="run only these measurements (repeatable); default: suite, reaction and scale "
-                             "(order runs five notebooks twice: only when asked)")
+                             "(clock runs the suite three times and order five notebooks twice: only when asked)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 30, 300], help="node counts for the scale views")
     parser.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
-                        help="suite: only these notebooks (01, 02-extensions-and-upgrade, ...); default: all")
+                        help="suite and clock: only these notebooks (01, 02-extensions-and-upgrade, ...); default: all")
     parser.add_argument("--time-scales", type=float, nargs=2, default=[25.0, 100.0], metavar=("A", "B"),
                         help="order: the two lab.time_scale values compared (default 25 100)")
     args = parser.parse_args(argv)
@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import suite
 
         lines += suite.report(suite.measure(echo, names=args.notebooks))
+    if "clock" in wanted:
+        from . import clock
+
+        lines += clock.report(clock.measure(echo, names=args.notebooks))
     if "reaction" in wanted:
         from . import reaction
 

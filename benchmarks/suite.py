@@ -93,10 +93,11 @@ def _slowest_cells(run_dir: Path, top: int) -> list[dict]:
     return sorted(cells, key=lambda c: -c["seconds"])[:top]
 
 
-def run_suite(work: Path, echo=print, names: list[str] | None = None) -> tuple[float, Path]:
+def run_suite(work: Path, echo=print, names: list[str] | None = None,
+              params: Path = PARAMS) -> tuple[float, Path]:
     """``runbook run -f parameters/lab.yaml [NAMES]`` on a fresh lab in a private lab directory; (seconds, run dir)."""
     lab_dir, out = work / "lab", work / "outputs"
-    cmd = [sys.executable, "-m", "runbook_lib.cli", "run", "-f", str(PARAMS), *(names or []), "--out", str(out)]
+    cmd = [sys.executable, "-m", "runbook_lib.cli", "run", "-f", str(params), *(names or []), "--out", str(out)]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=_lab_env(lab_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
