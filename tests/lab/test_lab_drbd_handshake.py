@@ -190,3 +190,38 @@ def test_a_reader_evicted_for_lack_of_quorum_is_reported_at_once_with_its_reason
         s.core.delete_namespaced_persistent_volume_claim("hs-read", "default")
     assert run.log is None
     assert run.reason is not None and run.reason.startswith("pod removed before it finished (VolumeWithoutQuorum: "), run.reason
+
+
+def test_a_secondary_outdated_by_the_first_cut_resyncs_from_the_other_when_the_primary_ignores_quorum(
+        busy_lab: Lab) -> None:
+    """06's ``isolate`` with ``quorum-off``: the writer's node is cut from lab-cp-2, a tick later from lab-cp-3.
+
+    The first cut outdates lab-cp-2 (weakly connected: it still reaches the Primary through lab-cp-3). After the
+    second cut the Primary goes on writing alone, so lab-cp-3 misses its writes too, but its disk stays UpToDate
+    (nobody reachable outdated it) and DRBD 9 makes it lab-cp-2's SyncSource (LINBIT/drbd drbd_receiver.c
+    ``drbd_uuid_compare``: the newer generation is the source, whichever role it has). The replacement pod can
+    then start on either; the lab once left lab-cp-2 Outdated for good and the pod Pending there (the writes
+    lab-cp-3 missed disqualified it as a source).
+    """
+    lab = busy_lab
+    lab.options["workload_write_mib_s"] = 0.5  # parameters/lab.yaml's: a replica away misses writes
+    lab.faults.add("quorum-off")
+    lab.faults.add("partition", WRITER_NODE, "lab-cp-2")
+    lab.clock.at += 0.1  # one tick between the two cuts, too short for a record (the drill's cuts are ms apart)
+    with lab.lock:
+        lab.tick()
+    assert _rd(lab).replicas["lab-cp-2"].disk_state == "Outdated", "weakly connected: outdated by the first cut"
+    assert _records(lab, "lab-cp-2") == _records(lab, "lab-cp-3"), "no write between the cuts"
+    lab.faults.add("partition", WRITER_NODE, "lab-cp-3")
+    advance(lab, 30.0)
+    assert len(_records(lab, WRITER_NODE)) > len(_records(lab, "lab-cp-3")), "the cut-off Primary writes alone"
+    rd = _rd(lab)
+    assert {n: rd.replicas[n].disk_state for n in ("lab-cp-2", "lab-cp-3")} == dict.fromkeys(("lab-cp-2", "lab-cp-3"),
+                                                                                          "UpToDate")
+    assert _records(lab, "lab-cp-2") == _records(lab, "lab-cp-3")
+    advance(lab, 120.0)
+    assert {w["node"] for w in lab.drbd.writers.values()} & {"lab-cp-2", "lab-cp-3"}, "the writer failed over"
+    moved = len(_records(lab, "lab-cp-2"))
+    advance(lab, 30.0)
+    assert len(_records(lab, "lab-cp-2")) > moved and _records(lab, "lab-cp-2") == _records(lab, "lab-cp-3"), \
+        "the failed-over writer writes to both"

@@ -303,9 +303,17 @@ def _weak(lab: Lab, rd: Any, rep: Any) -> bool:
                for r in rd.replicas.values())
 
 
-def _good_source(lab: Lab, rd: Any, rep: Any) -> bool:
-    return (not rep.diskless and not detached(lab, rep) and not rep.sync and rep.disk_state == "UpToDate"
-            and missed_kib(lab, rd.name, rep.node) == 0)
+def _serves(lab: Lab, rd: Any, ahead: Any, behind: Any) -> bool:
+    """May ``ahead`` be the SyncSource of ``behind``: its own disk UpToDate, holding every write ``behind`` holds?
+
+    What a replica missed is the writer's bookkeeping (its bitmap of that peer), not the replica's: a Secondary
+    cut off from a Primary that goes on writing (``quorum-off``) still has an UpToDate disk and serves a peer the
+    Primary outdated before it (DRBD 9 resyncs between Secondaries; LINBIT/drbd drbd_receiver.c
+    ``drbd_uuid_compare``: the node with the newer generation becomes SyncSource). It only must not have missed
+    more of the writer's writes than ``behind`` did.
+    """
+    return (not ahead.diskless and not detached(lab, ahead) and not ahead.sync and ahead.disk_state == "UpToDate"
+            and missed_kib(lab, rd.name, ahead.node) <= missed_kib(lab, rd.name, behind.node))
 
 
 def _needs_data(lab: Lab, rd: Any, rep: Any) -> bool:
@@ -329,7 +337,8 @@ def _advance_resync(lab: Lab, rd: Any, rep: Any, now: float, last: float | None)
     source_files = st.files.get(rd.name, {}).get(sync["source"], {})
     st.files.setdefault(rd.name, {})[rep.node] = {p: list(v) for p, v in source_files.items()}
     key = _missed_key(rd.name, rep.node)
-    left = st.missed.get(key, 0.0) - float(sync.get("missed_kib", 0.0))  # what it missed while resyncing, if weak meanwhile
+    # what it missed while resyncing (if weak meanwhile), and what its source had missed: it holds the source's data
+    left = st.missed.get(key, 0.0) - float(sync.get("missed_kib", 0.0)) + float(sync.get("source_missed_kib", 0.0))
     if left > 0:
         st.missed[key] = left
     else:
@@ -366,8 +375,8 @@ def _connect(lab: Lab, rd: Any, a: str, b: str, now: float) -> None:
             _start_resync(lab, rd, behind, ahead, now)
         return
     for behind, ahead in ((ra, rb), (rb, ra)):
-        if _needs_data(lab, rd, behind) and _good_source(lab, rd, ahead) and not _weak(lab, rd, behind):
-            if missed_kib(lab, rd.name, behind.node) > 0:
+        if _needs_data(lab, rd, behind) and _serves(lab, rd, ahead, behind) and not _weak(lab, rd, behind):
+            if missed_kib(lab, rd.name, behind.node) > missed_kib(lab, rd.name, ahead.node):
                 _start_resync(lab, rd, behind, ahead, now)
             else:
                 behind.disk_state = "UpToDate"  # same generation, nothing out of sync
@@ -379,12 +388,13 @@ def _start_resync(lab: Lab, rd: Any, behind: Any, ahead: Any, now: float) -> Non
     files = st.files.get(rd.name, {})
     total = sum(_changed_kib(files.get(behind.node, {}).get(p, []), lines) for p, lines in files.get(ahead.node, {}).items())
     missed = missed_kib(lab, rd.name, behind.node)
+    source_missed = min(missed, missed_kib(lab, rd.name, ahead.node))  # the writer's writes neither side has
     if behind.role == "Primary":  # a frozen primary meets newer data: force-secondary, its I/O fails
         behind.role = "Secondary"
     behind.disk_state = "Inconsistent"
-    total_kib = total + -(-int(missed) // BLOCK_KIB) * BLOCK_KIB  # whole bitmap blocks
+    total_kib = total + -(-int(missed - source_missed) // BLOCK_KIB) * BLOCK_KIB  # whole bitmap blocks
     behind.sync = {"source": ahead.node, "done_kib": 0, "total_kib": max(BLOCK_KIB, total_kib),
-                   "started": now, "missed_kib": missed}
+                   "started": now, "missed_kib": missed, "source_missed_kib": source_missed}
 
 
 def append(lab: Lab, rd_name: str, node: str, path: str, line: str) -> str:
