@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import sys
 import threading
 
 FIGURE_SOCKET_ENV = "RUNBOOK_FIGURE_SOCKET"  # set by runbook run: the Unix socket of the run's figure server
@@ -173,6 +174,9 @@ class _Renderer:
             return
         try:
             self._call(self.kaleido.close(), 30)
+        except Exception as exc:  # noqa: BLE001 - a browser that will not close must not fail the run that drew
+            print(f"warning: the figure browser did not close ({type(exc).__name__}: {str(exc) or 'no answer'}); "
+                  "its process may be left running", file=sys.stderr)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
 
