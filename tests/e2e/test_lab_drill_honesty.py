@@ -95,7 +95,7 @@ def phases_of(rec: dict, scenario: str) -> dict[str, dict]:
 
 def assert_honest(proc: subprocess.CompletedProcess, rec: dict) -> None:
     failed = [c for c in rec["checks"] if not c["ok"]]
-    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
     integrity = rec["results"]["integrity"]
     assert integrity["ok"] and integrity["lost_records"] == 0 and integrity["acknowledged"] > 20, integrity
     phases = phases_of(rec, "failover")

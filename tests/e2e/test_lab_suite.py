@@ -154,7 +154,7 @@ def test_a_partitioned_writer_freezes_and_fails_over_without_divergence(suite, t
     proc = runbook("run", "-f", str(params), "06", "--out", str(out), lab_dir=lab_dir)
     rec = record(run_dir_of(proc), "06-failover-drill")
     failed = [c for c in rec["checks"] if not c["ok"]]
-    assert proc.returncode == 0 and not failed, failed
+    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
     phases = [p["phase"] for p in rec["results"]["phases"]]
     assert {"node NotReady", "pod running elsewhere", "node back", "resync done"} <= set(phases)
     adds = [a for a in rec["actions"] if a["kind"] == "lab" and a["command"][2:4] == ["fault", "add"]]
