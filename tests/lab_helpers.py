@@ -44,6 +44,11 @@ def runbook(*args: str, lab_dir: Path, check: bool = False, env: dict[str, str] 
     return proc
 
 
+def output_tail(proc: subprocess.CompletedProcess) -> str:
+    """The end of a run's stdout and stderr, for an assertion message: where a failed or timed-out step names itself."""
+    return f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+
+
 def copy_lab(template: Path, d: Path, *, start: bool = False, **options) -> Path:
     """A lab directory that starts as a copy of the stopped lab in ``template``, with some options changed.
 

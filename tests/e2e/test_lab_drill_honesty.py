@@ -21,7 +21,7 @@ import yaml
 
 from runbook_lib.lab import control
 from runbook_lib.steps.nb04_storage_classes import PROVISIONER, storage_class
-from tests.lab_helpers import LAB_PARAMS, record, run_dir_of, runbook, write_params
+from tests.lab_helpers import LAB_PARAMS, output_tail, record, run_dir_of, runbook, write_params
 from tests.storage_lab import bootstrap, cluster_ready, start_lab, stop_lab, wait_for
 
 BUSY_SECONDS = 240  # each busy process ends by itself even if the test is killed before its finally
@@ -95,7 +95,7 @@ def phases_of(rec: dict, scenario: str) -> dict[str, dict]:
 
 def assert_honest(proc: subprocess.CompletedProcess, rec: dict) -> None:
     failed = [c for c in rec["checks"] if not c["ok"]]
-    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    assert proc.returncode == 0 and not failed, f"{failed}\n{output_tail(proc)}"
     integrity = rec["results"]["integrity"]
     assert integrity["ok"] and integrity["lost_records"] == 0 and integrity["acknowledged"] > 20, integrity
     phases = phases_of(rec, "failover")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from runbook_lib.lab import control
-from tests.lab_helpers import LAB_PARAMS, copy_lab, record, run_dir_of, runbook, write_params
+from tests.lab_helpers import LAB_PARAMS, copy_lab, output_tail, record, run_dir_of, runbook, write_params
 from tests.reference import reference_path, talos_schema_def
 
 NOTEBOOKS = ["01-partition", "02-extensions-and-upgrade", "03-piraeus-install", "04-storage-classes"]
@@ -154,7 +154,7 @@ def test_a_partitioned_writer_freezes_and_fails_over_without_divergence(suite, t
     proc = runbook("run", "-f", str(params), "06", "--out", str(out), lab_dir=lab_dir)
     rec = record(run_dir_of(proc), "06-failover-drill")
     failed = [c for c in rec["checks"] if not c["ok"]]
-    assert proc.returncode == 0 and not failed, f"{failed}\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    assert proc.returncode == 0 and not failed, f"{failed}\n{output_tail(proc)}"
     phases = [p["phase"] for p in rec["results"]["phases"]]
     assert {"node NotReady", "pod running elsewhere", "node back", "resync done"} <= set(phases)
     adds = [a for a in rec["actions"] if a["kind"] == "lab" and a["command"][2:4] == ["fault", "add"]]
